@@ -1,0 +1,321 @@
+"""The `monitor` command: a thin click layer over the library.
+
+Each command parses its options, calls one library function and prints. Errors the
+library raises on purpose (`MonitorError`) reach the user as one line on stderr with the
+error's exit status (2 for configuration errors), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from monitor import __version__, db, output
+from monitor.config import Config, load_config
+from monitor.errors import MonitorError
+from monitor.timeparse import TimeArgumentError, parse_time
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("monitor")
+
+
+class Context:
+    """What the global options say; the configuration is loaded on first use."""
+
+    def __init__(self, config_path: str | None, indicators_path: str | None, db_path: str | None):
+        self.config_path = config_path
+        self.indicators_path = indicators_path
+        self.db_path = db_path
+        self._config: Config | None = None
+
+    def load(self) -> Config:
+        return load_config(
+            indicators_path=self.indicators_path,
+            settings_path=self.config_path,
+            db_path=self.db_path,
+        )
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = self.load()
+        return self._config
+
+    def db_path_for_reading(self) -> Path:
+        """The database path, without compiling indicators when only the path is needed."""
+        if self.db_path:
+            return Path(self.db_path)
+        return self.config.settings.db_path
+
+    def open_readonly(self) -> db.Store:
+        return db.Store.open(self.db_path_for_reading(), readonly=True)
+
+
+def handle_errors(func: F) -> F:
+    """Turn expected failures into one line on stderr and the right exit status."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MonitorError as exc:
+            click.echo(f"monitor: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except TimeArgumentError as exc:
+            click.echo(f"monitor: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _time_option(value: str | None) -> datetime | None:
+    return None if value is None else parse_time(value, now=_now())
+
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(output.FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
+    if os.environ.get("MONITOR_LOG_LEVEL"):
+        level = getattr(logging, os.environ["MONITOR_LOG_LEVEL"].upper(), level)
+    logging.basicConfig(
+        level=level,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="monitor")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Deployment settings (monitor.toml). Default: $MONITOR_CONFIG, else built-in defaults.",
+)
+@click.option(
+    "--indicators",
+    "indicators_path",
+    type=click.Path(dir_okay=False),
+    help="What to watch. Default: $MONITOR_INDICATORS, ./indicators.yaml, else the built-in list.",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    help="The SQLite database. Default: settings, $MONITOR_DB, $STATE_DIRECTORY/monitor.db or ./monitor.db.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, indicators_path: str | None, db_path: str | None, verbose: int) -> None:
+    """monitor: escalation-risk early warning from news feeds."""
+    _setup_logging(verbose)
+    ctx.obj = Context(config_path, indicators_path, db_path)
+
+
+def main() -> None:
+    cli(prog_name="monitor")
+
+
+# ---------------------------------------------------------------------------
+# Running
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run one full cycle (poll, score, send) and exit.")
+@click.pass_obj
+@handle_errors
+def run(obj: Context, once: bool) -> None:
+    """Run the daemon (or one cycle with --once)."""
+    from monitor.service import Daemon, run_once
+
+    config = obj.config  # fails fast, before anything runs, on a bad configuration
+    if once:
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            logging.getLogger().setLevel(logging.INFO)
+        summary = asyncio.run(run_once(config))
+        poll, delivery = summary.poll, summary.delivery
+        click.echo(
+            f"polled {poll.feeds} feeds ({poll.ok} new content, {poll.not_modified} unchanged, "
+            f"{poll.errors} failed); {poll.new_articles} new articles, {poll.events} signs; "
+            f"sent {delivery.sent}, retrying {delivery.retried}, dead {delivery.dead}"
+        )
+        for point in summary.score.points:
+            click.echo(f"  {point.theatre_id}: {point.index:.0f} ({point.level})")
+        return
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger().setLevel(logging.INFO)
+    sys.exit(Daemon(config, reload_config=obj.load).run())
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="demo-output",
+    show_default=True,
+    help="Where the demo writes its database and the emails it receives.",
+)
+@click.pass_obj
+@handle_errors
+def demo(obj: Context, out_dir: str) -> None:
+    """Run the whole pipeline offline on bundled sample feeds and a simulated clock."""
+    from monitor.demo import run_demo
+
+    run_demo(Path(out_dir), db_path=Path(obj.db_path) if obj.db_path else None, echo=click.echo)
+
+
+@cli.command("check-config")
+@click.pass_obj
+@handle_errors
+def check_config(obj: Context) -> None:
+    """Validate the configuration and print a summary."""
+    config = obj.config
+    settings = config.settings
+    click.echo(f"indicators: {config.indicators_path}")
+    click.echo(f"settings:   {config.settings_path or '(built-in defaults and environment)'}")
+    click.echo(f"database:   {settings.db_path}")
+    smtp = settings.smtp
+    recipients = ", ".join(smtp.recipients) or "(none configured)"
+    click.echo(f"smtp:       {smtp.host}:{smtp.port} ({smtp.security}) → {recipients}")
+    click.echo(f"feeds ({len(config.feeds)}):")
+    for feed in config.feeds:
+        click.echo(f"  {feed.id:<18} {feed.url}")
+    click.echo(f"theatres ({len(config.rules.theatres)}):")
+    for theatre in config.rules.theatres.values():
+        click.echo(f"  {theatre.id:<18} {theatre.name} ({theatre.kind})")
+    click.echo(f"indicators ({len(config.rules.indicators)}):")
+    for indicator in config.rules.indicators.values():
+        flag = " critical" if indicator.severity == "critical" else ""
+        click.echo(f"  {indicator.id:<28} weight {indicator.weight:+g}{flag}")
+    click.echo("configuration OK")
+
+
+# ---------------------------------------------------------------------------
+# Querying
+
+
+@cli.command()
+@click.option("--theatre", "-t", help="One theatre (default: all).")
+@click.option("--since", default="30d", show_default=True, help="7d, 2024-09-14, or an ISO time.")
+@click.option("--until", default=None, help="Default: now.")
+@click.option("--every", type=click.Choice(["1h", "1d", "1w"]), help="One row per period (peak score).")
+@format_option
+@click.pass_obj
+@handle_errors
+def history(obj: Context, theatre: str | None, since: str, until: str | None, every: str | None, fmt: str) -> None:
+    """A theatre's score history."""
+    from monitor.query import history_report
+
+    with obj.open_readonly() as store:
+        click.echo(
+            history_report(
+                store,
+                theatre_id=theatre,
+                since=parse_time(since, now=_now()),
+                until=_time_option(until) or _now(),
+                every=every,
+                fmt=fmt,
+            )
+        )
+
+
+@cli.command()
+@click.option("--theatre", "-t", help="One theatre (default: all).")
+@click.option("--since", default=None, help="7d, 2024-09-14, or an ISO time.")
+@click.option("--status", type=click.Choice(["pending", "sent", "dead", "digest"]), help="Delivery status.")
+@format_option
+@click.pass_obj
+@handle_errors
+def alerts(obj: Context, theatre: str | None, since: str | None, status: str | None, fmt: str) -> None:
+    """Alerts and their delivery."""
+    with obj.open_readonly() as store:
+        rows = db.alert_rows(store, theatre_id=theatre, since=_time_option(since), status=status)
+    columns = ["created_at", "kind", "theatre_id", "level", "score", "delivery", "attempts", "reason"]
+    if fmt != "table":
+        columns += ["sent_at", "last_error", "subject", "dedup_key"]
+    click.echo(output.render_rows(rows, columns=columns, fmt=fmt, empty="(no alerts)"))
+
+
+@cli.command()
+@format_option
+@click.pass_obj
+@handle_errors
+def feeds(obj: Context, fmt: str) -> None:
+    """Each feed's state: status, last success, last error, failures, next check."""
+    from monitor.query import feeds_report
+
+    with obj.open_readonly() as store:
+        click.echo(feeds_report(store, fmt=fmt))
+
+
+@cli.command()
+@click.argument("theatre")
+@click.option("--at", "at_text", default=None, help="The score point at or before this time (default: latest).")
+@format_option
+@click.pass_obj
+@handle_errors
+def explain(obj: Context, theatre: str, at_text: str | None, fmt: str) -> None:
+    """Why a theatre has its score: the contributing stories, largest first."""
+    from monitor.query import explain_report
+
+    with obj.open_readonly() as store:
+        click.echo(explain_report(store, theatre_id=theatre, at=_time_option(at_text), fmt=fmt))
+
+
+@cli.command("eval")
+@click.argument("corpus", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--verbose", "show_errors", is_flag=True, help="List each miss and false alarm.")
+@click.pass_obj
+@handle_errors
+def eval_command(obj: Context, corpus: str, fmt: str, show_errors: bool) -> None:
+    """Measure detection against a labelled corpus (precision, recall, F1)."""
+    from monitor.corpus import load_corpus
+    from monitor.evaluation import evaluate, render_report
+
+    report = evaluate(load_corpus(corpus), obj.config.rules)
+    click.echo(render_report(report, fmt=fmt, verbose=show_errors))
+
+
+@cli.command("test-email")
+@click.pass_obj
+@handle_errors
+def test_email(obj: Context) -> None:
+    """Send a test message through the configured SMTP server and say what happened."""
+    from monitor.pipeline import send_test_email
+
+    click.echo(send_test_email(obj.config, now=_now()))
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,504 @@
+"""Loading and validating configuration: `indicators.yaml` (what to watch) and the
+deployment settings (`monitor.toml` plus `MONITOR_*` environment variables).
+
+Owns: finding the files, strict validation with one-line errors that name the file and
+the key path, and building the frozen `Config`. It must not open the database or the
+network. Theatre and indicator patterns are compiled by `rules` (called from here), so a
+bad pattern stops startup like any other config error.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitor import validate as v
+from monitor.errors import ConfigError
+from monitor.models import (
+    AlertSettings,
+    Feed,
+    HttpSettings,
+    Level,
+    ScheduleSettings,
+    ScoringSettings,
+    Settings,
+    SmtpSettings,
+)
+from monitor.netguard import validate_feed_url
+from monitor.rules import RuleSet, compile_ruleset
+
+INDICATORS_FILENAME = "indicators.yaml"
+PASSWORD_CREDENTIAL = "smtp-password"  # name used with systemd LoadCredential=
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `monitor` was told: validated, compiled, immutable."""
+
+    settings: Settings
+    feeds: tuple[Feed, ...]
+    scoring: ScoringSettings
+    alerts: AlertSettings
+    rules: RuleSet
+    indicators_path: str
+    settings_path: str | None = None
+
+    def feed(self, feed_id: str) -> Feed | None:
+        return next((feed for feed in self.feeds if feed.id == feed_id), None)
+
+
+# ---------------------------------------------------------------------------
+# Finding the files
+
+
+def bundled_indicators_text() -> str:
+    """The indicators.yaml shipped with the package (the built-in defaults)."""
+    packaged = resources.files("monitor").joinpath(INDICATORS_FILENAME)
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    # An editable install runs from the source tree, where the file sits at the repo root.
+    source_tree = Path(__file__).resolve().parent.parent / INDICATORS_FILENAME
+    return source_tree.read_text(encoding="utf-8")
+
+
+def resolve_indicators_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    """Explicit path, else MONITOR_INDICATORS, else ./indicators.yaml, else None (bundled)."""
+    if explicit:
+        return Path(explicit)
+    if env.get("MONITOR_INDICATORS"):
+        return Path(env["MONITOR_INDICATORS"])
+    local = Path.cwd() / INDICATORS_FILENAME
+    return local if local.is_file() else None
+
+
+def load_config(
+    *,
+    indicators_path: str | os.PathLike[str] | None = None,
+    settings_path: str | os.PathLike[str] | None = None,
+    db_path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Load, validate and compile the whole configuration, or raise `ConfigError`."""
+    environ = dict(os.environ if env is None else env)
+    found = resolve_indicators_path(indicators_path, environ)
+    if found is None:
+        source_name, raw_text = f"{INDICATORS_FILENAME} (built-in)", bundled_indicators_text()
+    else:
+        source_name, raw_text = str(found), _read_text(found)
+    watch = parse_indicators_text(raw_text, source=source_name)
+
+    settings_file = settings_path or environ.get("MONITOR_CONFIG") or None
+    settings = load_settings(settings_file, environ)
+    if db_path is not None:
+        settings = replace(settings, db_path=Path(db_path))
+    return Config(
+        settings=settings,
+        feeds=watch.feeds,
+        scoring=watch.scoring,
+        alerts=watch.alerts,
+        rules=watch.rules,
+        indicators_path=source_name,
+        settings_path=str(settings_file) if settings_file else None,
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+
+
+# ---------------------------------------------------------------------------
+# indicators.yaml
+
+
+@dataclass(frozen=True)
+class WatchList:
+    feeds: tuple[Feed, ...]
+    scoring: ScoringSettings
+    alerts: AlertSettings
+    rules: RuleSet
+
+
+_TOP_KEYS = ("version", "feeds", "scoring", "alerts", "theatres", "indicators")
+
+
+def parse_indicators_text(raw_text: str, *, source: str) -> WatchList:
+    try:
+        document = yaml.safe_load(raw_text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "syntax"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: {where}: invalid YAML: {problem}") from None
+    root = v.Location(source)
+    if document is None:
+        root.fail("the file is empty")
+    top = v.mapping(document, root, allowed=_TOP_KEYS)
+    version = top.get("version", 1)
+    if version != 1:
+        root.child("version").fail(f"unsupported version {v.describe(version)} (expected 1)")
+    feeds = _parse_feeds(top.get("feeds"), root.child("feeds"))
+    scoring = _parse_scoring(top.get("scoring"), root.child("scoring"))
+    alerts = _parse_alerts(top.get("alerts"), root.child("alerts"))
+    rules = compile_ruleset(top.get("theatres"), top.get("indicators"), source=source)
+    return WatchList(feeds=feeds, scoring=scoring, alerts=alerts, rules=rules)
+
+
+_FEED_KEYS = ("id", "name", "url", "source_weight", "interval_minutes", "language")
+
+
+def _parse_feeds(value: object, at: v.Location) -> tuple[Feed, ...]:
+    feeds: list[Feed] = []
+    seen: set[str] = set()
+    for index, item in enumerate(v.sequence(value, at)):
+        here = at.child(index)
+        raw = v.mapping(item, here, allowed=_FEED_KEYS)
+        for required in ("id", "url"):
+            if required not in raw:
+                here.child(required).fail("missing (every feed needs an id and a url)")
+        feed_id = v.text(raw["id"], here.child("id"))
+        if feed_id in seen:
+            here.child("id").fail(f"duplicate feed id {feed_id!r}")
+        seen.add(feed_id)
+        url_at = here.child("url")
+        try:
+            url = validate_feed_url(v.text(raw["url"], url_at))
+        except ValueError as exc:
+            url_at.fail(str(exc))
+        interval = raw.get("interval_minutes")
+        language = raw.get("language")
+        feeds.append(
+            Feed(
+                id=feed_id,
+                url=url,
+                name=v.text(raw.get("name", feed_id), here.child("name")),
+                source_weight=v.number(
+                    raw.get("source_weight", 1.0), here.child("source_weight"), minimum=0.0
+                ),
+                interval_seconds=None
+                if interval is None
+                else int(v.number(interval, here.child("interval_minutes"), minimum=1) * 60),
+                language=None
+                if language is None
+                else v.choice(language, here.child("language"), ("en", "ru")),
+            )
+        )
+    return tuple(feeds)
+
+
+_SCORING_KEYS = (
+    "half_life_hours",
+    "window_days",
+    "saturation",
+    "corroboration",
+    "corroboration_cap",
+    "baseline_days",
+    "levels",
+    "methodology_version",
+)
+
+
+def _parse_scoring(value: object, at: v.Location) -> ScoringSettings:
+    raw = v.mapping(value, at, allowed=_SCORING_KEYS)
+    defaults = ScoringSettings()
+    levels = defaults.levels
+    if "levels" in raw:
+        levels = _parse_levels(raw["levels"], at.child("levels"))
+    return ScoringSettings(
+        half_life_hours=_num(raw, "half_life_hours", at, defaults.half_life_hours, positive=True),
+        window_days=_num(raw, "window_days", at, defaults.window_days, positive=True),
+        saturation=_num(raw, "saturation", at, defaults.saturation, positive=True),
+        corroboration=_num(raw, "corroboration", at, defaults.corroboration),
+        corroboration_cap=v.integer(
+            raw.get("corroboration_cap", defaults.corroboration_cap),
+            at.child("corroboration_cap"),
+            minimum=1,
+        ),
+        baseline_days=v.integer(
+            raw.get("baseline_days", defaults.baseline_days), at.child("baseline_days"), minimum=1
+        ),
+        levels=levels,
+        methodology_version=str(raw.get("methodology_version", defaults.methodology_version)),
+    )
+
+
+def _num(raw: dict[str, Any], key: str, at: v.Location, default: float, *, positive: bool = False) -> float:
+    value = v.number(raw.get(key, default), at.child(key), minimum=0.0)
+    if positive and value <= 0:
+        at.child(key).fail(f"expected a number above 0, got {v.describe(raw.get(key))}")
+    return value
+
+
+def _parse_levels(value: object, at: v.Location) -> tuple[Level, ...]:
+    levels: list[Level] = []
+    for index, item in enumerate(v.sequence(value, at)):
+        here = at.child(index)
+        raw = v.mapping(item, here, allowed=("name", "enter", "exit"))
+        for required in ("name", "enter", "exit"):
+            if required not in raw:
+                here.child(required).fail("missing")
+        level = Level(
+            name=v.text(raw["name"], here.child("name")),
+            enter=v.number(raw["enter"], here.child("enter"), minimum=0.0),
+            exit=v.number(raw["exit"], here.child("exit"), minimum=0.0),
+        )
+        if level.enter > 100:
+            here.child("enter").fail(f"expected at most 100, got {level.enter:g}")
+        if level.exit > level.enter:
+            here.child("exit").fail(
+                f"must not be above enter ({level.exit:g} > {level.enter:g}): "
+                "a level is left below a lower threshold than the one that enters it"
+            )
+        if levels and level.enter <= levels[-1].enter:
+            here.child("enter").fail("levels must be listed from lowest to highest")
+        levels.append(level)
+    if not levels:
+        at.fail("expected at least one level")
+    if levels[0].enter != 0:
+        at.child(0).child("enter").fail("the first (lowest) level must enter at 0")
+    if len({level.name for level in levels}) != len(levels):
+        at.fail("level names must be unique")
+    return tuple(levels)
+
+
+_ALERT_KEYS = (
+    "min_level_hours",
+    "repeat_interval_hours",
+    "surge_points_24h",
+    "digest_time",
+    "timezone",
+    "quiet_hours",
+    "feed_down_after_hours",
+)
+
+
+def _parse_alerts(value: object, at: v.Location) -> AlertSettings:
+    raw = v.mapping(value, at, allowed=_ALERT_KEYS)
+    defaults = AlertSettings()
+    timezone = v.text(raw.get("timezone", defaults.timezone), at.child("timezone"))
+    _check_timezone(timezone, at.child("timezone"))
+    digest_time = _clock(raw.get("digest_time", defaults.digest_time), at.child("digest_time"))
+    quiet: tuple[str, str] | None = None
+    if raw.get("quiet_hours") is not None:
+        pair = v.sequence(raw["quiet_hours"], at.child("quiet_hours"))
+        if len(pair) != 2:
+            at.child("quiet_hours").fail('expected two times, e.g. ["22:00", "07:00"]')
+        quiet = (
+            _clock(pair[0], at.child("quiet_hours").child(0)),
+            _clock(pair[1], at.child("quiet_hours").child(1)),
+        )
+
+    def hours(key: str, default_seconds: int) -> int:
+        return int(_num(raw, key, at, default_seconds / 3600) * 3600)
+
+    return AlertSettings(
+        min_level_seconds=hours("min_level_hours", defaults.min_level_seconds),
+        repeat_interval_seconds=hours("repeat_interval_hours", defaults.repeat_interval_seconds),
+        surge_points_24h=_num(raw, "surge_points_24h", at, defaults.surge_points_24h, positive=True),
+        digest_time=digest_time,
+        timezone=timezone,
+        quiet_hours=quiet,
+        feed_down_after_seconds=hours("feed_down_after_hours", defaults.feed_down_after_seconds),
+    )
+
+
+def _clock(value: object, at: v.Location) -> str:
+    text = v.text(value, at)
+    parts = text.split(":")
+    if (
+        len(parts) != 2
+        or not all(p.isdigit() and len(p) == 2 for p in parts)
+        or int(parts[0]) > 23
+        or int(parts[1]) > 59
+    ):
+        at.fail(f'expected a time of day "HH:MM", got {v.describe(value)}')
+    return text
+
+
+def _check_timezone(name: str, at: v.Location) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        at.fail(f"unknown time zone {name!r} (use an IANA name such as Asia/Bishkek)")
+
+
+# ---------------------------------------------------------------------------
+# Deployment settings: monitor.toml, then MONITOR_* environment variables on top
+
+
+_SETTINGS_KEYS = ("database_path", "maildir", "metrics_listen", "smtp", "http", "schedule")
+_SMTP_KEYS = (
+    "host",
+    "port",
+    "security",
+    "username",
+    "password_file",
+    "timeout_seconds",
+    "sender",
+    "recipients",
+)
+
+
+def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Settings:
+    """Settings from the TOML file (optional) with MONITOR_* variables taking precedence."""
+    raw: dict[str, Any] = {}
+    source = str(path) if path else "settings"
+    if path:
+        try:
+            raw = tomllib.loads(_read_text(Path(path)))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    root = v.Location(source)
+    top = v.mapping(raw, root, allowed=_SETTINGS_KEYS)
+    _apply_environment(top, env)
+    env_source = v.Location("environment")
+    state_dir = env.get("STATE_DIRECTORY", "").split(":")[0]
+    default_db = Path(state_dir) / "monitor.db" if state_dir else Settings().db_path
+
+    db_path = Path(v.text(top["database_path"], root.child("database_path"))) if "database_path" in top else default_db
+    maildir = Path(v.text(top["maildir"], root.child("maildir"))) if top.get("maildir") else None
+    metrics = v.text(top["metrics_listen"], root.child("metrics_listen")) if top.get("metrics_listen") else None
+    if metrics is not None:
+        _check_listen(metrics, root.child("metrics_listen"))
+    smtp = _parse_smtp(top.get("smtp"), root.child("smtp"), env, env_source)
+    http = _parse_dataclass_table(top.get("http"), root.child("http"), HttpSettings())
+    schedule = _parse_dataclass_table(top.get("schedule"), root.child("schedule"), ScheduleSettings())
+    return Settings(
+        db_path=db_path, maildir=maildir, smtp=smtp, http=http, schedule=schedule, metrics_listen=metrics
+    )
+
+
+# Environment variable -> (table or None, key, kind)
+_ENV_MAP: dict[str, tuple[str | None, str, str]] = {
+    "MONITOR_DB": (None, "database_path", "str"),
+    "MONITOR_MAILDIR": (None, "maildir", "str"),
+    "MONITOR_METRICS_LISTEN": (None, "metrics_listen", "str"),
+    "MONITOR_SMTP_HOST": ("smtp", "host", "str"),
+    "MONITOR_SMTP_PORT": ("smtp", "port", "int"),
+    "MONITOR_SMTP_SECURITY": ("smtp", "security", "str"),
+    "MONITOR_SMTP_USERNAME": ("smtp", "username", "str"),
+    "MONITOR_SMTP_PASSWORD_FILE": ("smtp", "password_file", "str"),
+    "MONITOR_SMTP_SENDER": ("smtp", "sender", "str"),
+    "MONITOR_SMTP_RECIPIENTS": ("smtp", "recipients", "list"),
+    "MONITOR_ALLOW_PRIVATE_NETWORKS": ("http", "allow_private_networks", "list"),
+}
+
+
+def _apply_environment(top: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, (table, key, kind) in _ENV_MAP.items():
+        if name not in env:
+            continue
+        raw = env[name]
+        value: object
+        if kind == "int":
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"environment: {name}: expected a whole number, got {raw!r}") from None
+        elif kind == "list":
+            value = [item.strip() for item in raw.split(",") if item.strip()]
+        else:
+            value = raw
+        if table is None:
+            top[key] = value
+        else:
+            section = top.setdefault(table, {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"settings: {table}: expected a table")
+            section[key] = value
+
+
+def _parse_smtp(value: object, at: v.Location, env: Mapping[str, str], env_at: v.Location) -> SmtpSettings:
+    raw = v.mapping(value, at, allowed=_SMTP_KEYS)
+    defaults = SmtpSettings()
+    security = v.choice(raw.get("security", defaults.security), at.child("security"), ("none", "starttls", "tls"))
+    port_default = {"none": 25, "starttls": 587, "tls": 465}[security]
+    recipients = v.text_list(raw.get("recipients", []), at.child("recipients"))
+    for index, address in enumerate(recipients):
+        if "@" not in address or any(c in address for c in "\r\n <>,"):
+            at.child("recipients").child(index).fail(f"not an email address: {address!r}")
+    sender = v.text(raw.get("sender", defaults.sender), at.child("sender"))
+    if "@" not in sender or any(c in sender for c in "\r\n"):
+        at.child("sender").fail(f"not an email address: {sender!r}")
+    username = raw.get("username")
+    return SmtpSettings(
+        host=v.text(raw.get("host", defaults.host), at.child("host")),
+        port=v.integer(raw.get("port", port_default), at.child("port"), minimum=1),
+        security=security,  # type: ignore[arg-type]
+        username=None if username in (None, "") else v.text(username, at.child("username")),
+        password=_smtp_password(raw, at, env),
+        timeout_seconds=v.number(raw.get("timeout_seconds", defaults.timeout_seconds), at.child("timeout_seconds"), minimum=0.1),
+        sender=sender,
+        recipients=recipients,
+    )
+
+
+def _smtp_password(raw: Mapping[str, Any], at: v.Location, env: Mapping[str, str]) -> str | None:
+    """The SMTP password never lives in a config file: environment, or a file (credential)."""
+    if env.get("MONITOR_SMTP_PASSWORD"):
+        return env["MONITOR_SMTP_PASSWORD"]
+    candidates: list[tuple[Path, v.Location]] = []
+    if raw.get("password_file"):
+        candidates.append((Path(v.text(raw["password_file"], at.child("password_file"))), at.child("password_file")))
+    if env.get("CREDENTIALS_DIRECTORY"):
+        credential = Path(env["CREDENTIALS_DIRECTORY"]) / PASSWORD_CREDENTIAL
+        if credential.exists():
+            candidates.append((credential, v.Location("environment", "CREDENTIALS_DIRECTORY")))
+    for path, where in candidates:
+        try:
+            return path.read_text(encoding="utf-8").strip("\r\n")
+        except OSError as exc:
+            where.fail(f"cannot read the SMTP password file {path}: {exc.strerror}")
+    return None
+
+
+def _parse_dataclass_table(value: object, at: v.Location, defaults: Any) -> Any:
+    """Read a flat table whose keys are the fields of a settings dataclass, typed like them."""
+    fields = {name: getattr(defaults, name) for name in defaults.__dataclass_fields__}
+    raw = v.mapping(value, at, allowed=fields)
+    changes: dict[str, Any] = {}
+    for key, item in raw.items():
+        default = fields[key]
+        here = at.child(key)
+        if isinstance(default, bool):
+            changes[key] = v.boolean(item, here)
+        elif isinstance(default, int):
+            changes[key] = v.integer(item, here, minimum=0)
+        elif isinstance(default, float):
+            changes[key] = v.number(item, here, minimum=0.0)
+        elif isinstance(default, tuple):
+            changes[key] = v.text_list(item, here)
+        else:
+            changes[key] = v.text(item, here)
+    if "allow_private_networks" in changes:
+        _check_networks(changes["allow_private_networks"], at.child("allow_private_networks"))
+    return replace(defaults, **changes)
+
+
+def _check_networks(networks: tuple[str, ...], at: v.Location) -> None:
+    import ipaddress
+
+    for index, network in enumerate(networks):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            at.child(index).fail(f"not a network in CIDR form (e.g. 127.0.0.0/8): {network!r}")
+
+
+def _check_listen(listen: str, at: v.Location) -> None:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        at.fail(f'expected "HOST:PORT" such as "127.0.0.1:9464", got {listen!r}')

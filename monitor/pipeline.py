@@ -1,0 +1,566 @@
+"""One poll cycle, one scoring cycle, one outbox drain, the digest: the stages wired.
+
+Owns the order of the calls and what goes into one transaction; it holds no policy of
+its own (that lives in politeness, matcher, scoring, alerts) and no SQL (that lives in
+db). Every function takes `now`, so the daemon passes the clock and the demo and replay
+pass a simulated one.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from monitor import alerts, notify, politeness, scoring
+from monitor.config import Config
+from monitor.db import StoredArticle, Store
+from monitor.errors import DeliveryError
+from monitor.fetcher import Fetcher
+from monitor.matcher import match_article
+from monitor.models import (
+    EVENT_CONFIDENCE,
+    AlertDecision,
+    ArticleText,
+    Feed,
+    FeedState,
+    FetchResult,
+    ParseResult,
+    ScoredMatch,
+    ScorePoint,
+    SmtpSettings,
+    from_iso,
+    to_iso,
+)
+from monitor.parse_sandbox import ParserPool
+
+log = logging.getLogger(__name__)
+
+TOP_STORIES = 5
+HISTORY_DAYS_IN_EMAIL = 14
+DIGEST_META_KEY = "digest_last_slot"
+
+Sender = Callable[[EmailMessage, SmtpSettings], None]
+
+
+# ---------------------------------------------------------------------------
+# Polling
+
+
+@dataclass
+class PollSummary:
+    feeds: int = 0
+    ok: int = 0
+    not_modified: int = 0
+    errors: int = 0
+    new_articles: int = 0
+    matches: int = 0
+    events: int = 0
+    notices: int = 0
+    theatres_touched: set[str] = field(default_factory=set)
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "feeds": self.feeds,
+            "ok": self.ok,
+            "not_modified": self.not_modified,
+            "errors": self.errors,
+            "new_articles": self.new_articles,
+            "matches": self.matches,
+            "events": self.events,
+            "notices": self.notices,
+            "errors_by_kind": dict(self.errors_by_kind),
+        }
+
+
+async def poll_feeds(
+    store: Store,
+    config: Config,
+    fetcher: Fetcher,
+    parsers: ParserPool,
+    *,
+    now: datetime,
+    rng: random.Random,
+) -> PollSummary:
+    """Fetch every due feed, store what is new, match it, record each feed's state."""
+    summary = PollSummary()
+    states = store.due_feeds(now=now)
+    feeds = {feed.id: feed for feed in config.feeds}
+    states = [state for state in states if state.feed_id in feeds]
+    if not states:
+        return summary
+    results = await fetcher.fetch_many(states, now=now)
+    for state, result in zip(states, results, strict=True):
+        feed = feeds[state.feed_id]
+        parsed: ParseResult | None = None
+        if result.outcome == "ok" and result.body is not None:
+            parsed = await parsers.parse(
+                result.body,
+                feed_id=feed.id,
+                fetched_at=result.fetched_at,
+                headers=result.headers,
+                language_hint=feed.language,
+            )
+        record_feed_result(store, config, feed, state, result, parsed, now=now, rng=rng, summary=summary)
+    return summary
+
+
+def record_feed_result(
+    store: Store,
+    config: Config,
+    feed: Feed,
+    state: FeedState,
+    result: FetchResult,
+    parsed: ParseResult | None,
+    *,
+    now: datetime,
+    rng: random.Random,
+    summary: PollSummary,
+) -> None:
+    """Store one feed's poll in one transaction: articles, matches, state, notices."""
+    summary.feeds += 1
+    effective = result
+    if parsed is not None and parsed.status == "error":
+        # A 200 that is not a feed (an HTML challenge page, garbage) is a failure, and its
+        # validators must not be kept, or the next poll would get a 304 for the garbage.
+        effective = replace(
+            result,
+            outcome="error",
+            error_kind=parsed.error_kind,
+            error_message=parsed.message,
+            etag=None,
+            last_modified=None,
+        )
+    new_state = politeness.next_state(
+        state,
+        effective,
+        now=now,
+        schedule=config.settings.schedule,
+        feed_interval_seconds=feed.interval_seconds,
+        feed_ttl_seconds=parsed.feed_ttl_seconds if parsed is not None else None,
+        rng=rng,
+    )
+    entries = parsed.entries if parsed is not None and parsed.status != "error" else ()
+    with store.transaction():
+        articles = store.store_entries(feed, entries, now=now)
+        for article in articles:
+            _match_and_store(store, config, article, now=now, summary=summary)
+        store.record_poll(new_state, result, parsed, entries_seen=len(entries))
+        _feed_notices(store, config, feed, new_state, now=now, summary=summary)
+    summary.new_articles += len(articles)
+    if effective.outcome == "not_modified":
+        summary.not_modified += 1
+    elif effective.outcome == "ok":
+        summary.ok += 1
+    else:
+        summary.errors += 1
+        kind = effective.error_kind or effective.outcome
+        summary.errors_by_kind[kind] = summary.errors_by_kind.get(kind, 0) + 1
+        log.info(
+            "feed failed feed=%s kind=%s failures=%d next_check=%s detail=%s",
+            feed.id,
+            kind,
+            new_state.consecutive_failures,
+            to_iso(new_state.next_check_at) if new_state.next_check_at else "-",
+            (effective.error_message or "")[:200],
+        )
+
+
+def _match_and_store(
+    store: Store, config: Config, article: StoredArticle, *, now: datetime, summary: PollSummary
+) -> None:
+    text = ArticleText(
+        title=article.title,
+        text=article.summary,
+        language=article.language,
+        published_at=article.published_at,
+    )
+    matches = match_article(text, config.rules)
+    store.store_matches(article, matches, now=now)
+    summary.matches += len(matches)
+    for match in matches:
+        if match.is_event:
+            summary.events += 1
+            summary.theatres_touched.add(match.theatre_id)
+
+
+def _feed_notices(
+    store: Store, config: Config, feed: Feed, state: FeedState, *, now: datetime, summary: PollSummary
+) -> None:
+    down_notified = store.feed_down_notified(feed.id)
+    notified, decisions = alerts.feed_notices(
+        feed.id,
+        feed.name,
+        failing_since=state.failing_since,
+        down_notified=down_notified,
+        now=now,
+        settings=config.alerts,
+    )
+    if notified != down_notified:
+        store.set_feed_down_notified(feed.id, notified)
+    for decision in decisions:
+        if record_alert(store, config, decision, now=now, feed=feed) is not None:
+            summary.notices += 1
+
+
+# ---------------------------------------------------------------------------
+# Scoring and alert decisions
+
+
+@dataclass
+class ScoreSummary:
+    points: list[ScorePoint] = field(default_factory=list)
+    alerts: list[AlertDecision] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "scores": {p.theatre_id: round(p.index, 1) for p in self.points},
+            "levels": {p.theatre_id: p.level for p in self.points},
+            "alerts": [a.kind for a in self.alerts],
+        }
+
+
+def score_theatres(store: Store, config: Config, *, now: datetime) -> ScoreSummary:
+    """Score every theatre at `now`, decide alerts, and record both in one transaction each."""
+    summary = ScoreSummary()
+    scoring_settings = config.scoring
+    lookback = timedelta(days=max(scoring_settings.baseline_days, 8))
+    for theatre_id in config.rules.theatres:
+        matches = store.scored_matches(
+            theatre_id,
+            since=now - timedelta(days=scoring_settings.window_days),
+            until=now,
+            indicators=config.rules.indicators,
+            created_before=now,
+        )
+        history = store.score_series(theatre_id, since=now - lookback, until=now - timedelta(seconds=1))
+        last = store.last_score(theatre_id)
+        previous_level = last["level"] if last else None
+        point = scoring.score_theatre(
+            theatre_id,
+            matches,
+            now=now,
+            settings=scoring_settings,
+            history=history,
+            previous_level=previous_level,
+        )
+        new_ids = store.matches_created_between(
+            theatre_id, after=from_iso(last["at"]) if last else None, until=now
+        )
+        critical = [
+            m
+            for m in matches
+            if m.match_id in new_ids
+            and m.confidence >= EVENT_CONFIDENCE
+            and config.rules.indicators[m.indicator_id].severity == "critical"
+        ]
+        state = store.alert_state(theatre_id)
+        new_state, decisions = alerts.decide_alerts(
+            state,
+            point,
+            now=now,
+            settings=config.alerts,
+            levels=scoring_settings.levels,
+            critical_matches=critical,
+        )
+        with store.transaction():
+            score_id = store.insert_score(point)
+            store.save_alert_state(new_state)
+            for decision in decisions:
+                if record_alert(store, config, decision, now=now, score_id=score_id, point=point, matches=matches):
+                    summary.alerts.append(decision)
+        summary.points.append(point)
+    return summary
+
+
+def record_alert(
+    store: Store,
+    config: Config,
+    decision: AlertDecision,
+    *,
+    now: datetime,
+    score_id: int | None = None,
+    point: ScorePoint | None = None,
+    matches: Sequence[ScoredMatch] = (),
+    feed: Feed | None = None,
+    lines: Sequence[str] = (),
+) -> int | None:
+    """Record an alert and, if urgent, its email in the outbox (inside the caller's transaction).
+
+    Returns the alert id, or None when this alert (by dedup key) was recorded before.
+    """
+    alert_id = store.insert_alert(decision, score_id=score_id, feed_id=feed.id if feed else None)
+    if alert_id is None or not decision.urgent:
+        return alert_id
+    theatre = config.rules.theatres.get(decision.theatre_id) if decision.theatre_id else None
+    recipients = tuple(config.settings.smtp.recipients) + (theatre.recipients if theatre else ())
+    message_id = notify.message_id_for(decision.dedup_key, domain=_mail_domain(config))
+    not_before = alerts.send_after(decision, now=now, settings=config.alerts)
+    try:
+        content = compose_email(store, config, decision, point=point, matches=matches, feed=feed, lines=lines)
+        message = notify.render_email(
+            content,
+            sender=config.settings.smtp.sender,
+            recipients=recipients,
+            message_id=message_id,
+            now=decision.created_at,
+        )
+        subject = str(message["Subject"])
+        raw = message.as_bytes(policy=email.policy.SMTP)
+        dead_reason = None
+    except Exception as exc:  # a render failure must not lose the alert or stop scoring
+        log.error("alert render failed alert=%s key=%s error=%s", alert_id, decision.dedup_key, exc)
+        subject, raw, dead_reason = decision.reason, b"", f"render_error: {exc}"
+    store.enqueue(
+        alert_id,
+        message_id=message_id,
+        recipients=recipients,
+        subject=subject,
+        message=raw,
+        now=now,
+        not_before=not_before if not_before > now else None,
+        dead_reason=dead_reason,
+    )
+    return alert_id
+
+
+def compose_email(
+    store: Store,
+    config: Config,
+    decision: AlertDecision,
+    *,
+    point: ScorePoint | None,
+    matches: Sequence[ScoredMatch],
+    feed: Feed | None,
+    lines: Sequence[str] = (),
+) -> notify.AlertEmail:
+    """Gather what the email shows: the top stories, the trend, the command to see more."""
+    theatre = config.rules.theatres.get(decision.theatre_id) if decision.theatre_id else None
+    stories: list[notify.StoryLine] = []
+    history: tuple[tuple[datetime, float], ...] = ()
+    hint = "monitor alerts"
+    if decision.theatre_id is not None:
+        by_id = {m.match_id: m for m in matches}
+        if decision.kind == "critical":
+            chosen = [by_id[i] for i in decision.match_ids if i in by_id]
+            stories = [_story_line(m, points=0.0) for m in chosen]
+        elif point is not None:
+            for contribution in point.contributions[:TOP_STORIES]:
+                match = by_id.get(contribution.match_id)
+                if match is not None:
+                    stories.append(_story_line(match, points=contribution.points))
+        series = store.score_series(
+            decision.theatre_id,
+            since=decision.created_at - timedelta(days=HISTORY_DAYS_IN_EMAIL),
+            until=decision.created_at,
+        )
+        if point is not None and (not series or series[-1][0] != point.at):
+            series.append((point.at, point.index))
+        history = tuple(series)
+        hint = f"monitor explain {decision.theatre_id} --at {to_iso(decision.created_at)}"
+    notice = None
+    if feed is not None:
+        hint = "monitor feeds"
+        state = store.feed_state(feed.id)
+        error = store.feed_last_error(feed.id)
+        notice = notify.FeedNotice(
+            name=feed.name,
+            url=feed.url,
+            error=error,
+            failing_since=state.failing_since if state is not None else None,
+        )
+    return notify.AlertEmail(
+        decision=decision,
+        theatre_name=theatre.name if theatre else None,
+        stories=tuple(stories),
+        history=history,
+        command_hint=hint,
+        feed=notice,
+        lines=tuple(lines),
+    )
+
+
+def _story_line(match: ScoredMatch, *, points: float) -> notify.StoryLine:
+    return notify.StoryLine(
+        title=match.title,
+        outlet=match.outlet,
+        published_at=match.occurred_at,
+        url=match.url,
+        indicator_id=match.indicator_id,
+        evidence=match.evidence,
+        points=points,
+        match_id=match.match_id,
+    )
+
+
+def _mail_domain(config: Config) -> str:
+    sender = config.settings.smtp.sender
+    return sender.rpartition("@")[2] or "monitor.localhost"
+
+
+# ---------------------------------------------------------------------------
+# Digest
+
+
+def run_digest(store: Store, config: Config, *, now: datetime) -> AlertDecision | None:
+    """At the digest time, one email with what changed that was not urgent (if anything)."""
+    slot = alerts.digest_due(_last_digest_slot(store), now, config.alerts)
+    if slot is None:
+        return None
+    since = _last_digest_slot(store) or slot - timedelta(days=1)
+    held = store.held_alerts(since=since, until=now)
+    with store.transaction():
+        store.set_meta(DIGEST_META_KEY, to_iso(slot))
+        if not held:
+            return None
+        lines = [f"{row['created_at']}  {row['kind']}: {row['reason']}" for row in held]
+        decision = AlertDecision(
+            dedup_key=alerts.digest_key(slot),
+            kind="digest",
+            theatre_id=None,
+            created_at=now,
+            urgent=True,
+            reason=f"{len(held)} change(s) since the last digest",
+        )
+        if record_alert(store, config, decision, now=now, lines=lines) is None:
+            return None
+    return decision
+
+
+def _last_digest_slot(store: Store) -> datetime | None:
+    value = store.get_meta(DIGEST_META_KEY)
+    return from_iso(value) if value else None
+
+
+# ---------------------------------------------------------------------------
+# Delivery
+
+
+@dataclass
+class DeliverySummary:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"sent": self.sent, "retried": self.retried, "dead": self.dead}
+
+
+def deliver_outbox(
+    store: Store,
+    config: Config,
+    *,
+    now: datetime,
+    send: Sender | None = None,
+    rng: random.Random | None = None,
+    limit: int = 50,
+) -> DeliverySummary:
+    """Send due outbox messages. Marked sent only after the server accepted the message.
+
+    A retryable failure (connection, timeout, 4xx) is tried again later with backoff; a
+    permanent one (5xx, refused recipients, render error) marks that message dead with
+    one log line, and the others keep flowing.
+    """
+    summary = DeliverySummary()
+    smtp = config.settings.smtp
+    deliver = send or notify.send_email
+    for item in store.due_outbox(now=now, limit=limit):
+        message = email.message_from_bytes(item.message, policy=email.policy.default)
+        try:
+            if not item.recipients and smtp.recipients:
+                # Recorded while no recipient was configured: address it to today's list.
+                del message["To"]
+                message["To"] = ", ".join(smtp.recipients)
+            if config.settings.maildir is not None:
+                notify.write_to_maildir(message, config.settings.maildir)
+            if item.recipients or smtp.recipients:
+                deliver(message, smtp)
+            elif config.settings.maildir is None:
+                raise DeliveryError(
+                    "no recipients configured (set smtp.recipients or MONITOR_SMTP_RECIPIENTS)",
+                    retryable=True,
+                )
+        except DeliveryError as exc:
+            if exc.retryable:
+                delay = notify.retry_delay_seconds(item.attempts + 1, rng=rng)
+                store.mark_retry(item.id, error=str(exc), next_attempt_at=now + timedelta(seconds=delay))
+                summary.retried += 1
+                log.warning("delivery deferred outbox=%d attempts=%d error=%s", item.id, item.attempts + 1, exc)
+            else:
+                store.mark_dead(item.id, error=str(exc))
+                summary.dead += 1
+                log.error(
+                    "delivery failed permanently outbox=%d subject=%r error=%s (see `monitor alerts --status dead`)",
+                    item.id,
+                    item.subject[:80],
+                    exc,
+                )
+        else:
+            store.mark_sent(item.id, now=now)
+            summary.sent += 1
+    return summary
+
+
+# ---------------------------------------------------------------------------
+# A whole cycle (run --once, the demo, tests)
+
+
+@dataclass
+class CycleSummary:
+    poll: PollSummary
+    score: ScoreSummary
+    delivery: DeliverySummary
+
+
+async def run_cycle(
+    store: Store,
+    config: Config,
+    fetcher: Fetcher,
+    parsers: ParserPool,
+    *,
+    now: datetime,
+    rng: random.Random,
+    send: Sender | None = None,
+) -> CycleSummary:
+    """Poll what is due, score every theatre, run the digest if due, send what is due."""
+    poll = await poll_feeds(store, config, fetcher, parsers, now=now, rng=rng)
+    score = score_theatres(store, config, now=now)
+    run_digest(store, config, now=now)
+    delivery = deliver_outbox(store, config, now=now, send=send, rng=rng)
+    return CycleSummary(poll=poll, score=score, delivery=delivery)
+
+
+def send_test_email(config: Config, *, now: datetime) -> str:
+    """`monitor test-email`: render and send one message now, bypassing the outbox."""
+    smtp = config.settings.smtp
+    if not smtp.recipients:
+        raise DeliveryError(
+            "no recipients configured (set smtp.recipients or MONITOR_SMTP_RECIPIENTS)",
+            retryable=False,
+        )
+    decision = AlertDecision(
+        dedup_key=f"test@{to_iso(now)}",
+        kind="test",
+        theatre_id=None,
+        created_at=now,
+        urgent=True,
+        reason="a test message from `monitor test-email`",
+    )
+    message = notify.render_email(
+        notify.AlertEmail(decision=decision, command_hint="monitor status"),
+        sender=smtp.sender,
+        recipients=smtp.recipients,
+        message_id=notify.message_id_for(decision.dedup_key, domain=_mail_domain(config)),
+        now=now,
+    )
+    notify.send_email(message, smtp)
+    return (
+        f"sent to {', '.join(smtp.recipients)} via {smtp.host}:{smtp.port} ({smtp.security}); "
+        f"Message-ID {message['Message-ID']}"
+    )

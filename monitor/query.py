@@ -1,0 +1,123 @@
+"""Reports for the CLI: score history, feed health, the evidence behind a score.
+
+Owns turning query rows into what a person reads (tables with sparklines, CSV, JSON).
+It reads through `db` functions only (no SQL here) and never writes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import groupby
+from typing import Any
+
+from monitor import db, output
+from monitor.errors import MonitorError
+from monitor.models import from_iso, to_iso
+from monitor.notify import sparkline
+
+
+def history_report(
+    store: db.Store,
+    *,
+    theatre_id: str | None,
+    since: datetime,
+    until: datetime,
+    every: str | None,
+    fmt: str,
+) -> str:
+    rows = db.history_rows(store, theatre_id=theatre_id, since=since, until=until, every=every)
+    previous: dict[str, float] = {}
+    for row in rows:
+        last = previous.get(row["theatre_id"])
+        row["change"] = None if last is None else round(row["score"] - last, 1)
+        previous[row["theatre_id"]] = row["score"]
+    columns = ["theatre_id", "at", "score", "level", "change", "stories"]
+    if every:
+        columns.append("points")
+    if fmt != "table":
+        return output.render_rows(rows, columns=columns, fmt=fmt)
+    if not rows:
+        return f"(no score points between {to_iso(since)} and {to_iso(until)})"
+    table = output.render_rows(rows, columns=columns, fmt="table")
+    lines = [table, ""]
+    for theatre, group in groupby(rows, key=lambda r: r["theatre_id"]):
+        values = [r["score"] for r in group]
+        lines.append(f"{theatre:<8} {sparkline(values, width=60)}  last {values[-1]:.0f}, peak {max(values):.0f}")
+    return "\n".join(lines)
+
+
+FEED_COLUMNS = [
+    "id",
+    "status",
+    "last_success_at",
+    "last_error",
+    "consecutive_failures",
+    "next_check_at",
+    "entries_seen",
+    "share_304",
+]
+
+
+def feeds_report(store: db.Store, *, fmt: str) -> str:
+    rows: list[dict[str, Any]] = []
+    for row in store.feeds_report():
+        status = row["last_status"] or "never polled"
+        if row["disabled"]:
+            status = "disabled (410 Gone)"
+        elif not row["configured"]:
+            status = "not configured"
+        elif row["consecutive_failures"]:
+            status = f"failing ({row['last_status']})"
+        error = ""
+        if row["last_error_kind"]:
+            error = f"{row['last_error_kind']}: {row['last_error_message'] or ''}".strip()[:60]
+        polls = row["polls"] or 0
+        rows.append(
+            {
+                **row,
+                "status": status,
+                "last_error": error,
+                "share_304": None if not polls else round(row["not_modified_polls"] / polls, 2),
+            }
+        )
+    columns = FEED_COLUMNS if fmt == "table" else [*FEED_COLUMNS, "name", "url", "failing_since", "last_error_at", "polls"]
+    return output.render_rows(rows, columns=columns, fmt=fmt, empty="(no feeds polled yet)")
+
+
+def explain_report(store: db.Store, *, theatre_id: str, at: datetime | None, fmt: str) -> str:
+    point = store.score_at(theatre_id, at)
+    if point is None:
+        when = f" at or before {to_iso(at)}" if at else ""
+        raise MonitorError(f"no score for theatre {theatre_id!r}{when} (see `monitor history`)")
+    rows = store.contributions(point["id"])
+    for row in rows:
+        row["points"] = round(row["points"], 2)
+    columns = ["points", "indicator_id", "title", "outlet", "published_at", "sources", "evidence", "url"]
+    if fmt != "table":
+        if fmt == "json":
+            import json
+
+            return json.dumps(
+                {"score": point, "contributions": [{k: r.get(k) for k in columns} for r in rows]},
+                ensure_ascii=False,
+                indent=2,
+            )
+        return output.render_rows(rows, columns=columns, fmt=fmt)
+    header = (
+        f"{theatre_id} at {point['at']}: score {point['score']:.0f} ({point['level']}), "
+        f"{len(rows)} contributing stories, methodology v{point['methodology_version']}"
+    )
+    if not rows:
+        return header + "\n(no contributing stories: the score is at its floor)"
+    lines = [header, ""]
+    for index, row in enumerate(rows, 1):
+        published = from_iso(row["published_at"]).strftime("%Y-%m-%d") if row["published_at"] else "?"
+        lines.append(
+            f"{index:>2}. {row['points']:+6.2f}  {row['indicator_id']}  {row['title']}  "
+            f"({row['outlet']}, {published}, {row['sources']} source(s))"
+        )
+        if row["evidence"]:
+            lines.append(f"      “{row['evidence']}”")
+        if row["url"]:
+            lines.append(f"      {row['url']}")
+    return "\n".join(lines)

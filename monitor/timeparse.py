@@ -1,0 +1,43 @@
+"""Human-friendly time arguments: `7d`, `12h`, `30m`, `2w`, `2024-09-14`, ISO timestamps.
+
+Pure: the caller passes `now`. Results are aware UTC datetimes; a bare date means the
+start of that day in UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from dateutil import parser as date_parser
+
+from monitor.models import utc
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w|y)\s*$", re.IGNORECASE)
+_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+class TimeArgumentError(ValueError):
+    """A time argument that is neither a duration like `7d` nor a date or timestamp."""
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _RELATIVE.match(text)
+    if not match:
+        raise TimeArgumentError(f"not a duration: {text!r} (use e.g. 30m, 12h, 7d, 2w)")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def parse_time(text: str, *, now: datetime) -> datetime:
+    """`7d` means 7 days before `now`; dates and timestamps are taken as written (UTC if
+    they carry no zone)."""
+    if _RELATIVE.match(text):
+        return utc(now) - parse_duration(text)
+    if text.strip().lower() == "now":
+        return utc(now)
+    try:
+        return utc(date_parser.isoparse(text.strip()))
+    except (ValueError, OverflowError):
+        raise TimeArgumentError(
+            f"not a time: {text!r} (use 7d, 2024-09-14 or 2024-09-14T08:30Z)"
+        ) from None
