@@ -459,9 +459,11 @@ def _smtp_password(raw: Mapping[str, Any], at: v.Location, env: Mapping[str, str
             candidates.append((credential, v.Location("environment", "CREDENTIALS_DIRECTORY")))
     for path, where in candidates:
         try:
-            return path.read_text(encoding="utf-8").strip("\r\n")
+            password = path.read_text(encoding="utf-8").strip("\r\n")
         except OSError as exc:
             where.fail(f"cannot read the SMTP password file {path}: {exc.strerror}")
+        # An empty file means "no password" (the systemd unit needs the file to exist).
+        return password or None
     return None
 
 
@@ -499,6 +501,9 @@ def _check_networks(networks: tuple[str, ...], at: v.Location) -> None:
 
 
 def _check_listen(listen: str, at: v.Location) -> None:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        at.fail(f'expected "HOST:PORT" such as "127.0.0.1:9464", got {listen!r}')
+    from monitor.metrics_http import parse_listen_address
+
+    try:
+        parse_listen_address(listen)
+    except ConfigError as exc:
+        at.fail(str(exc).split(": ", 1)[-1])  # drop its own "metrics_listen:" prefix

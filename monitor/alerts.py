@@ -1,0 +1,390 @@
+"""Alert decisions: previous alert state + a new score point → alerts to record.
+
+Owns when an alert is due (level up at once, down only after a minimum time in a level,
+resolved, surge, critical matches, no repeat within the repeat interval), the stable
+`dedup_key` of each alert, feed down/recovered notices, quiet hours and digest slots.
+
+Must not read the clock, touch the database, SMTP, files or the network, or log: every
+function is a pure function of its arguments and an explicit `now`. Recording decisions
+(the outbox) and sending them belong to `db` and `notify`.
+
+Choices (see docs/decisions.md):
+
+- Keys read `<situation>@<instance>`: the part before "@" names a situation that can
+  repeat ("kg-tj:level_up:high"), the part after pins this occurrence (the time of the
+  score point that caused it, `to_iso`). Repeat suppression compares situations; the
+  outbox's UNIQUE(dedup_key) compares whole keys. Keys depend only on the inputs that
+  describe the situation (never on `now` where a score time exists), so re-running a
+  decision after a crash gives the same key.
+    level_up     kg-tj:level_up:high@2024-09-14T08:30:00Z      (time the level was entered)
+    level_down   kg-tj:level_down:elevated@<time of the fall>
+    resolved     kg-tj:resolved@<time of the fall>
+    surge        kg-tj:surge@<time of the score point>
+    critical     kg-tj:critical:story:<story_id>:<indicator_id>  (once per story and sign)
+    feed_down    feed:<feed_id>:down@<failing_since>
+    recovered    feed:<feed_id>:recovered@<now>
+    digest       digest@<slot>
+- The alert level follows `point.level` (already hysteresis-bound by `scoring`) upward at
+  once and downward only after `min_level_seconds` in the current level. No state yet
+  (or a level no longer configured) starts from the lowest level, so a theatre first
+  seen at "high" raises a level_up.
+- Surge: `point.change_24h >= surge_points_24h`. Surge against the baseline is shown in
+  the reason but not a trigger: it stays up for days and would repeat daily. A surge that
+  comes with a level_up is folded into it (one email) and its situation is remembered,
+  so it does not follow on the next tick.
+- Critical: one alert per (story, indicator) among `critical_matches` that are events
+  (confidence >= EVENT_CONFIDENCE); the caller passes the critical matches new in this
+  cycle. Within the repeat interval `last_sent` deduplicates, after it the outbox key.
+- Urgent: level_up, surge, critical, resolved. level_down, feed_down, feed_recovered go
+  into the digest (urgent=False).
+- Quiet hours hold urgent alerts other than "critical" (and the digest and test emails,
+  sent when the operator asked) until `release_time`; the caller asks `send_after`.
+  Equal start and end mean no quiet hours.
+- Digest: only the latest slot not yet done is due; missed days collapse into one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from monitor.models import (
+    EVENT_CONFIDENCE,
+    AlertDecision,
+    AlertKind,
+    AlertSettings,
+    AlertState,
+    Level,
+    ScoredMatch,
+    ScorePoint,
+    to_iso,
+    utc,
+)
+
+__all__ = [
+    "decide_alerts",
+    "digest_due",
+    "digest_key",
+    "feed_notices",
+    "is_quiet_time",
+    "release_time",
+    "send_after",
+]
+
+_REASON_MAX = 200  # characters of a one-line reason
+_NEVER_HELD: frozenset[AlertKind] = frozenset({"critical", "digest", "test"})  # by quiet hours
+
+
+def decide_alerts(
+    state: AlertState | None,
+    point: ScorePoint,
+    *,
+    now: datetime,
+    settings: AlertSettings,
+    levels: Sequence[Level],
+    critical_matches: Sequence[ScoredMatch] = (),
+) -> tuple[AlertState, list[AlertDecision]]:
+    """The theatre's new alert state and the alerts `point` calls for at `now`.
+
+    Decisions suppressed as repeats are left out; the state still follows the level.
+    """
+    now = utc(now)
+    at = utc(point.at)
+    theatre = point.theatre_id
+    rank = _level_ranks(levels)
+    lowest = min(rank, key=rank.__getitem__)
+    if point.level not in rank:
+        raise ValueError(f"score point of {theatre}: unknown level {point.level!r}")
+    if state is not None and state.theatre_id != theatre:
+        raise ValueError(f"alert state of {state.theatre_id!r} given for a point of {theatre!r}")
+
+    if state is not None and state.level in rank:
+        level, since = state.level, utc(state.level_since)
+    else:
+        level, since = lowest, at
+    repeat = timedelta(seconds=settings.repeat_interval_seconds)
+    recent = [
+        (key, utc(when))
+        for key, when in (state.last_sent if state else ())
+        if now - utc(when) < repeat
+    ]
+    recent_situations = {_situation(key) for key, _ in recent}
+
+    candidates: list[AlertDecision] = []
+    remembered: list[str] = []  # situations covered by another alert
+
+    def decision(
+        key: str,
+        kind: AlertKind,
+        *,
+        urgent: bool,
+        reason: str,
+        level: str,
+        previous_level: str | None = None,
+        match_ids: tuple[int, ...] = (),
+    ) -> None:
+        candidates.append(
+            AlertDecision(
+                dedup_key=key,
+                kind=kind,
+                theatre_id=theatre,
+                created_at=now,
+                urgent=urgent,
+                level=level,
+                previous_level=previous_level,
+                index=point.index,
+                change_24h=point.change_24h,
+                reason=_one_line(reason),
+                match_ids=match_ids,
+            )
+        )
+
+    new_level, new_since = level, since
+    went_up = rank[point.level] > rank[level]
+    if went_up:
+        new_level, new_since = point.level, at
+        decision(
+            f"{theatre}:level_up:{new_level}@{to_iso(at)}",
+            "level_up",
+            urgent=True,
+            level=new_level,
+            previous_level=level,
+            reason=f"entered {new_level.upper()} at {_points(point)}",
+        )
+    elif rank[point.level] < rank[level] and (now - since).total_seconds() >= (
+        settings.min_level_seconds
+    ):
+        new_level, new_since = point.level, at
+        if new_level == lowest:
+            decision(
+                f"{theatre}:resolved@{to_iso(at)}",
+                "resolved",
+                urgent=True,
+                level=new_level,
+                previous_level=level,
+                reason=f"calmed: back to {new_level.upper()} at {_points(point)}"
+                f", from {level.upper()}",
+            )
+        else:
+            decision(
+                f"{theatre}:level_down:{new_level}@{to_iso(at)}",
+                "level_down",
+                urgent=False,
+                level=new_level,
+                previous_level=level,
+                reason=f"fell to {new_level.upper()} at {_points(point)}, from {level.upper()}",
+            )
+
+    if point.change_24h is not None and point.change_24h >= settings.surge_points_24h:
+        surge_key = f"{theatre}:surge@{to_iso(at)}"
+        if went_up:
+            remembered.append(surge_key)
+        else:
+            baseline = "" if point.baseline is None else f", baseline {point.baseline:.0f}"
+            decision(
+                surge_key,
+                "surge",
+                urgent=True,
+                level=new_level,
+                reason=f"surge: {point.change_24h:+.0f} in 24 h to {point.index:.0f}{baseline}",
+            )
+
+    for (story_id, indicator_id), group in _critical_groups(theatre, critical_matches):
+        first = group[0]
+        more = f"; {len(group)} articles" if len(group) > 1 else ""
+        decision(
+            f"{theatre}:critical:story:{story_id}:{indicator_id}",
+            "critical",
+            urgent=True,
+            level=new_level,
+            match_ids=tuple(m.match_id for m in group),
+            reason=f"critical sign {indicator_id}: {first.title or first.evidence}"
+            f"{f' ({first.outlet})' if first.outlet else ''}{more}",
+        )
+
+    sent: list[AlertDecision] = []
+    for candidate in candidates:
+        situation = _situation(candidate.dedup_key)
+        if situation in recent_situations:
+            continue
+        recent_situations.add(situation)
+        sent.append(candidate)
+    last_sent = recent + [(d.dedup_key, now) for d in sent]
+    last_sent += [(key, now) for key in remembered if _situation(key) not in recent_situations]
+    new_state = AlertState(
+        theatre_id=theatre,
+        level=new_level,
+        level_since=new_since,
+        last_sent=tuple(sorted(last_sent, key=lambda entry: (entry[1], entry[0]))),
+    )
+    return new_state, sent
+
+
+def feed_notices(
+    feed_id: str,
+    feed_name: str,
+    *,
+    failing_since: datetime | None,
+    down_notified: bool,
+    now: datetime,
+    settings: AlertSettings,
+) -> tuple[bool, list[AlertDecision]]:
+    """The new `down_notified` flag and the notice due for a feed, if any.
+
+    Call it after each fetch of the feed: a first failure sets `failing_since` to the
+    fetch time, so a single failure never raises a notice; "feed_down" needs the feed to
+    be failing for longer than `feed_down_after_seconds`, and comes once per outage.
+    "feed_recovered" follows only a down notice.
+    """
+    now = utc(now)
+    label = f"{_one_line(feed_name)} ({feed_id})"
+    if failing_since is not None:
+        failing_since = utc(failing_since)
+        failing_for = (now - failing_since).total_seconds()
+        if down_notified or failing_for <= settings.feed_down_after_seconds:
+            return down_notified, []
+        notice = AlertDecision(
+            dedup_key=f"feed:{feed_id}:down@{to_iso(failing_since)}",
+            kind="feed_down",
+            theatre_id=None,
+            created_at=now,
+            urgent=False,
+            reason=_one_line(
+                f"feed {label} failing since {to_iso(failing_since)} ({failing_for / 3600:.0f} h)"
+            ),
+        )
+        return True, [notice]
+    if not down_notified:
+        return False, []
+    notice = AlertDecision(
+        dedup_key=f"feed:{feed_id}:recovered@{to_iso(now)}",
+        kind="feed_recovered",
+        theatre_id=None,
+        created_at=now,
+        urgent=False,
+        reason=_one_line(f"feed {label} works again"),
+    )
+    return False, [notice]
+
+
+def is_quiet_time(now: datetime, settings: AlertSettings) -> bool:
+    """Whether `now` lies within the quiet hours (local time in `settings.timezone`)."""
+    if settings.quiet_hours is None:
+        return False
+    start, end = (_clock(text, "alerts.quiet_hours") for text in settings.quiet_hours)
+    clock = utc(now).astimezone(_zone(settings)).time().replace(tzinfo=None)
+    if start == end:
+        return False
+    if start < end:
+        return start <= clock < end
+    return clock >= start or clock < end  # across midnight
+
+
+def release_time(now: datetime, settings: AlertSettings) -> datetime:
+    """When the quiet hours around `now` end, as UTC; `now` itself if they do not hold."""
+    now = utc(now)
+    if not is_quiet_time(now, settings):
+        return now
+    assert settings.quiet_hours is not None  # is_quiet_time said so
+    start, end = (_clock(text, "alerts.quiet_hours") for text in settings.quiet_hours)
+    zone = _zone(settings)
+    local = now.astimezone(zone)
+    day = local.date()
+    if start > end and local.time().replace(tzinfo=None) >= start:
+        day += timedelta(days=1)  # quiet since the evening: it ends tomorrow morning
+    return utc(datetime.combine(day, end, tzinfo=zone))
+
+
+def send_after(decision: AlertDecision, *, now: datetime, settings: AlertSettings) -> datetime:
+    """The earliest time `decision` may be sent: quiet hours hold urgent alerts, except
+    "critical" and what the operator asked for at that time ("digest", "test").
+
+    Non-urgent decisions wait for the digest anyway; for them this is `now`.
+    """
+    if decision.urgent and decision.kind not in _NEVER_HELD:
+        return release_time(now, settings)
+    return utc(now)
+
+
+def digest_due(
+    last_digest_at: datetime | None, now: datetime, settings: AlertSettings
+) -> datetime | None:
+    """The latest digest slot at or before `now` (UTC) if no digest was done since, else None.
+
+    `last_digest_at` is the slot (or send time) of the last digest done; None (never)
+    makes the latest slot due. Missed slots are not made up one by one.
+    """
+    now = utc(now)
+    digest_clock = _clock(settings.digest_time, "alerts.digest_time")
+    zone = _zone(settings)
+    day = now.astimezone(zone).date()
+    slot = utc(datetime.combine(day, digest_clock, tzinfo=zone))
+    if slot > now:
+        slot = utc(datetime.combine(day - timedelta(days=1), digest_clock, tzinfo=zone))
+    if last_digest_at is not None and utc(last_digest_at) >= slot:
+        return None
+    return slot
+
+
+def digest_key(slot: datetime) -> str:
+    """The dedup key of the digest for `slot`."""
+    return f"digest@{to_iso(slot)}"
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+def _situation(key: str) -> str:
+    return key.split("@", 1)[0]
+
+
+def _level_ranks(levels: Sequence[Level]) -> dict[str, int]:
+    if not levels:
+        raise ValueError("scoring.levels: at least one level is needed")
+    ordered = sorted(levels, key=lambda level: (level.enter, level.exit, level.name))
+    return {level.name: position for position, level in enumerate(ordered)}
+
+
+def _critical_groups(
+    theatre: str, matches: Sequence[ScoredMatch]
+) -> list[tuple[tuple[int, str], list[ScoredMatch]]]:
+    groups: dict[tuple[int, str], list[ScoredMatch]] = {}
+    for m in matches:
+        if m.theatre_id == theatre and m.confidence >= EVENT_CONFIDENCE:
+            groups.setdefault((m.story_id, m.indicator_id), []).append(m)
+    return [
+        (key, sorted(group, key=lambda m: (-m.confidence, m.match_id)))
+        for key, group in sorted(groups.items())
+    ]
+
+
+def _points(point: ScorePoint) -> str:
+    text = f"{point.index:.0f}"
+    if point.change_24h is not None:
+        text += f" ({point.change_24h:+.0f} in 24 h)"
+    return text
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())  # feed text may carry CR, LF, tabs
+    return line if len(line) <= _REASON_MAX else line[: _REASON_MAX - 1] + "…"
+
+
+def _clock(text: str, key: str) -> time:
+    try:
+        hours, minutes = text.split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ValueError(f"{key}: expected a local time HH:MM, got {text!r}") from None
+
+
+def _zone(settings: AlertSettings) -> tzinfo:
+    try:
+        return ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"alerts.timezone: unknown time zone {settings.timezone!r} (use an IANA name "
+            "such as Asia/Bishkek)"
+        ) from None

@@ -1,0 +1,974 @@
+"""Alert emails: turning an alert into a message, and delivering it over SMTP.
+
+Owns: the wording and layout of every email `monitor` sends (plain text + HTML), the stable
+Message-ID, SMTP delivery with a timeout on every step, the retryable/permanent classification
+of delivery failures, the retry backoff, and the Maildir copy used by the demo.
+
+Must not: read the clock (callers pass `now`), touch the database, or decide whether an alert is
+due (that is `alerts`). This is the only module that talks SMTP.
+
+Everything that came from a feed (titles, outlets, evidence, links, feed errors) is hostile:
+- text is reduced to one clean line (controls, bidi overrides and line breaks removed) before
+  it reaches a header or a body, and escaped before it reaches HTML;
+- links are kept only when they are plain `http`/`https` URLs;
+- RFC 2047 encoded-word openers (`=?`) are broken up in header text, because the stdlib's
+  header parser decodes them and, before Python 3.11.10, writes a decoded CR/LF back out raw
+  (cpython gh-121650, CVE-2024-6923); and every rendered message is re-parsed and its header
+  set verified before it is returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.utils
+import hashlib
+import html
+import ipaddress
+import logging
+import mailbox
+import math
+import random
+import re
+import smtplib
+import ssl
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from monitor.errors import DeliveryError
+from monitor.models import AlertDecision, Contribution, ScoredMatch, SmtpSettings, utc
+
+log = logging.getLogger(__name__)
+
+SUBJECT_MAX_CHARS = 200
+MAX_STORIES = 5
+SPARKLINE_WIDTH = 28
+SPARK_CHARS = "▁▂▃▄▅▆▇█"
+URL_MAX_CHARS = 2048
+
+# The headers a rendered message has, and no other (checked after rendering).
+MESSAGE_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "auto-submitted",
+        "x-auto-response-suppress",
+        "list-id",
+        "x-monitor-kind",
+        "mime-version",
+        "content-type",
+    }
+)
+
+_LEVEL_COLOURS = {
+    "low": "#2e7d32",
+    "elevated": "#b26a00",
+    "high": "#d84315",
+    "critical": "#b71c1c",
+}
+
+# Where the policy knows it (Python 3.11.10+), also have the generator refuse bad headers.
+_POLICY = (
+    default_policy.clone(verify_generated_headers=True)
+    if hasattr(default_policy, "verify_generated_headers")
+    else default_policy
+)
+
+# ---------------------------------------------------------------------------
+# What the pipeline hands us
+
+
+@dataclass(frozen=True, slots=True)
+class StoryLine:
+    """One story behind an alert, as shown in the email."""
+
+    title: str
+    outlet: str
+    published_at: datetime
+    url: str | None
+    indicator_id: str
+    evidence: str  # the sentence that proves the indicator
+    points: float  # what it added to the score (negative: de-escalation)
+    match_id: int | None = None  # lets a "critical" alert name its critical story first
+
+    @classmethod
+    def from_scored(cls, match: ScoredMatch, contribution: Contribution) -> StoryLine:
+        """Build the line for a stored match and its contribution to a score point."""
+        return cls(
+            title=match.title,
+            outlet=match.outlet,
+            published_at=match.occurred_at,
+            url=match.url,
+            indicator_id=match.indicator_id,
+            evidence=match.evidence,
+            points=contribution.points,
+            match_id=match.match_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedNotice:
+    """What a `feed_down` / `feed_recovered` email says about the feed."""
+
+    name: str  # the outlet ("Eurasianet")
+    url: str
+    error: str = ""  # the last error, one line ("http_503: Service Unavailable")
+    failing_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEmail:
+    """Everything one email shows. The pipeline fills it from the database."""
+
+    decision: AlertDecision
+    theatre_name: str | None = None  # "Kyrgyzstan–Tajikistan"
+    stories: tuple[StoryLine, ...] = ()  # top contributions; shown by size, at most MAX_STORIES
+    history: tuple[tuple[datetime, float], ...] = ()  # recent index points, for the trend
+    command_hint: str = ""  # "monitor explain kg-tj --at 2022-09-16T06:00Z"
+    feed: FeedNotice | None = None  # for feed_down / feed_recovered
+    lines: tuple[str, ...] = ()  # free-text items, e.g. digest entries (see describe_decision)
+
+
+# ---------------------------------------------------------------------------
+# Cleaning hostile text
+
+_BREAK_CHARS = frozenset("\r\n\t\v\f\x85\u2028\u2029")
+_DROP_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})  # controls, bidi/zero-width formats, surrogates
+
+
+def clean_line(text: object, limit: int) -> str:
+    """Return `text` as one printable line of at most `limit` characters.
+
+    Line breaks become spaces; control characters, format characters (bidi overrides and
+    isolates, zero-width characters) and lone surrogates are dropped; runs of whitespace
+    collapse; a cut is marked with "…".
+    """
+    if text is None:
+        return ""
+    raw = str(text)[: max(8 * limit, 1024)]  # bound the work on a 10 MB title
+    kept: list[str] = []
+    for char in unicodedata.normalize("NFC", raw):
+        if char in _BREAK_CHARS or char.isspace():
+            kept.append(" ")
+        elif unicodedata.category(char) not in _DROP_CATEGORIES:
+            kept.append(char)
+    line = " ".join("".join(kept).split())
+    if len(line) <= limit:
+        return line
+    return line[: max(limit - 1, 0)].rstrip() + "…"
+
+
+def _header_text(text: object, limit: int) -> str:
+    """One clean line that the stdlib header parser will not decode into something else."""
+    return clean_line(clean_line(text, limit).replace("=?", "= ?"), limit)
+
+
+def safe_url(url: str | None) -> str | None:
+    """Return `url` if it is a plain http(s) URL with a host, else None (the link is dropped)."""
+    if not url or len(url) > URL_MAX_CHARS:
+        return None
+    if any(char.isspace() or unicodedata.category(char) in _DROP_CATEGORIES for char in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or not host:
+        return None
+    return url
+
+
+# ---------------------------------------------------------------------------
+# Small formatting helpers
+
+
+def sparkline(values: Sequence[float], *, width: int = SPARKLINE_WIDTH) -> str:
+    """A Unicode sparkline of index values on the fixed 0–100 scale, at most `width` wide.
+
+    Long series are cut into `width` consecutive buckets and each bucket shows its maximum,
+    so a short spike stays visible.
+    """
+    points = [float(value) for value in values if math.isfinite(value)]
+    if not points:
+        return ""
+    count = len(points)
+    if count > width:
+        points = [max(points[i * count // width : (i + 1) * count // width]) for i in range(width)]
+    top = len(SPARK_CHARS) - 1
+    return "".join(SPARK_CHARS[min(top, max(0, round(p / 100.0 * top)))] for p in points)
+
+
+def _fmt_time(dt: datetime) -> str:
+    return utc(dt).strftime("%d %b %Y %H:%M UTC")
+
+
+def _fmt_day(dt: datetime) -> str:
+    return utc(dt).strftime("%d %b %Y")
+
+
+def _fmt_change(change: float | None) -> str:
+    return "" if change is None or not math.isfinite(change) else f"{change:+.0f} in 24h"
+
+
+def _fmt_index(index: float | None) -> str:
+    return "" if index is None or not math.isfinite(index) else f"{index:.0f}"
+
+
+def _humanize(identifier: str) -> str:
+    return clean_line(identifier.replace("_", " "), 60)
+
+
+def _level_label(level: str | None) -> str:
+    return clean_line(level or "unknown", 20).upper()
+
+
+def _theatre_label(alert: AlertEmail) -> str:
+    name = alert.theatre_name or alert.decision.theatre_id or "all theatres"
+    return clean_line(name, 60)
+
+
+def _score_phrase(decision: AlertDecision) -> str:
+    """ "72 (+18 in 24h)", "72" or ""."""
+    index = _fmt_index(decision.index)
+    change = _fmt_change(decision.change_24h)
+    if index and change:
+        return f"{index} ({change})"
+    return index
+
+
+def describe_decision(decision: AlertDecision, theatre_name: str | None = None) -> str:
+    """One plain line for an alert held for the digest, e.g. for `AlertEmail.lines`."""
+    where = clean_line(theatre_name or decision.theatre_id or "feeds", 60)
+    what = {
+        "level_up": "rose to",
+        "level_down": "fell to",
+        "resolved": "back to",
+        "surge": "surge, level",
+        "critical": "critical sign, level",
+    }.get(decision.kind, decision.kind.replace("_", " "))
+    parts = [_fmt_time(decision.created_at), where, what]
+    if decision.level:
+        parts.append(_level_label(decision.level))
+    score = _score_phrase(decision)
+    if score:
+        parts.append(score)
+    line = " ".join(parts)
+    if decision.reason:
+        line += " — " + decision.reason
+    return clean_line(line, 300)
+
+
+def _critical_story(alert: AlertEmail) -> StoryLine | None:
+    wanted = set(alert.decision.match_ids)
+    for story in alert.stories:
+        if story.match_id is not None and story.match_id in wanted:
+            return story
+    return alert.stories[0] if alert.stories else None
+
+
+def _top_stories(alert: AlertEmail) -> list[StoryLine]:
+    stories = sorted(alert.stories, key=lambda s: -abs(s.points) if math.isfinite(s.points) else 0)
+    critical = _critical_story(alert) if alert.decision.kind == "critical" else None
+    if critical is not None:
+        stories.remove(critical)
+        stories.insert(0, critical)
+    return stories[:MAX_STORIES]
+
+
+def _feed_name(alert: AlertEmail) -> str:
+    return clean_line(alert.feed.name if alert.feed else "a feed", 60)
+
+
+# ---------------------------------------------------------------------------
+# Wording
+
+
+def _subject(alert: AlertEmail) -> str:
+    decision = alert.decision
+    where = _theatre_label(alert)
+    level = _level_label(decision.level)
+    score = _score_phrase(decision)
+    kind = decision.kind
+    if kind == "level_up":
+        text = f"{where} risk {level} {score}"
+    elif kind == "surge":
+        text = f"{where} risk surging: {score or 'index unknown'}, level {level}"
+    elif kind == "critical":
+        story = _critical_story(alert)
+        if story is None:
+            text = f"CRITICAL warning sign in {where}"
+        else:
+            title = clean_line(story.title, 120)
+            text = f"CRITICAL {where}: {_humanize(story.indicator_id)} — {title}"
+    elif kind == "resolved":
+        text = f"Resolved: {where} back to {level} {score}"
+    elif kind == "level_down":
+        text = f"{where} risk down to {level} {score}"
+    elif kind == "feed_down":
+        since = alert.feed.failing_since if alert.feed else None
+        text = f"Feed down: {_feed_name(alert)}"
+        if since is not None:
+            text += f" (failing since {_fmt_time(since)})"
+    elif kind == "feed_recovered":
+        text = f"Feed recovered: {_feed_name(alert)}"
+    elif kind == "digest":
+        count = len(alert.lines)
+        text = f"Daily digest {_fmt_day(decision.created_at)}: {count} item{'s' * (count != 1)}"
+    else:  # "test", and any kind added later
+        text = "Test email: delivery works" if kind == "test" else f"{kind}: {where}"
+    return _header_text("[monitor] " + text, SUBJECT_MAX_CHARS)
+
+
+def _headline(alert: AlertEmail) -> str:
+    """The first thing the reader sees: what happened, in one sentence."""
+    decision = alert.decision
+    where = _theatre_label(alert)
+    level = _level_label(decision.level)
+    index = _fmt_index(decision.index)
+    score = f"index {index}/100" if index else "index unknown"
+    change = _fmt_change(decision.change_24h)
+    if change:
+        score += f" ({change})"
+    kind = decision.kind
+    if kind == "level_up":
+        previous = (
+            f" from {_level_label(decision.previous_level)}" if decision.previous_level else ""
+        )
+        return f"{where}: risk rose to {level}{previous}, {score}."
+    if kind == "surge":
+        return f"{where}: risk is rising fast, {score}; level {level}."
+    if kind == "critical":
+        story = _critical_story(alert)
+        sign = _humanize(story.indicator_id) if story else "critical indicator"
+        return f"{where}: critical warning sign ({sign}) reported; {score}, level {level}."
+    if kind == "resolved":
+        return f"{where}: risk is back to {level}, {score}."
+    if kind == "level_down":
+        return f"{where}: risk fell to {level}, {score}."
+    if kind == "feed_down":
+        return f"Feed {_feed_name(alert)} has not been fetched successfully for a while."
+    if kind == "feed_recovered":
+        return f"Feed {_feed_name(alert)} is being fetched again."
+    if kind == "digest":
+        return f"Daily digest for {_fmt_day(decision.created_at)}: {len(alert.lines)} item(s)."
+    if kind == "test":
+        return "This is a test email from monitor: alert delivery works."
+    return f"{kind}: {where}."
+
+
+@dataclass(frozen=True, slots=True)
+class _Trend:
+    spark: str
+    start: datetime
+    end: datetime
+    last: float
+
+
+def _trend(alert: AlertEmail) -> _Trend | None:
+    points = sorted(
+        ((utc(at), value) for at, value in alert.history if math.isfinite(value)),
+        key=lambda p: p[0],
+    )
+    if not points:
+        return None
+    spark = sparkline([value for _, value in points])
+    return _Trend(spark=spark, start=points[0][0], end=points[-1][0], last=points[-1][1])
+
+
+@dataclass(frozen=True, slots=True)
+class _Story:
+    """A StoryLine cleaned for display."""
+
+    title: str
+    meta: str  # "Eurasianet · 16 Sep 2022 05:10 UTC · border clash · +12.4 points"
+    evidence: str
+    url: str | None
+    critical: bool
+
+
+def _clean_stories(alert: AlertEmail) -> list[_Story]:
+    critical_ids = set(alert.decision.match_ids)
+    cleaned = []
+    for story in _top_stories(alert):
+        # A critical story may come without a share of the score (0): say nothing then.
+        points = f"{story.points:+.1f} points" if math.isfinite(story.points) else ""
+        points = "" if points in ("+0.0 points", "-0.0 points") else points
+        meta = " · ".join(
+            part
+            for part in (
+                clean_line(story.outlet, 80),
+                _fmt_time(story.published_at),
+                _humanize(story.indicator_id),
+                points,
+            )
+            if part
+        )
+        cleaned.append(
+            _Story(
+                title=clean_line(story.title, 200) or "(untitled)",
+                meta=meta,
+                evidence=clean_line(story.evidence, 400),
+                url=safe_url(story.url),
+                critical=story.match_id is not None and story.match_id in critical_ids,
+            )
+        )
+    return cleaned
+
+
+@dataclass(frozen=True, slots=True)
+class _Content:
+    """The email's content, cleaned once and rendered twice (text and HTML)."""
+
+    subject: str
+    headline: str
+    level: str | None
+    reason: str
+    as_of: str
+    trend: _Trend | None
+    stories: list[_Story]
+    feed: tuple[tuple[str, str], ...]  # (label, value) rows; values cleaned
+    feed_url: str | None
+    lines: list[str]
+    command: str
+    footer: str
+
+
+def _content(alert: AlertEmail) -> _Content:
+    decision = alert.decision
+    feed_rows: list[tuple[str, str]] = []
+    feed_url = None
+    if alert.feed is not None:
+        feed_rows.append(("Feed", clean_line(alert.feed.name, 80)))
+        feed_url = safe_url(alert.feed.url)
+        if feed_url is None:
+            feed_rows.append(("URL", clean_line(alert.feed.url, 300) + " (not a web link)"))
+        if alert.feed.error:
+            feed_rows.append(("Last error", clean_line(alert.feed.error, 500)))
+        if alert.feed.failing_since is not None:
+            feed_rows.append(("Failing since", _fmt_time(alert.feed.failing_since)))
+    key = clean_line(decision.dedup_key, 200)
+    return _Content(
+        subject=_subject(alert),
+        headline=clean_line(_headline(alert), 300),
+        level=decision.level if decision.theatre_id else None,
+        reason=clean_line(decision.reason, 400),
+        as_of=_fmt_time(decision.created_at),
+        trend=_trend(alert),
+        stories=_clean_stories(alert),
+        feed=tuple(feed_rows),
+        feed_url=feed_url,
+        lines=[clean_line(line, 400) for line in alert.lines if clean_line(line, 400)],
+        command=clean_line(alert.command_hint, 300),
+        footer=(
+            f"Automatic message from monitor (alert {key}). "
+            "Replies are not read; change alert settings in the monitor configuration."
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Plain text and HTML
+
+
+def _render_text(content: _Content) -> str:
+    out = [content.headline]
+    if content.reason:
+        out.append(f"Why: {content.reason}")
+    out.append(f"As of {content.as_of}.")
+    if content.trend is not None:
+        trend = content.trend
+        out += [
+            "",
+            f"Trend (index 0–100): {trend.spark}  now {trend.last:.0f}",
+            f"  from {_fmt_time(trend.start)} to {_fmt_time(trend.end)}",
+        ]
+    if content.feed:
+        out.append("")
+        out += [f"{label}: {value}" for label, value in content.feed]
+        if content.feed_url:
+            out.append(f"URL: {content.feed_url}")
+    if content.stories:
+        out += ["", "Top stories behind this score:"]
+        for number, story in enumerate(content.stories, 1):
+            flag = "[CRITICAL] " if story.critical else ""
+            out.append(f"{number}. {flag}{story.title}")
+            out.append(f"   {story.meta}")
+            if story.evidence:
+                out.append(f"   “{story.evidence}”")
+            if story.url:
+                out.append(f"   {story.url}")
+    if content.lines:
+        out += ["", "Items:"]
+        out += [f"- {line}" for line in content.lines]
+    if content.command:
+        out += ["", f"More: {content.command}"]
+    out += ["", "-- ", content.footer]
+    return "\n".join(out) + "\n"
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _link(url: str, label: str) -> str:
+    return f'<a href="{_e(url)}" rel="noopener noreferrer">{_e(label)}</a>'
+
+
+def _render_html(content: _Content) -> str:
+    colour = _LEVEL_COLOURS.get((content.level or "").lower(), "#455a64")
+    out = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{_e(content.subject)}</title></head>",
+        '<body style="font-family:Arial,Helvetica,sans-serif;font-size:15px;color:#222;'
+        'max-width:720px">',
+        f'<p style="font-size:19px;font-weight:bold;border-left:6px solid {colour};'
+        f'padding-left:10px">{_e(content.headline)}</p>',
+    ]
+    if content.reason:
+        out.append(f"<p><b>Why:</b> {_e(content.reason)}</p>")
+    out.append(f'<p style="color:#555">As of {_e(content.as_of)}.</p>')
+    if content.trend is not None:
+        trend = content.trend
+        out.append(
+            '<p><span style="font-family:monospace;font-size:22px;letter-spacing:1px;'
+            f'color:{colour}">{_e(trend.spark)}</span> now <b>{trend.last:.0f}</b><br>'
+            f'<span style="color:#555;font-size:12px">index 0–100, from '
+            f"{_e(_fmt_time(trend.start))} to {_e(_fmt_time(trend.end))}</span></p>"
+        )
+    if content.feed:
+        out.append('<table style="border-collapse:collapse">')
+        for label, value in content.feed:
+            out.append(f"<tr><td><b>{_e(label)}</b></td><td>{_e(value)}</td></tr>")
+        if content.feed_url:
+            out.append(f"<tr><td><b>URL</b></td><td>{_link(content.feed_url, content.feed_url)}")
+            out.append("</td></tr>")
+        out.append("</table>")
+    if content.stories:
+        out.append(
+            '<p style="font-weight:bold;margin-bottom:4px">Top stories behind this score</p>'
+        )
+        out.append("<ol>")
+        for story in content.stories:
+            flag = '<b style="color:#b71c1c">CRITICAL</b> ' if story.critical else ""
+            title = _link(story.url, story.title) if story.url else _e(story.title)
+            out.append(
+                f'<li style="margin-bottom:10px">{flag}{title}<br>'
+                f'<span style="color:#555;font-size:13px">{_e(story.meta)}</span>'
+            )
+            if story.evidence:
+                out.append(f'<br><span style="font-style:italic">“{_e(story.evidence)}”</span>')
+            out.append("</li>")
+        out.append("</ol>")
+    if content.lines:
+        out.append("<ul>")
+        out += [f"<li>{_e(line)}</li>" for line in content.lines]
+        out.append("</ul>")
+    if content.command:
+        out.append(
+            '<p>More: <code style="background:#f2f2f2;padding:2px 4px">'
+            f"{_e(content.command)}</code></p>"
+        )
+    out.append(f'<p style="color:#777;font-size:12px">{_e(content.footer)}</p>')
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Addresses and the message
+
+# A plain ASCII addr-spec; display names are handled separately. No "=?" (see module doc).
+_ADDR_SPEC = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
+)
+
+
+def _checked_address(text: str, role: str) -> Address:
+    """Parse "Name <a@b>" or "a@b" into an Address, or raise ValueError naming the problem."""
+    if any(char in _BREAK_CHARS or unicodedata.category(char) == "Cc" for char in text):
+        raise ValueError(f"{role} address {text!r} contains a line break or control character")
+    name, addr = email.utils.parseaddr(text)
+    if not _ADDR_SPEC.fullmatch(addr) or "=?" in addr or ".." in addr:
+        raise ValueError(f"{role} address {text!r} is not a plain user@domain address")
+    return Address(display_name=_header_text(name, 80), addr_spec=addr)
+
+
+def _list_label(text: str) -> str:
+    label = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-")
+    return label[:60] or "alerts"
+
+
+def _clean_domain(domain: str) -> str:
+    """`domain` reduced to lower-case LDH labels joined by dots ("localhost" if nothing is left)."""
+    labels = (re.sub(r"[^a-z0-9-]", "", label).strip("-") for label in domain.lower().split("."))
+    return ".".join(label for label in labels if label)[:200] or "localhost"
+
+
+def message_id_for(dedup_key: str, *, domain: str) -> str:
+    """A Message-ID that depends only on the alert's dedup key, e.g. `<alert.3f2a…@example.org>`.
+
+    A retry of the same alert (after a timeout or a crash after the server's 250) carries the
+    same Message-ID, so mail clients and archives can recognise the duplicate.
+    """
+    digest = hashlib.sha256(dedup_key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"<alert.{digest}@{_clean_domain(domain)}>"
+
+
+_MESSAGE_ID = re.compile(r"<[A-Za-z0-9.!#$%&'*+/=^_`{|}~-]+@[A-Za-z0-9.-]+>")
+
+
+def _list_id(alert: AlertEmail, sender: Address) -> str:
+    decision = alert.decision
+    if decision.theatre_id:
+        topic = decision.theatre_id
+    elif decision.kind in ("feed_down", "feed_recovered"):
+        topic = "feeds"
+    else:
+        topic = decision.kind
+    return f"<{_list_label(topic)}.monitor.{_clean_domain(sender.domain)}>"
+
+
+def render_email(
+    alert: AlertEmail,
+    *,
+    sender: str,
+    recipients: Sequence[str],
+    message_id: str,
+    now: datetime,
+) -> EmailMessage:
+    """Render `alert` as a multipart/alternative (plain text + HTML) message.
+
+    `sender` and each recipient are "user@domain" or "Name <user@domain>" (no recipients: no
+    To header, for the outbox to add one when they are configured); `message_id` is
+    normally `message_id_for(decision.dedup_key, domain=...)`; `now` gives the Date header.
+    Raises `DeliveryError(retryable=False)` when the message cannot be built (bad address,
+    bad Message-ID, a header that would not survive): trying again would not help.
+    """
+    try:
+        return _render(alert, sender=sender, recipients=recipients, message_id=message_id, now=now)
+    except DeliveryError:
+        raise
+    except Exception as error:  # any rendering bug must fail this alert, not the outbox
+        raise DeliveryError(
+            f"cannot render alert {clean_line(alert.decision.dedup_key, 120)!r}: "
+            f"{clean_line(error, 300)}",
+            retryable=False,
+        ) from error
+
+
+def _render(
+    alert: AlertEmail,
+    *,
+    sender: str,
+    recipients: Sequence[str],
+    message_id: str,
+    now: datetime,
+) -> EmailMessage:
+    from_address = _checked_address(sender, "sender")
+    to_addresses: list[Address] = []
+    seen: set[str] = set()
+    for recipient in recipients:
+        address = _checked_address(recipient, "recipient")
+        if address.addr_spec.lower() not in seen:
+            seen.add(address.addr_spec.lower())
+            to_addresses.append(address)
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"Message-ID {message_id!r} is not of the form <id@domain>")
+
+    content = _content(alert)
+    message = EmailMessage(policy=_POLICY)
+    message["From"] = from_address
+    if to_addresses:  # none yet: the outbox adds To when recipients are configured
+        message["To"] = tuple(to_addresses)
+    # Folded here, not by the stdlib: see _folded_subject.
+    message.set_raw("Subject", _folded_subject(content.subject))
+    message["Date"] = email.utils.format_datetime(utc(now))
+    message["Message-ID"] = message_id
+    # RFC 3834: this is automatic mail; well-behaved responders do not answer it.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    message["List-Id"] = _list_id(alert, from_address)  # RFC 2919: lets people filter by theatre
+    message["X-Monitor-Kind"] = _list_label(alert.decision.kind)
+    # Quoted-printable keeps every line short and 7-bit, whatever the relay supports.
+    message.set_content(_render_text(content), cte="quoted-printable")
+    message.add_alternative(_render_html(content), subtype="html", cte="quoted-printable")
+    _verify_headers(message)
+    return message
+
+
+_PLAIN_LINE_CHARS = 68  # "Subject: " + 68 < 78 (RFC 5322 2.1.1)
+_ENCODED_CHUNK_BYTES = 39  # base64 of 39 bytes: 52 chars, 64 with "=?utf-8?b?…?="
+
+
+def _folded_subject(text: str) -> str:
+    """`text` (one clean line) folded for the wire, for `Message.set_raw`.
+
+    The stdlib folder on Python 3.11 can drop or add spaces next to encoded-words, and glue two
+    of them together ("?==?"), which some providers reject (cpython gh-144156, gh-124452). So:
+    ASCII text with short words is folded at its spaces (unfolding restores it exactly);
+    anything else becomes a run of base64 encoded-words, each holding whole characters, with
+    only folding whitespace between them, which decoders ignore (RFC 2047 section 6.2).
+    """
+    words = text.split(" ")
+    if text.isascii() and all(len(word) <= _PLAIN_LINE_CHARS - 8 for word in words):
+        lines = [words[0]]
+        for word in words[1:]:
+            if len(lines[-1]) + 1 + len(word) > _PLAIN_LINE_CHARS:
+                lines.append(word)
+            else:
+                lines[-1] += " " + word
+        return "\n ".join(lines)
+    chunks = [""]
+    for char in text:
+        if len((chunks[-1] + char).encode("utf-8")) > _ENCODED_CHUNK_BYTES:
+            chunks.append("")
+        chunks[-1] += char
+    return "\n ".join(
+        "=?utf-8?b?" + base64.b64encode(chunk.encode("utf-8")).decode("ascii") + "?="
+        for chunk in chunks
+    )
+
+
+def _verify_headers(message: EmailMessage) -> None:
+    """Re-parse the serialised message: exactly our headers, each one line once decoded."""
+    parsed = email.message_from_bytes(message.as_bytes(), policy=default_policy)
+    names = [name.lower() for name in parsed]
+    expected = MESSAGE_HEADERS if "to" in names else MESSAGE_HEADERS - {"to"}
+    if set(names) != expected or len(names) != len(expected):
+        raise ValueError(f"rendered headers are not the expected set: {sorted(names)}")
+    for name in names:
+        value = str(parsed[name])
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"rendered header {name} contains a line break")
+
+
+# ---------------------------------------------------------------------------
+# Delivery
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _envelope_recipients(message: EmailMessage) -> list[str]:
+    fields: list[str] = []
+    for name in ("To", "Cc", "Bcc"):
+        fields += [str(value) for value in message.get_all(name, [])]
+    recipients = []
+    for _, addr in email.utils.getaddresses(fields):
+        if not _ADDR_SPEC.fullmatch(addr):
+            raise DeliveryError(f"bad recipient address {addr!r} in the message", retryable=False)
+        recipients.append(addr)
+    if not recipients:
+        raise DeliveryError("the message has no recipients (To is empty)", retryable=False)
+    return recipients
+
+
+def _reply_text(code: int, reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return f"{code} {clean_line(text, 200)}".strip()
+
+
+# 5xx replies at MAIL/RCPT/DATA that concern the account, not the message (RFC 4954).
+_SETUP_CODES = frozenset({530, 534, 535, 538})
+
+
+def send_email(
+    message: EmailMessage,
+    smtp: SmtpSettings,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Deliver `message` to the SMTP server in `smtp`; return only once the server accepted it.
+
+    Security "none", "starttls" (refused if the server does not offer it: never falls back to
+    plain text) or "tls" (implicit TLS). Certificates are verified against the system CAs, or
+    against `ssl_context` if given. Every network step (connect, each command, the reply after
+    DATA) is bounded by `smtp.timeout_seconds`. The password is never logged or put in errors.
+
+    Raises `DeliveryError`:
+    - `retryable=True`: the server could not be reached, timed out, dropped the connection,
+      answered 4xx, or refused the connection setup (greeting, EHLO, STARTTLS, TLS, login);
+      those concern the server or its settings, not this message, so the message waits.
+    - `retryable=False`: the server refused this message with 5xx at MAIL, RCPT or DATA, every
+      recipient was refused permanently, or the message itself is bad (addresses, encoding).
+    Some recipients refused while others accepted: delivered; the refusals are logged.
+    """
+    server = f"{smtp.host}:{smtp.port}"
+    recipients = _envelope_recipients(message)
+    try:
+        sender = _checked_address(smtp.sender, "sender").addr_spec
+    except ValueError as error:
+        raise DeliveryError(f"smtp.sender: {error}", retryable=True) from error
+    if smtp.username and smtp.security == "none" and not _is_loopback(smtp.host):
+        raise DeliveryError(
+            f"refusing to send the SMTP password unencrypted to {server}; "
+            "set smtp.security to starttls or tls",
+            retryable=True,
+        )
+    context = ssl_context or ssl.create_default_context()
+    timeout = smtp.timeout_seconds
+    stage = "connect"
+    client: smtplib.SMTP | None = None
+    accepted = False
+    try:
+        if smtp.security == "tls":
+            client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=context)
+        else:
+            client = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
+        stage = "EHLO"
+        client.ehlo_or_helo_if_needed()
+        if smtp.security == "starttls":
+            stage = "STARTTLS"
+            if not client.has_extn("starttls"):
+                raise DeliveryError(
+                    f"SMTP server {server} does not offer STARTTLS (security=starttls); "
+                    "not sending in plain text",
+                    retryable=True,
+                )
+            client.starttls(context=context)
+            client.ehlo()
+        if smtp.username:
+            stage = "login"
+            if not client.has_extn("auth"):
+                raise DeliveryError(
+                    f"SMTP server {server} does not offer AUTH, but smtp.username is set",
+                    retryable=True,
+                )
+            client.login(smtp.username, smtp.password or "")
+        stage = "send"
+        refused = client.send_message(message, from_addr=sender, to_addrs=recipients)
+        accepted = True
+    except DeliveryError:
+        raise
+    except smtplib.SMTPRecipientsRefused as error:
+        codes = {addr: code for addr, (code, _) in error.recipients.items()}
+        replies = "; ".join(
+            f"{addr}: {_reply_text(code, reply)}"
+            for addr, (code, reply) in error.recipients.items()
+        )
+        retryable = any(code < 500 for code in codes.values())
+        raise DeliveryError(
+            f"SMTP server {server} refused all recipients: {replies}", retryable=retryable
+        ) from error
+    except smtplib.SMTPResponseException as error:  # sender refused, DATA error, login, greeting
+        reply = _reply_text(error.smtp_code, error.smtp_error)
+        retryable = (
+            stage != "send"
+            or not 500 <= error.smtp_code < 600
+            or error.smtp_code in _SETUP_CODES  # "log in first": settings, not this message
+        )
+        raise DeliveryError(
+            f"SMTP server {server} answered {reply} (during {stage})", retryable=retryable
+        ) from error
+    except smtplib.SMTPServerDisconnected as error:
+        raise DeliveryError(
+            f"SMTP server {server} closed the connection during {stage}: {clean_line(error, 200)}",
+            retryable=True,
+        ) from error
+    except smtplib.SMTPNotSupportedError as error:  # the message needs SMTPUTF8
+        raise DeliveryError(
+            f"SMTP server {server} cannot take this message: {clean_line(error, 200)}",
+            retryable=stage != "send",
+        ) from error
+    except TimeoutError as error:
+        raise DeliveryError(
+            f"SMTP server {server} did not answer within {timeout:g} s (during {stage})",
+            retryable=True,
+        ) from error
+    except ssl.SSLCertVerificationError as error:
+        raise DeliveryError(
+            f"TLS certificate of SMTP server {server} not trusted: {clean_line(error, 200)}",
+            retryable=True,
+        ) from error
+    except OSError as error:  # refused, unreachable, DNS failure, TLS errors, other smtplib
+        raise DeliveryError(
+            f"cannot reach SMTP server {server} (during {stage}): {clean_line(error, 200)}",
+            retryable=True,
+        ) from error
+    except (ValueError, UnicodeError, LookupError, TypeError) as error:
+        raise DeliveryError(
+            f"message cannot be sent to {server}: {clean_line(error, 200)}", retryable=False
+        ) from error
+    finally:
+        if client is not None:
+            _close(client, polite=accepted)
+    if refused:
+        log.warning(
+            "smtp_partial_delivery server=%s message_id=%s refused=%s",
+            server,
+            message.get("Message-ID"),
+            "; ".join(f"{addr}: {_reply_text(c, r)}" for addr, (c, r) in refused.items()),
+        )
+    log.info(
+        "smtp_sent server=%s message_id=%s recipients=%d",
+        server,
+        message.get("Message-ID"),
+        len(recipients) - len(refused),
+    )
+
+
+def _close(client: smtplib.SMTP, *, polite: bool) -> None:
+    """Close the connection. After a 250 nothing may turn the delivery into a failure."""
+    try:
+        if polite:
+            client.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        client.close()
+
+
+def retry_delay_seconds(
+    attempts: int,
+    *,
+    base: float = 60,
+    cap: float = 6 * 3600,
+    rng: random.Random | None = None,
+) -> float:
+    """How long to wait before the next attempt, after `attempts` failed ones (1, 2, …).
+
+    Exponential (`base`, 2×, 4×, …) up to `cap`, minus up to 20 % jitter, so that rows that
+    failed together do not retry together. The jitter never lets a delay fall below the one
+    before it: delay(n) ≤ d(n) and delay(n+1) > 0.8 × 2 × d(n) > d(n), until the cap.
+    """
+    exponent = min(max(attempts, 1) - 1, 64)
+    ceiling = min(cap, base * 2.0**exponent)
+    jitter = (rng or _RNG).random()
+    return max(0.0, ceiling * (1.0 - 0.2 * jitter))
+
+
+_RNG = random.Random()
+
+
+def write_to_maildir(message: EmailMessage, maildir: Path) -> Path:
+    """Save `message` in the Maildir at `maildir` (created if needed); return the new file.
+
+    Raises `DeliveryError(retryable=True)` when the folder cannot be written (full disk,
+    permissions): the copy can be written later.
+    """
+    try:
+        box = mailbox.Maildir(maildir, create=True)
+        key = box.add(message.as_bytes())
+    except OSError as error:
+        raise DeliveryError(
+            f"cannot write the message to Maildir {maildir}: {error}", retryable=True
+        ) from error
+    return Path(maildir) / "new" / key

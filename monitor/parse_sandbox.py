@@ -1,0 +1,289 @@
+"""Run `parser.parse_feed` in worker processes bounded in time and memory.
+
+Owns a small pool of persistent worker processes: fresh interpreters running
+`python -m monitor.parse_sandbox`, so the daemon is never forked nor re-imported. Each
+worker sets RLIMIT_AS at start; a parse that runs past the timeout gets its worker
+killed; a worker that hits the memory limit or dies returns or becomes a `ParseResult`
+with error_kind "parse_resource_limit", and a fresh worker takes its place. The caller
+keeps running whatever a feed does.
+
+Must not: fetch, store, or parse in the calling process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing.connection
+import os
+import signal
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from monitor.models import ParseResult
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_SECONDS = 20.0
+DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024
+RESOURCE_LIMIT = "parse_resource_limit"
+
+_Reply = tuple[ParseResult, bool]  # (result, the worker should be replaced)
+
+
+def _limit_result(message: str) -> ParseResult:
+    return ParseResult(entries=(), status="error", error_kind=RESOURCE_LIMIT, message=message)
+
+
+def _worker_main(
+    conn: multiprocessing.connection.Connection, memory_bytes: int, reject_entities: bool
+) -> None:
+    """A worker's life: limit itself, then parse jobs until told to stop (None) or EOF."""
+    import resource
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+    from monitor.parser import parse_feed
+
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError, MemoryError):
+            return
+        if job is None:
+            return
+        body, kwargs = job
+        replace_me = False
+        try:
+            result = parse_feed(body, reject_entity_declarations=reject_entities, **kwargs)
+        except MemoryError:
+            result = _limit_result(f"the parser exceeded the {memory_bytes}-byte memory limit")
+        except BaseException as exc:  # parse_feed should not raise; never let a job kill us
+            result = ParseResult(
+                entries=(),
+                status="error",
+                error_kind="parse_exception",
+                message=f"{type(exc).__name__}: {exc}"[:500],
+            )
+        del body, job
+        if result.error_kind == RESOURCE_LIMIT:
+            replace_me = True  # after a MemoryError the heap is not worth trusting
+        try:
+            conn.send((result, replace_me))
+        except MemoryError:
+            conn.send((_limit_result("the parse result exceeded the memory limit"), True))
+            return
+        except (OSError, EOFError):
+            return
+        if replace_me:
+            return
+
+
+class _Worker:
+    """One parser process, started with `python -m monitor.parse_sandbox` (a fresh
+    interpreter: nothing of the daemon is forked or re-imported), talking over a socketpair."""
+
+    def __init__(self, memory_bytes: int, reject_entities: bool) -> None:
+        parent_sock, child_sock = socket.socketpair()
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        command = [
+            sys.executable,
+            "-m",
+            "monitor.parse_sandbox",
+            str(child_sock.fileno()),
+            str(memory_bytes),
+            "reject" if reject_entities else "allow",
+        ]
+        try:
+            self.process = subprocess.Popen(
+                command,
+                pass_fds=(child_sock.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=env,
+                close_fds=True,
+            )
+        finally:
+            child_sock.close()
+        self.conn = multiprocessing.connection.Connection(parent_sock.detach())
+        self.parses = 0
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
+    def roundtrip(self, job: Any, timeout: float) -> _Reply:
+        """Send one job and wait for its reply (blocking; runs in a thread)."""
+        self.parses += 1
+        try:
+            self.conn.send(job)
+            if not self.conn.poll(timeout):
+                self.kill()
+                return _limit_result(f"parsing took longer than {timeout:g} s"), True
+            reply: _Reply = self.conn.recv()
+            return reply
+        except (EOFError, OSError) as exc:
+            code = self.kill()
+            return _limit_result(f"the parser process died (exit code {code}): {exc}"), True
+
+    def kill(self) -> int | None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        return self.process.returncode
+
+    def stop(self) -> None:
+        """Ask the worker to finish, and kill it if it does not."""
+        with contextlib.suppress(Exception):
+            self.conn.send(None)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=1)
+        if self.is_alive():
+            self.kill()
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
+class ParserPool:
+    """Persistent parser workers. `await pool.parse(body, …)` never raises for bad input.
+
+    Workers start on the first parse. `close()` stops them (also safe if never started).
+    `reject_entity_declarations=False` turns the `<!ENTITY` pre-check off; only tests that
+    prove the sandbox catches what the pre-check normally stops should use it.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int | None = None,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        reject_entity_declarations: bool = True,
+        max_parses_per_worker: int = 2000,
+    ) -> None:
+        self.size = max(1, workers if workers is not None else min(os.cpu_count() or 1, 4))
+        self.timeout_seconds = timeout_seconds
+        self.memory_bytes = memory_bytes
+        self.reject_entity_declarations = reject_entity_declarations
+        self.max_parses_per_worker = max_parses_per_worker
+        self.workers_replaced = 0  # killed, died or recycled after a resource limit
+        self._threads = ThreadPoolExecutor(max_workers=self.size * 2, thread_name_prefix="parser")
+        self._slots: asyncio.Queue[_Worker | None] | None = None
+        self._all: set[_Worker] = set()
+        self._closed = False
+
+    async def parse(
+        self,
+        body: bytes,
+        *,
+        feed_id: str,
+        fetched_at: datetime,
+        headers: dict[str, str] | None = None,
+        language_hint: str | None = None,
+    ) -> ParseResult:
+        """Parse in a worker within the time and memory bounds (see `parser.parse_feed`)."""
+        if self._closed:
+            raise RuntimeError("ParserPool is closed")
+        if self._slots is None:
+            self._slots = asyncio.Queue()
+            for _ in range(self.size):
+                self._slots.put_nowait(None)
+        loop = asyncio.get_running_loop()
+        job = (
+            bytes(body),
+            {
+                "feed_id": feed_id,
+                "fetched_at": fetched_at,
+                "headers": dict(headers) if headers else None,
+                "language_hint": language_hint,
+            },
+        )
+        slot = await self._slots.get()
+        worker: _Worker | None = slot
+        finished = False
+        try:
+            if worker is None or not worker.is_alive():
+                if worker is not None:
+                    self._retire(worker, replaced=True)
+                worker = await loop.run_in_executor(self._threads, self._start_worker)
+            result, replace_me = await loop.run_in_executor(
+                self._threads, worker.roundtrip, job, self.timeout_seconds
+            )
+            finished = True
+            if replace_me:
+                logger.warning(
+                    "parser worker replaced feed=%s kind=%s reason=%s",
+                    feed_id,
+                    result.error_kind,
+                    result.message,
+                )
+                self._retire(worker, replaced=True)
+                worker = None
+            elif worker.parses >= self.max_parses_per_worker:
+                self._retire(worker, replaced=False)
+                worker = None
+            return result
+        finally:
+            if not finished and worker is not None:
+                worker.kill()  # cancelled mid-parse: the worker's state is unknown
+                self._retire(worker, replaced=True)
+                worker = None
+            self._slots.put_nowait(worker)
+
+    def _start_worker(self) -> _Worker:
+        worker = _Worker(self.memory_bytes, self.reject_entity_declarations)
+        self._all.add(worker)
+        return worker
+
+    def _retire(self, worker: _Worker, *, replaced: bool) -> None:
+        if worker in self._all:
+            self._all.discard(worker)
+            if replaced:
+                self.workers_replaced += 1
+            if self._closed:
+                worker.stop()
+            else:
+                self._threads.submit(worker.stop)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (for monitoring and tests)."""
+        return [w.process.pid for w in self._all if w.is_alive()]
+
+    def close(self) -> None:
+        """Stop every worker and the helper threads. The pool cannot be used afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        for worker in list(self._all):
+            worker.stop()
+        self._all.clear()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def __aenter__(self) -> ParserPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _main(argv: list[str]) -> None:
+    """Worker entry point: `python -m monitor.parse_sandbox FD MEMORY_BYTES reject|allow`."""
+    fd, memory_bytes, mode = int(argv[0]), int(argv[1]), argv[2]
+    _worker_main(multiprocessing.connection.Connection(fd), memory_bytes, mode == "reject")
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

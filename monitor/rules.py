@@ -1,0 +1,978 @@
+"""The pattern language of `indicators.yaml` and its compiler.
+
+Owns turning the raw `theatres:` and `indicators:` sections (already parsed from YAML)
+into a validated, compiled `RuleSet`: the public `Theatre` and `Indicator` records plus
+the compiled patterns, actor lists, an index of patterns by their anchor words, and the
+engine-wide vocabulary of non-event cues (negation, hypotheticals, history). Everything
+is compiled once here; `matcher` only evaluates.
+
+Validation is strict. Any problem raises `ConfigError` with one line
+`"{source}: {key.path}: {problem}"`: unknown keys, wrong types, empty or malformed
+patterns, references to theatres that do not exist.
+
+The pattern language (one string per pattern):
+
+    word        the word by its Snowball stem: `cancelled` also matches cancel, cancels
+    word*       any word starting with these letters (normalised, >= 3 letters): `отмен*`
+    =word       exactly this word form (normalised, not stemmed)
+    @actor      any actor of any theatre;  @alliance: any core actor of an alliance
+    a b         b right after a (a phrase); hyphenated words are phrases too
+    a ..N b     b after a with at most N words between
+    a ~N b      a and b in either order with at most N words between
+    (a | b c)   a group of alternatives, each a word, phrase or chain
+    x & y       x and y in the same sentence, anywhere
+    x & !y      ... and no y in that sentence
+
+A pattern may also be written `{match: "...", confidence: 0.4}` to mark weaker
+evidence. Non-event checks (negation, hypotheticals, history) are judged around the
+first part of a pattern (before the first `&`), so write the event words first.
+
+Must not: read files, print, or evaluate patterns against text (that is `matcher`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, cast
+
+from monitor.errors import ConfigError
+from monitor.models import Indicator, Theatre
+from monitor.text import WORD_RE, normalize_word, stem
+
+__all__ = [
+    "DEFAULT_PATTERN_CONFIDENCE",
+    "NON_EVENT_KINDS",
+    "AltNode",
+    "ChainNode",
+    "CompiledIndicator",
+    "CompiledTheatre",
+    "Context",
+    "Cues",
+    "Lexicon",
+    "Node",
+    "Pattern",
+    "RuleSet",
+    "TermNode",
+    "compile_ruleset",
+]
+
+DEFAULT_PATTERN_CONFIDENCE = 0.85
+NON_EVENT_KINDS = ("negated", "hypothetical", "historical")
+LANGUAGES = ("en", "ru")
+MAX_WINDOW = 30
+MIN_PREFIX = 3
+
+_THEATRE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_INDICATOR_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
+_EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+$")
+_KINDS = ("pair", "alliance")
+
+# ---------------------------------------------------------------------------
+# Compiled structures
+
+
+@dataclass(frozen=True, slots=True)
+class TermNode:
+    """One word test; `id` indexes the lexicon."""
+
+    id: int
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class AltNode:
+    """Alternatives. Plain one-word options are folded into `terms` (tested as a set)."""
+
+    terms: frozenset[int]
+    options: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainNode:
+    """Items in order; `joins[i]` links item i to item i+1 as (max words between, ordered)."""
+
+    items: tuple[Node, ...]
+    joins: tuple[tuple[int, bool], ...]
+
+
+Node = TermNode | AltNode | ChainNode
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """One compiled pattern: required clauses (the first is the event) and exclusions."""
+
+    source: str
+    key_path: str
+    required: tuple[Node, ...]
+    excluded: tuple[Node, ...]
+    confidence: float
+    anchors: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """An indicator's own non-event context: cue words just before/inside/after a match."""
+
+    name: str
+    before: int
+    after: int
+    factor: float
+    node: Node
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledIndicator:
+    indicator: Indicator
+    theatre_ids: tuple[str, ...]
+    one_side: bool
+    non_events: frozenset[str]
+    patterns: tuple[Pattern, ...]
+    exclude: Node | None
+    contexts: tuple[Context, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTheatre:
+    """Actors of a theatre. A pair has two `sides`; an alliance one (its core actors)."""
+
+    theatre: Theatre
+    sides: tuple[Node, ...]
+    disputed: Node | None  # places that by themselves point at the pair's dispute
+    members: Node | None  # member states of an alliance (locality only)
+
+
+@dataclass(frozen=True, slots=True)
+class Cues:
+    """Engine-wide non-event vocabulary (see `_CUE_VOCABULARY`), compiled."""
+
+    negation_particles: Node  # within 3 words before, same clause, or inside the match
+    negation_exceptions: Node  # "not only", "no longer", "не только": not negations
+    denials_before: Node  # "denied (plans to) …", up to 10 words before
+    denials_after: Node  # "… were false", up to 6 words after
+    conditionals: Node  # "if", "unless", "если": anywhere earlier in the sentence
+    modals: Node  # "could", "may", "может": within 4 words before, same clause
+    would: Node  # "would": hypothetical unless reported speech ("said it would")
+    reporting: Node  # "said", "announced": makes a later "would" a reported future
+    questions_after: Node  # "ли" right after the match: "отменят ли …"
+    history: Node  # "last year", "years ago", "в прошлом году", "годовщина"
+
+
+class Lexicon:
+    """The interned words the rules test, and a cache of what each text word satisfies.
+
+    A term is a stem, an exact normalised form or a prefix. `lookup` maps a word as it
+    appears in a text to the ids of every term it satisfies, computing that once per
+    distinct word (normalise, stem, probe prefixes) and caching the answer.
+    """
+
+    _CACHE_LIMIT = 500_000
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], int] = {}
+        self._labels: list[str] = []
+        self._stems: dict[str, int] = {}
+        self._exact: dict[str, int] = {}
+        self._prefixes: dict[str, int] = {}
+        self._prefix_lengths: tuple[int, ...] = ()
+        self._cache: dict[str, tuple[int, ...]] = {}
+
+    def intern(self, kind: Literal["stem", "exact", "prefix"], key: str, label: str) -> int:
+        found = self._ids.get((kind, key))
+        if found is not None:
+            return found
+        term_id = len(self._labels)
+        self._ids[(kind, key)] = term_id
+        self._labels.append(label)
+        if kind == "stem":
+            self._stems[key] = term_id
+        elif kind == "exact":
+            self._exact[key] = term_id
+        else:
+            self._prefixes[key] = term_id
+            self._prefix_lengths = tuple(sorted({len(p) for p in self._prefixes}))
+        self._cache.clear()
+        return term_id
+
+    def label(self, term_id: int) -> str:
+        return self._labels[term_id]
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    @property
+    def cache(self) -> dict[str, tuple[int, ...]]:
+        """word → term ids; the matcher reads it directly on its hot path."""
+        return self._cache
+
+    def lookup(self, word: str) -> tuple[int, ...]:
+        """Ids of the terms `word` (as written in a text) satisfies; () for most words."""
+        cached = self._cache.get(word)
+        if cached is not None:
+            return cached
+        norm = normalize_word(word)
+        found: list[int] = []
+        stem_id = self._stems.get(stem(norm))
+        if stem_id is not None:
+            found.append(stem_id)
+        exact_id = self._exact.get(norm)
+        if exact_id is not None:
+            found.append(exact_id)
+        for length in self._prefix_lengths:
+            if length > len(norm):
+                break
+            prefix_id = self._prefixes.get(norm[:length])
+            if prefix_id is not None:
+                found.append(prefix_id)
+        result = tuple(sorted(set(found)))
+        if len(self._cache) >= self._CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[word] = result
+        return result
+
+    def terms(self) -> Iterator[tuple[str, str]]:
+        """(kind, label) of every term, for diagnostics and the benchmark baseline."""
+        for (kind, _key), term_id in sorted(self._ids.items(), key=lambda item: item[1]):
+            yield kind, self._labels[term_id]
+
+
+@dataclass(frozen=True, eq=False)
+class RuleSet:
+    """Validated theatres and indicators, with everything compiled for the matcher."""
+
+    theatres: Mapping[str, Theatre]
+    indicators: Mapping[str, Indicator]
+    lexicon: Lexicon
+    compiled_theatres: tuple[CompiledTheatre, ...]
+    compiled_indicators: tuple[CompiledIndicator, ...]
+    # term id → (indicator index, pattern index) of the patterns anchored on it
+    anchor_index: Mapping[int, tuple[tuple[int, int], ...]]
+    cues: Cues
+    source: str = field(default="indicators.yaml")
+
+    def pattern_count(self) -> int:
+        return sum(len(ci.patterns) for ci in self.compiled_indicators)
+
+
+# ---------------------------------------------------------------------------
+# Engine-wide cue vocabulary. Written in the pattern language; compiled with the rules.
+
+_CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
+    "negation_particles": (
+        "not",
+        "no",
+        "never",
+        "neither",
+        "nor",
+        "without",
+        "cannot",
+        "(=didn't|=don't|=doesn't|=won't|=wouldn't|=isn't|=aren't|=wasn't|=weren't)",
+        "(=hasn't|=haven't|=hadn't|=can't|=couldn't|=shouldn't|=mustn't)",
+        "(=не|=нет|=ни|=никогда|=без|=отнюдь)",
+    ),
+    "negation_exceptions": (
+        "(not|no) (only|longer|least|less|fewer|later|sooner|doubt|far|more than)",
+        "never before",
+        "without (delay|warning|explanation|provocation|notice)",
+        "=не (только|=раз|менее|меньше|позднее|позже|более|=так|исключ*)",
+        "=ни (=разу)",
+        "=без (предупреждени*|объяснени*|повод*)",
+    ),
+    "denials_before": (
+        "(deny|denies|denied|denial|refut*|dismiss*|debunk*)",
+        "(=опроверг*|=опроверж*|=отрица*|=отверг*|=опровергл*)",
+    ),
+    "denials_after": (
+        "(deny|denies|denied|refut*)",
+        "(false|fake|untrue|baseless|groundless|unfounded|fabricat*|disinformation)",
+        "not true",
+        "(=опроверг*|фейк*|ложн*|дезинформац*|=вымысел)",
+        "=не =соответству*",
+    ),
+    "conditionals": (
+        "(if|unless|whether)",
+        "in (case|the event)",
+        "(=если|=ежели)",
+        "в случае",
+        "при условии",
+    ),
+    "modals": (
+        "(could|might|may|should|can|possibl*|potential*|=likely|=unlikely|perhaps|maybe)",
+        "(threaten|consider|mull|weigh|contemplat*|hypothetical*)",
+        "(=risk|=risks|fear|=danger|prospect|spectre|specter)",
+        "(=может|=могут|=мог|=могла|=могло|=могли|=сможет|=смогут|=бы|=б)",
+        "(возможн*|вероятн*|=наверное|угрожа*|=грозит|=грозят|=грозила|рассматрива*)",
+        "(=риск|=риска|=угроза|=угрозу|=угрозы|опасени*|=допуска*)",
+        "=не исключ*",
+    ),
+    "would": ("would",),
+    "reporting": (
+        "(said|says|say|told|tells|announc*|=stated|=added|=noted|report|according|inform*)",
+        "(claim|insist|warn|declar*|confirm*|wrote|explain*|promis*|pledg*|expect*)",
+    ),
+    "questions_after": ("=ли",),
+    "history": (
+        "last year",
+        "(year|years|decade|decades|month|months) ago",
+        "in the past",
+        "back in",
+        "over the years",
+        "anniversary",
+        "at the time",
+        "soviet (times|era|period)",
+        "(=прошлом|=прошлого) =году",
+        "прошлогодн*",
+        "(=лет|=года|=год|=десятилетия|=десятилетий|=месяца|=месяцев) =назад",
+        "годовщин*",
+        "(=советское|=советские) (=время|=времена)",
+        "в свое время",
+    ),
+}
+
+# Words too common to anchor a pattern on (a pattern is indexed by its rarest words).
+_COMMON_WORDS = frozenset(
+    """the a an of to in on at by for with from and or not no as is was be that this it its
+    said says will has have had were are their his her they he she which who after
+    в на с по о от до из за и или не ни что как это его ее их к у для при""".split()
+)
+
+# ---------------------------------------------------------------------------
+# Errors and type checks
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, int | float):
+        return repr(value)
+    return type(value).__name__
+
+
+class _Errors:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, problem: str) -> ConfigError:
+        one_line = " ".join(f"{self.source}: {path}: {problem}".split())
+        return ConfigError(one_line)
+
+    def mapping(self, value: object, path: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(path, f"expected a mapping, got {_describe(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                raise self.fail(path, f"keys must be strings, got {_describe(key)}")
+        return cast(Mapping[str, Any], value)
+
+    def keys(
+        self,
+        value: Mapping[str, Any],
+        path: str,
+        *,
+        required: Sequence[str] = (),
+        optional: Sequence[str] = (),
+    ) -> None:
+        allowed = set(required) | set(optional)
+        for key in value:
+            if key not in allowed:
+                expected = ", ".join(sorted(allowed))
+                raise self.fail(f"{path}.{key}", f"unknown key (expected one of: {expected})")
+        for key in required:
+            if key not in value:
+                raise self.fail(path, f"missing required key '{key}'")
+
+    def string(self, value: object, path: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(path, f"expected a string, got {_describe(value)}")
+        if not value.strip():
+            raise self.fail(path, "must not be empty")
+        return value.strip()
+
+    def number(self, value: object, path: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(path, f"expected a number, got {_describe(value)}")
+        number = float(value)
+        if not math.isfinite(number):
+            raise self.fail(path, f"expected a finite number, got {_describe(value)}")
+        return number
+
+    def integer(self, value: object, path: str, *, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"expected a whole number, got {_describe(value)}")
+        if not low <= value <= high:
+            raise self.fail(path, f"must be between {low} and {high}, got {value}")
+        return value
+
+    def boolean(self, value: object, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(path, f"expected true or false, got {_describe(value)}")
+        return value
+
+    def string_list(self, value: object, path: str, *, allow_empty: bool = False) -> list[str]:
+        if not isinstance(value, list):
+            raise self.fail(path, f"expected a list, got {_describe(value)}")
+        if not value and not allow_empty:
+            raise self.fail(path, "must not be empty")
+        return [self.string(item, f"{path}[{index}]") for index, item in enumerate(value)]
+
+
+# ---------------------------------------------------------------------------
+# The pattern parser
+
+_LEX_RE = re.compile(
+    r"(?P<space>\s+)|(?P<open>\()|(?P<close>\))|(?P<bar>\|)|(?P<and>&)|(?P<not>!)"
+    r"|\.\.(?P<gap>\d+)|~(?P<near>\d+)|(?P<word>[^\s()|&!~]+)|(?P<bad>.)"
+)
+
+
+class _PatternError(Exception):
+    """A problem in one pattern string; turned into a ConfigError with its key path."""
+
+
+@dataclass(slots=True)
+class _Lexeme:
+    kind: str
+    text: str
+    value: int = 0
+
+
+def _lex(text: str) -> list[_Lexeme]:
+    lexemes: list[_Lexeme] = []
+    for found in _LEX_RE.finditer(text):
+        kind = found.lastgroup or "bad"
+        if kind == "space":
+            continue
+        if kind == "bad":
+            raise _PatternError(f"unexpected {found.group()!r}")
+        if kind in ("gap", "near"):
+            number = int(found.group(kind))
+            if number > MAX_WINDOW:
+                raise _PatternError(f"window {found.group()!r} is wider than {MAX_WINDOW} words")
+            lexemes.append(_Lexeme(kind, found.group(), number))
+        else:
+            lexemes.append(_Lexeme(kind, found.group()))
+    return lexemes
+
+
+class _Parser:
+    """Recursive descent over the lexemes of one pattern (grammar in the module doc)."""
+
+    def __init__(self, text: str, lexicon: Lexicon, macros: Mapping[str, Node]) -> None:
+        self.lexemes = _lex(text)
+        self.index = 0
+        self.lexicon = lexicon
+        self.macros = macros
+
+    def peek(self) -> _Lexeme | None:
+        return self.lexemes[self.index] if self.index < len(self.lexemes) else None
+
+    def take(self, kind: str) -> bool:
+        nxt = self.peek()
+        if nxt is not None and nxt.kind == kind:
+            self.index += 1
+            return True
+        return False
+
+    def parse_pattern(self) -> tuple[tuple[Node, ...], tuple[Node, ...]]:
+        if not self.lexemes:
+            raise _PatternError("empty pattern")
+        required: list[Node] = []
+        excluded: list[Node] = []
+        while True:
+            negated = self.take("not")
+            clause = self.parse_chain()
+            (excluded if negated else required).append(clause)
+            if not self.take("and"):
+                break
+        leftover = self.peek()
+        if leftover is not None:
+            raise _PatternError(f"unexpected {leftover.text!r}")
+        if not required:
+            raise _PatternError("a pattern needs at least one part that is not excluded (!)")
+        return tuple(required), tuple(excluded)
+
+    def parse_single_chain(self) -> Node:
+        """An actor or cue: one chain, no `&` or `!`."""
+        if not self.lexemes:
+            raise _PatternError("empty pattern")
+        node = self.parse_chain()
+        leftover = self.peek()
+        if leftover is not None:
+            raise _PatternError(f"unexpected {leftover.text!r} (only a word, phrase or group)")
+        return node
+
+    def parse_chain(self) -> Node:
+        items = [self.parse_element()]
+        joins: list[tuple[int, bool]] = []
+        while True:
+            nxt = self.peek()
+            if nxt is None or nxt.kind in ("and", "close", "bar"):
+                break
+            if nxt.kind in ("gap", "near"):
+                self.index += 1
+                joins.append((nxt.value, nxt.kind == "gap"))
+                after = self.peek()
+                if after is None or after.kind in ("and", "close", "bar", "gap", "near"):
+                    raise _PatternError(f"{nxt.text!r} needs a word on both sides")
+            else:
+                joins.append((0, True))
+            items.append(self.parse_element())
+        return _make_chain(items, joins)
+
+    def parse_element(self) -> Node:
+        nxt = self.peek()
+        if nxt is None:
+            raise _PatternError("pattern ends where a word was expected")
+        if nxt.kind == "open":
+            self.index += 1
+            if self.take("close"):
+                raise _PatternError("empty group '()'")
+            options = [self.parse_chain()]
+            while self.take("bar"):
+                options.append(self.parse_chain())
+            if not self.take("close"):
+                raise _PatternError("unbalanced parentheses: '(' is never closed")
+            return _make_alt(options)
+        if nxt.kind == "word":
+            self.index += 1
+            return self.word_node(nxt.text)
+        if nxt.kind in ("gap", "near"):
+            raise _PatternError(f"{nxt.text!r} needs a word on both sides")
+        if nxt.kind == "close":
+            raise _PatternError("unbalanced parentheses: ')' without '('")
+        if nxt.kind == "bar":
+            raise _PatternError("'|' outside a group or with nothing before it")
+        raise _PatternError(f"unexpected {nxt.text!r}")
+
+    def word_node(self, written: str) -> Node:
+        if written.startswith("@"):
+            macro = self.macros.get(written[1:])
+            if macro is None:
+                known = ", ".join(f"@{name}" for name in sorted(self.macros))
+                raise _PatternError(f"unknown name {written!r} (known: {known})")
+            return macro
+        kind: Literal["stem", "exact", "prefix"] = "stem"
+        body = written
+        if body.startswith("="):
+            kind, body = "exact", body[1:]
+        if body.endswith("*"):
+            if kind == "exact":
+                raise _PatternError(f"{written!r} cannot be both exact (=) and a prefix (*)")
+            kind, body = "prefix", body[:-1]
+        if "*" in body or "=" in body or "@" in body:
+            raise _PatternError(f"misplaced '*', '=' or '@' in {written!r}")
+        parts = [normalize_word(part) for part in WORD_RE.findall(body)]
+        parts = [part for part in parts if part]
+        if not parts:
+            raise _PatternError(f"{written!r} has no letters or digits")
+        nodes: list[Node] = []
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            if kind == "prefix" and last:
+                if len(part) < MIN_PREFIX:
+                    raise _PatternError(
+                        f"prefix {written!r} is too short (at least {MIN_PREFIX} letters)"
+                    )
+                nodes.append(TermNode(self.lexicon.intern("prefix", part, part + "*"), part + "*"))
+            elif kind == "exact":
+                nodes.append(TermNode(self.lexicon.intern("exact", part, "=" + part), "=" + part))
+            else:
+                key = stem(part)
+                nodes.append(TermNode(self.lexicon.intern("stem", key, part), part))
+        return _make_chain(nodes, [(0, True)] * (len(nodes) - 1))
+
+
+def _make_chain(items: list[Node], joins: list[tuple[int, bool]]) -> Node:
+    if len(items) == 1:
+        return items[0]
+    return ChainNode(tuple(items), tuple(joins))
+
+
+def _make_alt(options: list[Node]) -> Node:
+    if len(options) == 1:
+        return options[0]
+    terms: set[int] = set()
+    others: list[Node] = []
+    for option in options:
+        if isinstance(option, TermNode):
+            terms.add(option.id)
+        elif isinstance(option, AltNode):
+            terms |= option.terms
+            others.extend(option.options)
+        else:
+            others.append(option)
+    return AltNode(frozenset(terms), tuple(others))
+
+
+def _anchors(node: Node, lexicon: Lexicon) -> frozenset[int]:
+    """Term ids of which at least one must occur for `node` to match anywhere."""
+    if isinstance(node, TermNode):
+        return frozenset((node.id,))
+    if isinstance(node, AltNode):
+        found = set(node.terms)
+        for option in node.options:
+            found |= _anchors(option, lexicon)
+        return frozenset(found)
+    return min((_anchors(item, lexicon) for item in node.items), key=lambda a: _cost(a, lexicon))
+
+
+def _cost(anchors: frozenset[int], lexicon: Lexicon) -> int:
+    return sum(25 if lexicon.label(a).lstrip("=") in _COMMON_WORDS else 1 for a in anchors)
+
+
+# ---------------------------------------------------------------------------
+# Compilation
+
+
+class _Compiler:
+    def __init__(self, source: str) -> None:
+        self.errors = _Errors(source)
+        self.lexicon = Lexicon()
+        self.macros: dict[str, Node] = {}
+
+    def node(self, text: str, path: str) -> Node:
+        try:
+            return _Parser(text, self.lexicon, self.macros).parse_single_chain()
+        except _PatternError as exc:
+            raise self.errors.fail(path, f"{exc} in {text!r}") from None
+
+    def pattern(self, raw: object, path: str) -> Pattern:
+        confidence = DEFAULT_PATTERN_CONFIDENCE
+        if isinstance(raw, Mapping):
+            entry = self.errors.mapping(raw, path)
+            self.errors.keys(entry, path, required=("match",), optional=("confidence",))
+            text = self.errors.string(entry["match"], f"{path}.match")
+            if "confidence" in entry:
+                confidence = self.errors.number(entry["confidence"], f"{path}.confidence")
+                if not 0.0 < confidence <= 1.0:
+                    raise self.errors.fail(
+                        f"{path}.confidence", f"must be above 0 and at most 1, got {confidence}"
+                    )
+        elif isinstance(raw, str):
+            text = self.errors.string(raw, path)
+        else:
+            raise self.errors.fail(
+                path, f"expected a pattern string or a mapping, got {_describe(raw)}"
+            )
+        try:
+            required, excluded = _Parser(text, self.lexicon, self.macros).parse_pattern()
+        except _PatternError as exc:
+            raise self.errors.fail(path, f"{exc} in {text!r}") from None
+        anchors = min(
+            (_anchors(clause, self.lexicon) for clause in required),
+            key=lambda a: _cost(a, self.lexicon),
+        )
+        return Pattern(text, path, required, excluded, confidence, anchors)
+
+    def word_lists(self, raw: object, path: str, *, allow_empty: bool = False) -> Node | None:
+        """A `{en: [...], ru: [...]}` list of words/phrases as one alternative node."""
+        entry = self.errors.mapping(raw, path)
+        self.errors.keys(entry, path, optional=LANGUAGES)
+        nodes: list[Node] = []
+        for language in LANGUAGES:
+            if language in entry:
+                items = self.errors.string_list(
+                    entry[language], f"{path}.{language}", allow_empty=True
+                )
+                for index, text in enumerate(items):
+                    nodes.append(self.node(text, f"{path}.{language}[{index}]"))
+        if not nodes:
+            if allow_empty:
+                return None
+            raise self.errors.fail(path, "needs at least one word in 'en' or 'ru'")
+        return _make_alt(nodes)
+
+    # -- theatres -----------------------------------------------------------
+
+    def theatres(self, raw: object) -> tuple[CompiledTheatre, ...]:
+        section = self.errors.mapping(raw, "theatres")
+        if not section:
+            raise self.errors.fail("theatres", "at least one theatre is required")
+        compiled = []
+        for theatre_id, body in section.items():
+            compiled.append(self.theatre(theatre_id, body, f"theatres.{theatre_id}"))
+        return tuple(compiled)
+
+    def theatre(self, theatre_id: str, raw: object, path: str) -> CompiledTheatre:
+        if not _THEATRE_ID_RE.match(theatre_id):
+            raise self.errors.fail(
+                path, "a theatre id must be lower-case letters, digits and '-' (like 'kg-tj')"
+            )
+        entry = self.errors.mapping(raw, path)
+        kind = entry.get("kind")
+        if kind not in _KINDS:
+            if "kind" not in entry:
+                raise self.errors.fail(path, "missing required key 'kind'")
+            raise self.errors.fail(f"{path}.kind", f"expected pair or alliance, got {_describe(kind)}")
+        if kind == "pair":
+            self.errors.keys(
+                entry,
+                path,
+                required=("name", "kind", "sides"),
+                optional=("recipients", "disputed"),
+            )
+        else:
+            self.errors.keys(
+                entry,
+                path,
+                required=("name", "kind", "actors"),
+                optional=("recipients", "members"),
+            )
+        name = self.errors.string(entry["name"], f"{path}.name")
+        recipients: tuple[str, ...] = ()
+        if "recipients" in entry:
+            addresses = self.errors.string_list(
+                entry["recipients"], f"{path}.recipients", allow_empty=True
+            )
+            for index, address in enumerate(addresses):
+                if not _EMAIL_RE.match(address):
+                    raise self.errors.fail(
+                        f"{path}.recipients[{index}]", f"not an email address: {address!r}"
+                    )
+            recipients = tuple(addresses)
+        theatre = Theatre(
+            id=theatre_id, name=name, kind=cast(Literal["pair", "alliance"], kind), recipients=recipients
+        )
+        if kind == "pair":
+            sides_raw = self.errors.mapping(entry["sides"], f"{path}.sides")
+            if len(sides_raw) != 2:
+                raise self.errors.fail(
+                    f"{path}.sides", f"a pair needs exactly 2 sides, got {len(sides_raw)}"
+                )
+            sides = []
+            for side_name, side in sides_raw.items():
+                node = self.word_lists(side, f"{path}.sides.{side_name}")
+                assert node is not None
+                sides.append(node)
+            disputed = None
+            if "disputed" in entry:
+                disputed = self.word_lists(entry["disputed"], f"{path}.disputed", allow_empty=True)
+            return CompiledTheatre(theatre, tuple(sides), disputed, None)
+        core = self.word_lists(entry["actors"], f"{path}.actors")
+        assert core is not None
+        members = None
+        if "members" in entry:
+            members = self.word_lists(entry["members"], f"{path}.members", allow_empty=True)
+        return CompiledTheatre(theatre, (core,), None, members)
+
+    # -- indicators ---------------------------------------------------------
+
+    def indicators(
+        self, raw: object, theatres: tuple[CompiledTheatre, ...]
+    ) -> tuple[CompiledIndicator, ...]:
+        section = self.errors.mapping(raw, "indicators")
+        if not section:
+            raise self.errors.fail("indicators", "at least one indicator is required")
+        return tuple(
+            self.indicator(indicator_id, body, f"indicators.{indicator_id}", theatres)
+            for indicator_id, body in section.items()
+        )
+
+    def indicator(
+        self,
+        indicator_id: str,
+        raw: object,
+        path: str,
+        theatres: tuple[CompiledTheatre, ...],
+    ) -> CompiledIndicator:
+        if not _INDICATOR_ID_RE.match(indicator_id):
+            raise self.errors.fail(
+                path, "an indicator id must be lower-case letters, digits and '_' (like 'border_clash')"
+            )
+        entry = self.errors.mapping(raw, path)
+        self.errors.keys(
+            entry,
+            path,
+            required=("description", "weight"),
+            optional=(
+                "severity",
+                "half_life_hours",
+                "applies_to",
+                "one_side",
+                "non_events",
+                "exclude",
+                "context",
+                *LANGUAGES,
+            ),
+        )
+        description = self.errors.string(entry["description"], f"{path}.description")
+        weight = self.errors.number(entry["weight"], f"{path}.weight")
+        if weight == 0:
+            raise self.errors.fail(f"{path}.weight", "must not be 0 (negative for de-escalation)")
+        severity = entry.get("severity", "normal")
+        if severity not in ("normal", "critical"):
+            raise self.errors.fail(
+                f"{path}.severity", f"expected normal or critical, got {_describe(severity)}"
+            )
+        half_life: float | None = None
+        if "half_life_hours" in entry:
+            half_life = self.errors.number(entry["half_life_hours"], f"{path}.half_life_hours")
+            if half_life <= 0:
+                raise self.errors.fail(f"{path}.half_life_hours", f"must be above 0, got {half_life:g}")
+        indicator = Indicator(
+            id=indicator_id,
+            description=description,
+            weight=weight,
+            severity=cast(Literal["normal", "critical"], severity),
+            half_life_hours=half_life,
+        )
+        theatre_ids = self.applies_to(entry.get("applies_to"), f"{path}.applies_to", theatres)
+        one_side = False
+        if "one_side" in entry:
+            one_side = self.errors.boolean(entry["one_side"], f"{path}.one_side")
+        non_events = frozenset(NON_EVENT_KINDS)
+        if "non_events" in entry:
+            listed = self.errors.string_list(
+                entry["non_events"], f"{path}.non_events", allow_empty=True
+            )
+            for index, kind in enumerate(listed):
+                if kind not in NON_EVENT_KINDS:
+                    raise self.errors.fail(
+                        f"{path}.non_events[{index}]",
+                        f"expected one of {', '.join(NON_EVENT_KINDS)}, got {kind!r}",
+                    )
+            non_events = frozenset(listed)
+        exclude = None
+        if "exclude" in entry:
+            exclude = self.word_lists(entry["exclude"], f"{path}.exclude", allow_empty=True)
+        contexts: tuple[Context, ...] = ()
+        if "context" in entry:
+            contexts = self.contexts(entry["context"], f"{path}.context")
+        patterns: list[Pattern] = []
+        for language in LANGUAGES:
+            if language not in entry:
+                continue
+            raw_patterns = entry[language]
+            lang_path = f"{path}.{language}"
+            if not isinstance(raw_patterns, list):
+                raise self.errors.fail(lang_path, f"expected a list, got {_describe(raw_patterns)}")
+            for index, raw_pattern in enumerate(raw_patterns):
+                patterns.append(self.pattern(raw_pattern, f"{lang_path}[{index}]"))
+        if not patterns:
+            raise self.errors.fail(path, "needs at least one pattern under 'en' or 'ru'")
+        return CompiledIndicator(
+            indicator=indicator,
+            theatre_ids=theatre_ids,
+            one_side=one_side,
+            non_events=non_events,
+            patterns=tuple(patterns),
+            exclude=exclude,
+            contexts=contexts,
+        )
+
+    def applies_to(
+        self, raw: object, path: str, theatres: tuple[CompiledTheatre, ...]
+    ) -> tuple[str, ...]:
+        all_ids = [ct.theatre.id for ct in theatres]
+        if raw is None:
+            return tuple(all_ids)
+        names = self.errors.string_list(raw, path)
+        chosen: list[str] = []
+        for index, name in enumerate(names):
+            if name in _KINDS:
+                chosen.extend(ct.theatre.id for ct in theatres if ct.theatre.kind == name)
+            elif name in all_ids:
+                chosen.append(name)
+            else:
+                raise self.errors.fail(
+                    f"{path}[{index}]",
+                    f"unknown theatre or kind {name!r} (theatres: {', '.join(sorted(all_ids))};"
+                    f" kinds: {', '.join(_KINDS)})",
+                )
+        unique = tuple(dict.fromkeys(chosen))
+        if not unique:
+            raise self.errors.fail(path, "names no theatre that exists")
+        return unique
+
+    def contexts(self, raw: object, path: str) -> tuple[Context, ...]:
+        section = self.errors.mapping(raw, path)
+        contexts = []
+        for name, body in section.items():
+            entry_path = f"{path}.{name}"
+            if not _INDICATOR_ID_RE.match(name):
+                raise self.errors.fail(entry_path, "a context name must be lower-case letters and '_'")
+            entry = self.errors.mapping(body, entry_path)
+            self.errors.keys(
+                entry, entry_path, optional=("before", "after", "confidence", *LANGUAGES)
+            )
+            before = self.errors.integer(
+                entry.get("before", 0), f"{entry_path}.before", low=0, high=MAX_WINDOW
+            )
+            after = self.errors.integer(
+                entry.get("after", 0), f"{entry_path}.after", low=0, high=MAX_WINDOW
+            )
+            factor = 0.1
+            if "confidence" in entry:
+                factor = self.errors.number(entry["confidence"], f"{entry_path}.confidence")
+                if not 0.0 <= factor <= 1.0:
+                    raise self.errors.fail(
+                        f"{entry_path}.confidence", f"must be between 0 and 1, got {factor:g}"
+                    )
+            words = {key: entry[key] for key in LANGUAGES if key in entry}
+            node = self.word_lists(words, entry_path)
+            assert node is not None
+            contexts.append(Context(name, before, after, factor, node))
+        return tuple(contexts)
+
+    def cues(self) -> Cues:
+        compiled: dict[str, Node] = {}
+        for name, texts in _CUE_VOCABULARY.items():
+            nodes = [self.node(text, f"<cues>.{name}") for text in texts]
+            compiled[name] = _make_alt(nodes)
+        return Cues(**compiled)
+
+
+def compile_ruleset(
+    raw_theatres: object, raw_indicators: object, *, source: str = "indicators.yaml"
+) -> RuleSet:
+    """Validate and compile the `theatres:` and `indicators:` sections of a config.
+
+    `raw_theatres` and `raw_indicators` are what a YAML loader returned for those keys.
+    Raises `ConfigError` with `"{source}: {key.path}: {problem}"` on the first problem.
+    """
+    compiler = _Compiler(source)
+    theatres = compiler.theatres(raw_theatres)
+    actor_nodes: list[Node] = []
+    alliance_nodes: list[Node] = []
+    for ct in theatres:
+        actor_nodes.extend(ct.sides)
+        for extra in (ct.disputed, ct.members):
+            if extra is not None:
+                actor_nodes.append(extra)
+        if ct.theatre.kind == "alliance":
+            alliance_nodes.extend(ct.sides)
+    compiler.macros["actor"] = _make_alt(actor_nodes)
+    if alliance_nodes:
+        compiler.macros["alliance"] = _make_alt(alliance_nodes)
+    indicators = compiler.indicators(raw_indicators, theatres)
+    cues = compiler.cues()
+
+    anchor_lists: dict[int, list[tuple[int, int]]] = {}
+    for indicator_index, ci in enumerate(indicators):
+        for pattern_index, pattern in enumerate(ci.patterns):
+            for term_id in pattern.anchors:
+                anchor_lists.setdefault(term_id, []).append((indicator_index, pattern_index))
+    anchor_index = {term_id: tuple(refs) for term_id, refs in anchor_lists.items()}
+
+    return RuleSet(
+        theatres=MappingProxyType({ct.theatre.id: ct.theatre for ct in theatres}),
+        indicators=MappingProxyType({ci.indicator.id: ci.indicator for ci in indicators}),
+        lexicon=compiler.lexicon,
+        compiled_theatres=theatres,
+        compiled_indicators=indicators,
+        anchor_index=MappingProxyType(anchor_index),
+        cues=cues,
+        source=source,
+    )

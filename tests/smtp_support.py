@@ -1,0 +1,206 @@
+"""Test helpers for email delivery: faulty SMTP servers and throwaway TLS certificates.
+
+- `FaultyHandler`: a `monitor.mailsink.SinkHandler` that can answer MAIL, RCPT or DATA with
+  any reply, fail the first K messages, or hang after DATA. Use it with
+  `MailSink(tmp_path, handler_factory=faulty(...))`.
+- `RawServer`: a TCP listener that sends a fixed greeting (or nothing) and then holds or
+  drops the connection, for faults below SMTP (421 greeting, silence, hang-up).
+- `make_certificate`: a self-signed certificate for 127.0.0.1 made with the `openssl`
+  command (the stdlib cannot make one); tests skip when `openssl` is missing.
+All waits are bounded; nothing sleeps in the test thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from monitor.mailsink import HOST, SinkHandler
+
+
+class FaultyHandler(SinkHandler):
+    """A sink that misbehaves on purpose. Replies are full SMTP lines ("451 4.3.0 Later")."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        fail_first: int = 0,
+        fail_reply: str = "451 4.3.0 Try again later",
+        mail_reply: str | None = None,
+        rcpt_replies: dict[str, str] | None = None,
+        rcpt_reply: str | None = None,
+        data_reply: str | None = None,
+        hang_after_data_seconds: float = 0.0,
+    ) -> None:
+        super().__init__(directory)
+        self.fail_first = fail_first
+        self.fail_reply = fail_reply
+        self.mail_reply = mail_reply
+        self.rcpt_replies = rcpt_replies or {}
+        self.rcpt_reply = rcpt_reply
+        self.data_reply = data_reply
+        self.hang_after_data_seconds = hang_after_data_seconds
+        self.data_attempts = 0  # DATA commands seen, answered or not
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        if self.mail_reply:
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        reply = self.rcpt_replies.get(address) or self.rcpt_reply
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_attempts += 1
+        if self.hang_after_data_seconds:
+            await asyncio.sleep(self.hang_after_data_seconds)  # the server's clock, not the test's
+        if self.data_attempts <= self.fail_first:
+            return self.fail_reply
+        if self.data_reply:
+            return self.data_reply
+        return await super().handle_DATA(server, session, envelope)
+
+
+def faulty(**faults: Any) -> Callable[[Path], SinkHandler]:
+    """A `handler_factory` for `MailSink` that makes a `FaultyHandler` with `faults`."""
+    return functools.partial(FaultyHandler, **faults)
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    """aiosmtpd authenticator accepting exactly one user name and password."""
+
+    user: str
+    password: str
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.user.encode()
+            and auth_data.password == self.password.encode()
+        )
+        return AuthResult(success=ok)
+
+
+class RawServer:
+    """A loopback TCP server: sends `greeting` (None: nothing) to each client, then holds the
+    connection open until stopped, or closes it at once if `hang_up`."""
+
+    def __init__(self, greeting: bytes | None, *, hang_up: bool = False) -> None:
+        self.greeting = greeting
+        self.hang_up = hang_up
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind((HOST, 0))
+        self._listener.listen(8)
+        self.port = int(self._listener.getsockname()[1])
+        self._stopped = threading.Event()
+        self._clients: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # listener closed
+            if self.greeting is not None:
+                client.sendall(self.greeting)
+            if self.hang_up:
+                client.close()
+            else:
+                self._clients.append(client)
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopped.set()
+        self._listener.close()
+        for client in self._clients:
+            client.close()
+        self._thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------------------
+# TLS
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts this certificate only (hostname checked)."""
+        return ssl.create_default_context(cafile=str(self.cert_file))
+
+
+def has_openssl() -> bool:
+    return shutil.which("openssl") is not None
+
+
+def make_certificate(directory: Path) -> Certificate:
+    """A self-signed EC certificate for 127.0.0.1 and localhost, valid for two days."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return Certificate(cert, key)

@@ -1,0 +1,79 @@
+"""`monitor demo` end to end: real HTTP on loopback, real SMTP (aiosmtpd), real SQLite.
+
+One demo run is shared by the tests of this module (it takes a few seconds); a second
+run into the same folder must send nothing new.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from pathlib import Path
+
+import pytest
+
+from monitor import db
+from monitor.demo import DemoResult, clock_steps, load_demo_items, run_demo
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoResult, list[str]]:
+    out = tmp_path_factory.mktemp("demo")
+    lines: list[str] = []
+    result = run_demo(out, echo=lines.append)
+    return out, result, lines
+
+
+def test_demo_stores_the_story_and_scores_rise_and_fall(demo_run: tuple[Path, DemoResult, list[str]]) -> None:
+    out, result, _ = demo_run
+    assert result.new_articles == len(load_demo_items())
+    with db.Store.open(result.db_path, readonly=True) as store:
+        series = store.query(
+            "SELECT at, score FROM scores WHERE theatre_id = 'kg-tj' ORDER BY at"
+        )
+        scores = [row["score"] for row in series]
+        peak = max(scores)
+        peak_at = series[scores.index(peak)]["at"]
+        assert peak >= 55, "the September 2022 fighting should take kg-tj to a high level"
+        assert peak_at.startswith("2022-09")
+        assert scores[-1] < peak / 2, "the score fades after the border treaty"
+        assert store.integrity_check() == "ok"
+
+
+def test_demo_alert_emails_arrive_at_the_local_smtp_server(demo_run: tuple[Path, DemoResult, list[str]]) -> None:
+    out, result, _ = demo_run
+    emls = sorted((result.mail_dir / "eml").glob("*.eml"))
+    assert result.emails_sent >= 3
+    assert len(emls) == result.emails_sent
+    subjects = []
+    for path in emls:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        subjects.append(str(message["Subject"]))
+        assert message["Message-ID"] and message["Auto-Submitted"] == "auto-generated"
+    assert any("Kyrgyzstan" in s and "HIGH" in s.upper() for s in subjects), subjects
+    with db.Store.open(result.db_path, readonly=True) as store:
+        assert store.outbox_counts().get("sent") == result.emails_sent
+
+
+def test_demo_run_twice_sends_nothing_new(demo_run: tuple[Path, DemoResult, list[str]]) -> None:
+    out, first, _ = demo_run
+    lines: list[str] = []
+    second = run_demo(out, echo=lines.append)
+    assert second.resumed and second.new_articles == 0 and second.emails_sent == 0
+    assert len(list((first.mail_dir / "eml").glob("*.eml"))) == first.emails_sent
+    assert any("nothing was sent twice" in line for line in lines)
+
+
+def test_demo_prints_history_and_where_things_are(demo_run: tuple[Path, DemoResult, list[str]]) -> None:
+    _, result, lines = demo_run
+    text = "\n".join(lines)
+    assert "Score history" in text and "kg-tj" in text
+    assert str(result.db_path) in text and "eml" in text
+
+
+def test_clock_steps_cover_every_item_in_order() -> None:
+    items = load_demo_items()
+    steps = clock_steps(items)
+    assert steps == sorted(steps)
+    for item in items:
+        assert any(step >= item.published_at for step in steps)
