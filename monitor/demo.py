@@ -55,9 +55,9 @@ def load_demo_items() -> list[DemoItem]:
         items = load_corpus(file_path)
     result = []
     for item in items:
-        if item.date is None:
+        if item.published_at is None:
             continue
-        published = item.date.replace(hour=PUBLISH_HOUR, minute=0, second=0)
+        published = item.published_at.replace(hour=PUBLISH_HOUR, minute=0, second=0)
         result.append(DemoItem(feed_slug=slugify(item.source), item=item, published_at=published))
     return sorted(result, key=lambda d: (d.published_at, d.item.id))
 

@@ -398,14 +398,14 @@ def _cause_chain(exc: BaseException) -> Iterator[BaseException]:
 def _classify(exc: Exception) -> tuple[str, str]:
     """Map an httpx/httpcore exception to (error_kind, message)."""
     text = str(exc) or type(exc).__name__
-    if any(isinstance(e, ssl.SSLError) for e in _cause_chain(exc)):
-        return "tls_error", text
     if isinstance(exc, httpx.ConnectTimeout):
         return "timeout", f"connect timed out (TCP or TLS handshake): {text}"
     if isinstance(exc, httpx.ReadTimeout):
         return "timeout", f"read timed out: {text}"
     if isinstance(exc, httpx.TimeoutException):
         return "timeout", text
+    if any(isinstance(e, ssl.SSLError) for e in _cause_chain(exc)):
+        return "tls_error", text
     if isinstance(exc, httpx.ConnectError):
         return "connect_error", text
     if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
@@ -615,7 +615,10 @@ class Fetcher:
         only_permanent_so_far = True
         while True:
             request = self._client.build_request("GET", current, headers=headers)
-            response = await self._client.send(request, stream=True)
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.InvalidURL as exc:  # httpx pre-builds the next hop of a redirect
+                raise FetchError("bad_redirect", f"redirect to an invalid URL: {exc}") from None
             try:
                 status = response.status_code
                 if status in _REDIRECT_STATUSES:
@@ -717,14 +720,12 @@ class Fetcher:
                 for piece in decoder.feed(raw):
                     decoded += len(piece)
                     if decoded > limit:
-                        raise FetchError(
-                            "body_too_large", f"decoded body exceeds the {limit}-byte cap"
-                        )
+                        raise _too_large(limit, decoded, received)
                     chunks.append(piece)
             for piece in decoder.flush():
                 decoded += len(piece)
                 if decoded > limit:
-                    raise FetchError("body_too_large", f"decoded body exceeds the {limit}-byte cap")
+                    raise _too_large(limit, decoded, received)
                 chunks.append(piece)
         except (zlib.error, ValueError) as exc:
             raise FetchError("decode_error", f"cannot decode the body: {exc}") from None
@@ -733,3 +734,11 @@ class Fetcher:
                 raise FetchError("decode_error", f"cannot decode the body: {exc}") from None
             raise
         return b"".join(chunks)
+
+
+def _too_large(limit: int, decoded: int, received: int) -> FetchError:
+    return FetchError(
+        "body_too_large",
+        f"decoded body exceeds the {limit}-byte cap "
+        f"(stopped at {decoded} decoded bytes from {received} received)",
+    )

@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8025)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     with MailSink(args.directory, port=args.port) as sink:
         print(f"mail sink listening on {sink.host}:{sink.port}")
         print(f"messages go to {sink.eml_dir} and {sink.maildir_path}; Ctrl-C stops")

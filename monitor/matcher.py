@@ -31,6 +31,7 @@ Must not: do I/O, read the clock, or compile patterns (that is `rules`).
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ PARTICLE_WINDOW = 3
 DENIAL_BEFORE_WINDOW = 10
 DENIAL_AFTER_WINDOW = 6
 CONDITIONAL_WINDOW = 15
+CONDITIONAL_AFTER_WINDOW = 6  # "would leave the bloc IF it fails to act"
 MODAL_WINDOW = 4
 
 Span = tuple[int, int, tuple[int, ...]]  # first word, one past the last, matched words
@@ -66,6 +68,12 @@ _YEAR_BEFORE = frozenset(
     января февраля марта апреля мая июня июля августа сентября октября ноября декабря""".split()
 )
 _YEAR_AFTER = frozenset("год года году годах годом годы г гг".split())
+
+# A wire dateline opening the lede: "BAKU, Azerbaijan, May 17 (Trend) – ", "MOSCOW (AP) – ".
+# The place it names is where the story was filed, not an actor of the story.
+_DATELINE_RE = re.compile(
+    r"^[A-ZА-ЯЁ][A-ZА-ЯЁ'.-]{2,}(?: [A-ZА-ЯЁ][A-ZА-ЯЁ'.-]+)*(?:,| \()[^\n–—]{0,70}? [–—-]{1,2} "
+)
 
 
 class _Doc:
@@ -93,6 +101,8 @@ class _Doc:
         body = article.text
         for start, end in sentence_spans(body):
             text = body[start:end]
+            if len(sentences) == int(self.has_title):
+                text = _DATELINE_RE.sub("", text, count=1)
             if len(sentences) == 1 and self.has_title and " ".join(text.split()) == title:
                 continue  # a summary that repeats the headline
             sentences.append(text)
@@ -290,22 +300,34 @@ class _Judge:
         qualifiers: list[str] = []
 
         if ci.exclude is not None:
-            other = self._other_sense(ci, sentence, matched)
+            other = self._other_sense(ci, sentence)
             if other is not None:
                 factor *= OTHER_SENSE_FACTOR
                 qualifiers.append(f"other sense: '{other}'")
 
+        # Cues are looked for before the event words (the first clause) and before the
+        # earliest matched word, which may belong to a later clause ("failed to AGREE on
+        # a peace TREATY").
+        starts = (start,) if min(matched) >= start else (start, min(matched))
+        clause_of = self.doc.clause_of
         for context in ci.contexts:
             for cue in self.spans_in(context.node, sentence):
+                position = cue[0]
                 if matched.intersection(cue[2]):
                     continue
-                if start - context.before <= cue[0] < end + context.after:
+                inside = start <= position < end + context.after
+                before = any(
+                    anchor - context.before <= position < anchor
+                    and clause_of[position] == clause_of[anchor]
+                    for anchor in starts
+                )
+                if inside or before:
                     factor *= context.factor
                     qualifiers.append(f"{context.name}: '{self.text(cue)}'")
                     break
 
         if "negated" in ci.non_events:
-            why = self._negation(sentence, start, end, matched)
+            why = self._negation(sentence, starts, end, matched)
             if why is not None:
                 factor *= NEGATED_FACTOR
                 qualifiers.append(f"negated: '{why}'")
@@ -321,11 +343,10 @@ class _Judge:
                 qualifiers.append(f"historical: {why}")
         return max(0.0, min(1.0, factor)), tuple(qualifiers)
 
-    def _other_sense(self, ci: CompiledIndicator, sentence: int, matched: set[int]) -> str | None:
+    def _other_sense(self, ci: CompiledIndicator, sentence: int) -> str | None:
         assert ci.exclude is not None
         for span in self.spans_in(ci.exclude, sentence):
-            if not matched.intersection(span[2]):
-                return self.text(span)
+            return self.text(span)  # may overlap the match: "heart ATTACK", "drone SHOW"
         key = id(ci)
         if key not in self._article_other_sense:
             doc = self.doc
@@ -358,15 +379,19 @@ class _Judge:
             return cue
         return None
 
-    def _negation(self, sentence: int, start: int, end: int, matched: set[int]) -> str | None:
+    def _negation(
+        self, sentence: int, starts: tuple[int, ...], end: int, matched: set[int]
+    ) -> str | None:
         cues = self.cues
+        start = starts[0]
         first = self.doc.bounds[sentence][0]
         last = self.doc.bounds[sentence][1]
         exceptions = {span[0] for span in self.spans_in(cues.negation_exceptions, sentence)}
-        for low, high, clause in (
-            (max(first, start - PARTICLE_WINDOW), start, start),
-            (start + 1, end, None),
-        ):
+        windows: list[tuple[int, int, int | None]] = [
+            (max(first, anchor - PARTICLE_WINDOW), anchor, anchor) for anchor in starts
+        ]
+        windows.append((start + 1, end, None))
+        for low, high, clause in windows:
             for cue in self.spans_in(cues.negation_particles, sentence):
                 position = cue[0]
                 if not low <= position < high or position in matched or position in exceptions:
@@ -389,8 +414,13 @@ class _Judge:
         first = self.doc.bounds[sentence][0]
         if self.doc.sentences[sentence].rstrip().rstrip("\"'»”").endswith("?"):
             return "question"
+        last = self.doc.bounds[sentence][1]
         found = self._cue_in(
-            cues.conditionals, sentence, max(first, start - CONDITIONAL_WINDOW), end, matched
+            cues.conditionals,
+            sentence,
+            max(first, start - CONDITIONAL_WINDOW),
+            min(last, end + CONDITIONAL_AFTER_WINDOW),
+            matched,
         )
         if found is None:
             found = self._cue_in(
@@ -439,7 +469,8 @@ class _Presence:
     kind: str
     article: bool  # the theatre counts for this article at all (both sides / core)
     any_side: bool  # at least one side (pairs) or the core (alliances)
-    local: set[int]  # sentences naming any of its actors
+    local: set[int]  # sentences naming its actors (an alliance: its own names)
+    involved: set[int]  # sentences naming any actor, members of an alliance included
 
 
 def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
@@ -456,16 +487,20 @@ def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
         if ct.theatre.kind == "pair":
             side_a, side_b = (sentences_of(node) for node in ct.sides)
             disputed = sentences_of(ct.disputed)
+            local = side_a | side_b | disputed
             presence[ct.theatre.id] = _Presence(
                 "pair",
                 bool(side_a and side_b) or bool(disputed),
-                bool(side_a or side_b or disputed),
-                side_a | side_b | disputed,
+                bool(local),
+                local,
+                local,
             )
         else:
             core = sentences_of(ct.sides[0])
             members = sentences_of(ct.members)
-            presence[ct.theatre.id] = _Presence("alliance", bool(core), bool(core), core | members)
+            presence[ct.theatre.id] = _Presence(
+                "alliance", bool(core), bool(core), core, core | members
+            )
     return presence
 
 
@@ -486,6 +521,12 @@ def _theatres_for(
         if not seen.article:
             if not (ci.one_side and seen.kind == "pair" and seen.any_side and tier <= 1):
                 continue
+        if seen.kind == "alliance" and not (
+            sentence in seen.involved
+            or (doc.has_title and 0 in seen.involved)
+            or doc.lede in seen.involved
+        ):
+            continue  # the alliance is named, but no member acts near this sign
         ranked.append((tier, theatre_id))
     if not ranked:
         return []

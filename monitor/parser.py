@@ -49,11 +49,16 @@ TRACKING_PARAMS = frozenset(
 )  # fmt: skip
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_")
 
-# C0/C1 controls, bidi embeddings/overrides/isolates and marks, zero-width characters,
-# the BOM and interlinear annotation characters. Tabs and newlines are handled apart.
-_INVISIBLE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
-    "\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
+# Every format (Cf), control (Cc) and surrogate (Cs) character of Unicode 15 except tab,
+# LF and CR (handled apart): C0/C1 controls, soft hyphen, bidi embeddings, overrides,
+# isolates and marks, zero-width characters, the BOM, tag characters; plus U+FFFE/FFFF.
+# A test checks this class against `unicodedata`.
+INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f"
+    "\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ud800-\udfff\ufeff\ufff9-\ufffb\ufffe\uffff\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]"
 )
 _LINE_BREAKS = re.compile("[\r\n\t\x0b\x0c\x85\u2028\u2029]+")
 _SPACES = re.compile(r"[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
@@ -114,7 +119,7 @@ def clean_line(text: str, *, limit: int = MAX_TITLE_CHARS) -> str:
     collapsed, NFC, at most `limit` characters (cut at a word, with an ellipsis)."""
     text = unicodedata.normalize("NFC", text[: limit * 4])
     text = _LINE_BREAKS.sub(" ", text)
-    text = _INVISIBLE.sub("", text)
+    text = INVISIBLE.sub("", text)
     text = _SPACES.sub(" ", text).strip()
     return _cut(text, limit)
 
@@ -124,7 +129,7 @@ def clean_block(text: str, *, limit: int = MAX_SUMMARY_CHARS) -> str:
     text = unicodedata.normalize("NFC", text[: limit * 4])
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = re.sub("[\x0b\x0c\x85\u2028\u2029]", "\n", text).replace("\t", " ")
-    text = _INVISIBLE.sub("", text)
+    text = INVISIBLE.sub("", text)
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     text = _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
     return _cut(text, limit)
@@ -187,16 +192,15 @@ def html_to_text(html: str) -> str:
     return "".join(extractor.parts)
 
 
-def _is_html(detail: Any) -> bool:
-    kind = str(detail.get("type", "")) if isinstance(detail, Mapping) else ""
-    return "html" in kind or kind == ""
-
-
-def _text_of(value: Any, detail: Any) -> str:
+def _text_of(value: Any) -> str:
+    """Plain text of a feed field. Markup is removed whatever type the feed declared:
+    RSS titles routinely carry escaped HTML, and no field is shown as HTML downstream."""
     if not isinstance(value, str):
         return ""
     value = value[:MAX_RAW_TEXT_CHARS]
-    return html_to_text(value) if _is_html(detail) else value
+    if "<" not in value and "&" not in value:
+        return value
+    return html_to_text(value)
 
 
 # ---------------------------------------------------------------------------
@@ -208,7 +212,7 @@ def clean_link(url: Any) -> str | None:
     if not isinstance(url, str):
         return None
     text = url.strip()
-    if not text or len(text) > MAX_URL_CHARS or _INVISIBLE.search(text) or " " in text:
+    if not text or len(text) > MAX_URL_CHARS or INVISIBLE.search(text) or " " in text:
         return None
     if _LINE_BREAKS.search(text):
         return None
@@ -276,7 +280,8 @@ def _stable_id(raw_id: Any, link: str | None, digest: str) -> str:
 
 def _entry_datetime(raw: Mapping[str, Any], fetched_at: datetime) -> datetime:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = raw.get(key)
+        # dict.get: FeedParserDict.get aliases a missing published to updated, with a warning
+        value = dict.get(raw, key) if isinstance(raw, dict) else raw.get(key)
         if value is None:
             continue
         try:
@@ -306,7 +311,7 @@ def _ttl_seconds(feed: Mapping[str, Any]) -> int | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 7:
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
         return None
     minutes = int(text)
     if minutes <= 0:
@@ -451,13 +456,12 @@ def _build_entry(
     raw: Mapping[str, Any], feed_id: str, fetched_at: datetime, hint: str | None
 ) -> Entry | None:
     summary_html = raw.get("summary")
-    summary_detail = raw.get("summary_detail")
     if not isinstance(summary_html, str) or not summary_html.strip():
         content = raw.get("content")
         if isinstance(content, list) and content and isinstance(content[0], Mapping):
-            summary_html, summary_detail = content[0].get("value"), content[0]
-    summary = clean_block(_text_of(summary_html, summary_detail))
-    title = clean_line(_text_of(raw.get("title"), raw.get("title_detail")))
+            summary_html = content[0].get("value")
+    summary = clean_block(_text_of(summary_html))
+    title = clean_line(_text_of(raw.get("title")))
     if not title and summary:
         title = clean_line(summary, limit=120)
     link = clean_link(raw.get("link"))

@@ -272,6 +272,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "cannot",
         "(=didn't|=don't|=doesn't|=won't|=wouldn't|=isn't|=aren't|=wasn't|=weren't)",
         "(=hasn't|=haven't|=hadn't|=can't|=couldn't|=shouldn't|=mustn't)",
+        "(fail|failed|fails|failing) to",
         "(=не|=нет|=ни|=никогда|=без|=отнюдь)",
     ),
     "negation_exceptions": (
@@ -284,14 +285,14 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
     "denials_before": (
         "(deny|denies|denied|denial|refut*|dismiss*|debunk*)",
-        "(=опроверг*|=опроверж*|=отрица*|=отверг*|=опровергл*)",
+        "(опроверг*|опроверж*|отрица*|отверг*)",
     ),
     "denials_after": (
         "(deny|denies|denied|refut*)",
         "(false|fake|untrue|baseless|groundless|unfounded|fabricat*|disinformation)",
         "not true",
-        "(=опроверг*|фейк*|ложн*|дезинформац*|=вымысел)",
-        "=не =соответству*",
+        "(опроверг*|фейк*|ложн*|дезинформац*|=вымысел)",
+        "=не соответству*",
     ),
     "conditionals": (
         "(if|unless|whether)",
@@ -306,7 +307,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=risk|=risks|fear|=danger|prospect|spectre|specter)",
         "(=может|=могут|=мог|=могла|=могло|=могли|=сможет|=смогут|=бы|=б)",
         "(возможн*|вероятн*|=наверное|угрожа*|=грозит|=грозят|=грозила|рассматрива*)",
-        "(=риск|=риска|=угроза|=угрозу|=угрозы|опасени*|=допуска*)",
+        "(=риск|=риска|=угроза|=угрозу|=угрозы|опасени*|допуска*)",
         "=не исключ*",
     ),
     "would": ("would",),

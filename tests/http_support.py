@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import httpcore
 
@@ -49,7 +49,9 @@ class RecordedRequest:
 class Exchange:
     """What a raw `Script` gets: the socket writer, the request and the stop signal."""
 
-    def __init__(self, handler: BaseHTTPRequestHandler, request: RecordedRequest, stop: threading.Event):
+    def __init__(
+        self, handler: BaseHTTPRequestHandler, request: RecordedRequest, stop: threading.Event
+    ):
         self._handler = handler
         self.request = request
         self.stop = stop
@@ -159,7 +161,9 @@ class FeedServer:
         self._prefix_routes: dict[str, _Route] = {}
         self._server = _Server(self, ("127.0.0.1", 0))
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def __enter__(self) -> FeedServer:
         self._thread.start()
@@ -213,7 +217,9 @@ def drip(byte_interval: float, total_bytes: int = 120) -> Script:
 
     def run(ex: Exchange) -> None:
         ex.close_after()
-        ex.send_head(200, [("Content-Type", "application/rss+xml"), ("Content-Length", str(total_bytes))])
+        ex.send_head(
+            200, [("Content-Type", "application/rss+xml"), ("Content-Length", str(total_bytes))]
+        )
         for _ in range(total_bytes):
             if ex.stop.wait(byte_interval):
                 return
@@ -319,7 +325,9 @@ class Sentinel:
         self._sockets = self._bind_both()
         self.port = self._sockets[0].getsockname()[1]
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._serve, args=(s,), daemon=True) for s in self._sockets]
+        self._threads = [
+            threading.Thread(target=self._serve, args=(s,), daemon=True) for s in self._sockets
+        ]
 
     @staticmethod
     def _bind_both() -> list[socket.socket]:
@@ -370,6 +378,41 @@ class Sentinel:
             return len(self.accepted)
 
 
+class Silent:
+    """Accepts TCP connections and never sends a byte (a stalled TLS handshake)."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.05)
+        self.port = self._sock.getsockname()[1]
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(conn)
+
+    def __enter__(self) -> Silent:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for conn in self._held:
+            conn.close()
+        self._sock.close()
+
+
 class ScriptedResolver:
     """DNS for names that stand for the public internet; a list answers call by call."""
 
@@ -408,11 +451,16 @@ class FakeInternet(httpcore.AsyncNetworkBackend):
         self.dialled.append((host, port))
         target_host, target_port = self._routes.get(host, (host, port))
         return await self._real.connect_tcp(
-            target_host, target_port, timeout=timeout, local_address=local_address,
+            target_host,
+            target_port,
+            timeout=timeout,
+            local_address=local_address,
             socket_options=socket_options,
-        )  # fmt: skip
+        )
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
         raise AssertionError("unix sockets are not used")
 
     async def sleep(self, seconds: float) -> None:
@@ -426,8 +474,8 @@ class FakeInternet(httpcore.AsyncNetworkBackend):
 class AuditLog:
     """Collects `socket.connect` addresses and `open` paths while active (PEP 578 hooks)."""
 
-    _active: list[AuditLog] = []
-    _installed = False
+    _active: ClassVar[list[AuditLog]] = []
+    _installed: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.connects: list[Any] = []

@@ -4,7 +4,8 @@
   any reply, fail the first K messages, or hang after DATA. Use it with
   `MailSink(tmp_path, handler_factory=faulty(...))`.
 - `RawServer`: a TCP listener that sends a fixed greeting (or nothing) and then holds or
-  drops the connection, for faults below SMTP (421 greeting, silence, hang-up).
+  drops the connection, for faults below SMTP (421 greeting, silence, hang-up), or accepts
+  one message and drops the connection before answering QUIT.
 - `make_certificate`: a self-signed certificate for 127.0.0.1 made with the `openssl`
   command (the stdlib cannot make one); tests skip when `openssl` is missing.
 All waits are bounded; nothing sleeps in the test thread.
@@ -104,16 +105,29 @@ class PasswordCheck:
             and auth_data.login == self.user.encode()
             and auth_data.password == self.password.encode()
         )
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd sends the 535 itself (handled=True would send nothing).
+        return AuthResult(success=ok, handled=ok)
 
 
 class RawServer:
     """A loopback TCP server: sends `greeting` (None: nothing) to each client, then holds the
-    connection open until stopped, or closes it at once if `hang_up`."""
+    connection open until stopped, or closes it at once if `hang_up`.
 
-    def __init__(self, greeting: bytes | None, *, hang_up: bool = False) -> None:
+    With `accept_then_drop`, it instead plays a minimal SMTP server that answers 250 to the
+    message and then drops the connection without answering QUIT (a crash after the 250).
+    """
+
+    def __init__(
+        self,
+        greeting: bytes | None = None,
+        *,
+        hang_up: bool = False,
+        accept_then_drop: bool = False,
+    ) -> None:
         self.greeting = greeting
         self.hang_up = hang_up
+        self.accept_then_drop = accept_then_drop
+        self.accepted_messages = 0
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind((HOST, 0))
         self._listener.listen(8)
@@ -128,12 +142,36 @@ class RawServer:
                 client, _ = self._listener.accept()
             except OSError:
                 return  # listener closed
+            if self._stopped.is_set():
+                client.close()
+                return
+            if self.accept_then_drop:
+                self._accept_one_then_drop(client)
+                continue
             if self.greeting is not None:
                 client.sendall(self.greeting)
             if self.hang_up:
                 client.close()
             else:
                 self._clients.append(client)
+
+    def _accept_one_then_drop(self, client: socket.socket) -> None:
+        client.settimeout(5)  # bounded: a silent client cannot hold the thread
+        with client, client.makefile("rb") as reader:
+            client.sendall(b"220 raw.localhost ESMTP\r\n")
+            for line in reader:
+                verb = line[:4].upper()
+                if verb == b"DATA":
+                    client.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    while reader.readline() not in (b".\r\n", b""):
+                        pass
+                    client.sendall(b"250 2.0.0 Queued as 1\r\n")
+                    self.accepted_messages += 1
+                    client.shutdown(socket.SHUT_RDWR)  # gone before QUIT is answered
+                    return
+                client.sendall(
+                    b"250 raw.localhost\r\n" if verb in (b"EHLO", b"HELO") else b"250 OK\r\n"
+                )
 
     def __enter__(self) -> RawServer:
         self._thread.start()
@@ -146,6 +184,9 @@ class RawServer:
         tb: TracebackType | None,
     ) -> None:
         self._stopped.set()
+        # Closing a socket does not wake a thread blocked in accept(); a connection does.
+        with socket.create_connection((HOST, self.port), timeout=5):
+            pass
         self._listener.close()
         for client in self._clients:
             client.close()

@@ -28,7 +28,9 @@ FEED_B = Feed(id="b", url="https://b.example/rss", name="Outlet B", source_weigh
 INDICATORS = {"border_clash": Indicator("border_clash", "", 25.0, "critical")}
 
 
-def entry(entry_id: str, title: str, *, url: str | None = None, hours: float = 0, summary: str = "Text.") -> Entry:
+def entry(
+    entry_id: str, title: str, *, url: str | None = None, hours: float = 0, summary: str = "Text."
+) -> Entry:
     return Entry(
         entry_id=entry_id,
         feed_id="a",
@@ -65,7 +67,10 @@ def test_existing_database_is_migrated_once_and_keeps_data(tmp_path: Path) -> No
         s.sync_feeds([FEED_A], now=NOW)
     with db.Store.open(path) as s:
         assert s.schema_version() == db.SCHEMA_VERSION
-        assert s.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == db.SCHEMA_VERSION
+        assert (
+            s.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
+            == db.SCHEMA_VERSION
+        )
         assert s.feed_state("a") is not None
 
 
@@ -92,11 +97,17 @@ def test_entries_are_stored_once_and_updates_are_reported(store: db.Store) -> No
 
 def test_same_story_from_two_outlets_is_one_story_with_two_sources(store: db.Store) -> None:
     with store.transaction():
-        [a] = store.store_entries(FEED_A, [entry("1", "Kyrgyz and Tajik guards exchange fire on border")], now=NOW)
-        [b] = store.store_entries(
-            FEED_B, [entry("x", "Kyrgyz and Tajik guards exchange fire on the border", hours=2)], now=NOW
+        [a] = store.store_entries(
+            FEED_A, [entry("1", "Kyrgyz and Tajik guards exchange fire on border")], now=NOW
         )
-        [c] = store.store_entries(FEED_B, [entry("y", "Armenia freezes CSTO participation")], now=NOW)
+        [b] = store.store_entries(
+            FEED_B,
+            [entry("x", "Kyrgyz and Tajik guards exchange fire on the border", hours=2)],
+            now=NOW,
+        )
+        [c] = store.store_entries(
+            FEED_B, [entry("y", "Armenia freezes CSTO participation")], now=NOW
+        )
     assert a.story_id == b.story_id != c.story_id
     sources = dict(store.conn.execute("SELECT id, sources FROM stories").fetchall())
     assert sources[a.story_id] == 2 and sources[c.story_id] == 1
@@ -104,28 +115,48 @@ def test_same_story_from_two_outlets_is_one_story_with_two_sources(store: db.Sto
 
 def test_same_canonical_url_joins_the_story(store: db.Store) -> None:
     with store.transaction():
-        [a] = store.store_entries(FEED_A, [entry("1", "Headline one", url="https://n.example/x?utm_source=a")], now=NOW)
-        [b] = store.store_entries(FEED_B, [entry("2", "Completely other words", url="https://N.example/x#frag")], now=NOW)
+        [a] = store.store_entries(
+            FEED_A, [entry("1", "Headline one", url="https://n.example/x?utm_source=a")], now=NOW
+        )
+        [b] = store.store_entries(
+            FEED_B, [entry("2", "Completely other words", url="https://N.example/x#frag")], now=NOW
+        )
     assert a.story_id == b.story_id
 
 
 def test_matches_are_upserted_and_withdrawn_when_gone(store: db.Store) -> None:
     with store.transaction():
         [article] = store.store_entries(FEED_A, [entry("1", "Clash")], now=NOW)
-        store.store_matches(article, [Match("border_clash", "kg-tj", 0.9, "Shots.", ("shot",))], now=NOW)
-        store.store_matches(article, [Match("border_clash", "kg-tj", 0.8, "Shots!", ("shot",))], now=NOW)
-    found = store.scored_matches("kg-tj", since=NOW - timedelta(days=1), until=NOW, indicators=INDICATORS)
+        store.store_matches(
+            article, [Match("border_clash", "kg-tj", 0.9, "Shots.", ("shot",))], now=NOW
+        )
+        store.store_matches(
+            article, [Match("border_clash", "kg-tj", 0.8, "Shots!", ("shot",))], now=NOW
+        )
+    found = store.scored_matches(
+        "kg-tj", since=NOW - timedelta(days=1), until=NOW, indicators=INDICATORS
+    )
     assert [(m.confidence, m.evidence, m.weight) for m in found] == [(0.8, "Shots!", 25.0)]
     with store.transaction():
         store.store_matches(article, [], now=NOW)
-    assert store.scored_matches("kg-tj", since=NOW - timedelta(days=1), until=NOW, indicators=INDICATORS) == []
+    assert (
+        store.scored_matches(
+            "kg-tj", since=NOW - timedelta(days=1), until=NOW, indicators=INDICATORS
+        )
+        == []
+    )
 
 
 def test_removed_indicator_no_longer_counts(store: db.Store) -> None:
     with store.transaction():
         [article] = store.store_entries(FEED_A, [entry("1", "Clash")], now=NOW)
         store.store_matches(article, [Match("old_sign", "kg-tj", 0.9, "x", ())], now=NOW)
-    assert store.scored_matches("kg-tj", since=NOW - timedelta(days=1), until=NOW, indicators=INDICATORS) == []
+    assert (
+        store.scored_matches(
+            "kg-tj", since=NOW - timedelta(days=1), until=NOW, indicators=INDICATORS
+        )
+        == []
+    )
 
 
 def test_due_feeds_and_poll_record(store: db.Store) -> None:
@@ -146,9 +177,16 @@ def test_due_feeds_and_poll_record(store: db.Store) -> None:
 def test_score_points_are_unique_per_theatre_and_time(store: db.Store) -> None:
     with store.transaction():
         [article] = store.store_entries(FEED_A, [entry("1", "Clash")], now=NOW)
-        [match_id] = store.store_matches(article, [Match("border_clash", "kg-tj", 0.9, "x", ())], now=NOW)
+        [match_id] = store.store_matches(
+            article, [Match("border_clash", "kg-tj", 0.9, "x", ())], now=NOW
+        )
     point = ScorePoint(
-        theatre_id="kg-tj", at=NOW, raw=20.0, index=40.0, level="elevated", methodology_version="1",
+        theatre_id="kg-tj",
+        at=NOW,
+        raw=20.0,
+        index=40.0,
+        level="elevated",
+        methodology_version="1",
         contributions=(Contribution(article.story_id, match_id, "border_clash", 20.0),),
     )
     with store.transaction():
@@ -159,13 +197,23 @@ def test_score_points_are_unique_per_theatre_and_time(store: db.Store) -> None:
 
 
 def test_alert_dedup_key_is_recorded_once_and_outbox_flows(store: db.Store) -> None:
-    decision = AlertDecision(dedup_key="kg-tj:level_up:high@x", kind="level_up", theatre_id="kg-tj",
-                             created_at=NOW, urgent=True, level="high", index=60.0, reason="entered HIGH")
+    decision = AlertDecision(
+        dedup_key="kg-tj:level_up:high@x",
+        kind="level_up",
+        theatre_id="kg-tj",
+        created_at=NOW,
+        urgent=True,
+        level="high",
+        index=60.0,
+        reason="entered HIGH",
+    )
     with store.transaction():
         alert_id = store.insert_alert(decision)
         assert store.insert_alert(decision) is None
         assert alert_id is not None
-        store.enqueue(alert_id, message_id="<m@x>", recipients=["a@b.c"], subject="s", message=b"raw", now=NOW)
+        store.enqueue(
+            alert_id, message_id="<m@x>", recipients=["a@b.c"], subject="s", message=b"raw", now=NOW
+        )
     [item] = store.due_outbox(now=NOW)
     store.mark_retry(item.id, error="451 later", next_attempt_at=NOW + timedelta(minutes=5))
     assert store.due_outbox(now=NOW) == []
@@ -175,7 +223,9 @@ def test_alert_dedup_key_is_recorded_once_and_outbox_flows(store: db.Store) -> N
     assert store.outbox_counts() == {"sent": 1}
     with pytest.raises(sqlite3.IntegrityError):
         with store.transaction():
-            store.enqueue(alert_id, message_id="<m@x>", recipients=[], subject="s", message=b"", now=NOW)
+            store.enqueue(
+                alert_id, message_id="<m@x>", recipients=[], subject="s", message=b"", now=NOW
+            )
 
 
 def test_readonly_store_cannot_write(tmp_path: Path) -> None:
@@ -201,7 +251,11 @@ def test_failed_transaction_leaves_nothing(store: db.Store) -> None:
 def test_fts_search_quotes_user_text(store: db.Store) -> None:
     with store.transaction():
         store.store_entries(FEED_A, [entry("1", "Drone plant opens in Dushanbe")], now=NOW)
-    rows = db.article_rows(store, theatre_id=None, indicator_id=None, since=None, search='dushanbe "AND')
+    rows = db.article_rows(
+        store, theatre_id=None, indicator_id=None, since=None, search='dushanbe "AND'
+    )
     assert [r["title"] for r in rows] == []
-    rows = db.article_rows(store, theatre_id=None, indicator_id=None, since=None, search="Dushanbe drone")
+    rows = db.article_rows(
+        store, theatre_id=None, indicator_id=None, since=None, search="Dushanbe drone"
+    )
     assert [r["title"] for r in rows] == ["Drone plant opens in Dushanbe"]

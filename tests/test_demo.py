@@ -24,13 +24,13 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoResult
     return out, result, lines
 
 
-def test_demo_stores_the_story_and_scores_rise_and_fall(demo_run: tuple[Path, DemoResult, list[str]]) -> None:
+def test_demo_stores_the_story_and_scores_rise_and_fall(
+    demo_run: tuple[Path, DemoResult, list[str]],
+) -> None:
     out, result, _ = demo_run
     assert result.new_articles == len(load_demo_items())
     with db.Store.open(result.db_path, readonly=True) as store:
-        series = store.query(
-            "SELECT at, score FROM scores WHERE theatre_id = 'kg-tj' ORDER BY at"
-        )
+        series = store.query("SELECT at, score FROM scores WHERE theatre_id = 'kg-tj' ORDER BY at")
         scores = [row["score"] for row in series]
         peak = max(scores)
         peak_at = series[scores.index(peak)]["at"]
@@ -40,7 +40,9 @@ def test_demo_stores_the_story_and_scores_rise_and_fall(demo_run: tuple[Path, De
         assert store.integrity_check() == "ok"
 
 
-def test_demo_alert_emails_arrive_at_the_local_smtp_server(demo_run: tuple[Path, DemoResult, list[str]]) -> None:
+def test_demo_alert_emails_arrive_at_the_local_smtp_server(
+    demo_run: tuple[Path, DemoResult, list[str]],
+) -> None:
     out, result, _ = demo_run
     emls = sorted((result.mail_dir / "eml").glob("*.eml"))
     assert result.emails_sent >= 3
@@ -64,7 +66,9 @@ def test_demo_run_twice_sends_nothing_new(demo_run: tuple[Path, DemoResult, list
     assert any("nothing was sent twice" in line for line in lines)
 
 
-def test_demo_prints_history_and_where_things_are(demo_run: tuple[Path, DemoResult, list[str]]) -> None:
+def test_demo_prints_history_and_where_things_are(
+    demo_run: tuple[Path, DemoResult, list[str]],
+) -> None:
     _, result, lines = demo_run
     text = "\n".join(lines)
     assert "Score history" in text and "kg-tj" in text

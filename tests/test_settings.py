@@ -69,33 +69,59 @@ def test_password_comes_from_environment_or_credential_and_is_never_shown(tmp_pa
     ("text", "env", "message"),
     [
         pytest.param(
-            "[smtp]\nhots = 'x'\n", {}, "monitor.toml: smtp.hots: unknown key (expected one of: ", id="unknown-key"
+            "[smtp]\nhots = 'x'\n",
+            {},
+            "monitor.toml: smtp.hots: unknown key (expected one of: ",
+            id="unknown-key",
         ),
         pytest.param(
-            "[smtp]\nport = 'twenty-five'\n", {}, "monitor.toml: smtp.port: expected a whole number, got 'twenty-five'", id="wrong-type"
+            "[smtp]\nport = 'twenty-five'\n",
+            {},
+            "monitor.toml: smtp.port: expected a whole number, got 'twenty-five'",
+            id="wrong-type",
         ),
         pytest.param(
-            "[smtp]\nsecurity = 'ssl'\n", {}, "monitor.toml: smtp.security: expected one of none, starttls, tls, got 'ssl'", id="bad-choice"
+            "[smtp]\nsecurity = 'ssl'\n",
+            {},
+            "monitor.toml: smtp.security: expected one of none, starttls, tls, got 'ssl'",
+            id="bad-choice",
         ),
         pytest.param(
-            "[smtp]\nrecipients = ['desk at example.org']\n", {}, "monitor.toml: smtp.recipients[0]: not an email address", id="bad-recipient"
+            "[smtp]\nrecipients = ['desk at example.org']\n",
+            {},
+            "monitor.toml: smtp.recipients[0]: not an email address",
+            id="bad-recipient",
         ),
         pytest.param(
-            "[http]\nallow_private_networks = ['localhost']\n", {}, "monitor.toml: http.allow_private_networks[0]: not a network in CIDR form", id="bad-cidr"
+            "[http]\nallow_private_networks = ['localhost']\n",
+            {},
+            "monitor.toml: http.allow_private_networks[0]: not a network in CIDR form",
+            id="bad-cidr",
         ),
         pytest.param(
-            "metrics_listen = 'everywhere'\n", {}, "monitor.toml: metrics_listen: 'everywhere': expected HOST:PORT", id="bad-listen"
+            "metrics_listen = 'everywhere'\n",
+            {},
+            "monitor.toml: metrics_listen: 'everywhere': expected HOST:PORT",
+            id="bad-listen",
         ),
         pytest.param("[smtp\n", {}, "monitor.toml: invalid TOML", id="bad-toml"),
         pytest.param(
-            "", {"MONITOR_SMTP_PORT": "abc"}, "environment: MONITOR_SMTP_PORT: expected a whole number, got 'abc'", id="bad-env"
+            "",
+            {"MONITOR_SMTP_PORT": "abc"},
+            "environment: MONITOR_SMTP_PORT: expected a whole number, got 'abc'",
+            id="bad-env",
         ),
         pytest.param(
-            "[smtp]\npassword_file = '/nonexistent/pw'\n", {}, "monitor.toml: smtp.password_file: cannot read the SMTP password file", id="missing-password-file"
+            "[smtp]\npassword_file = '/nonexistent/pw'\n",
+            {},
+            "monitor.toml: smtp.password_file: cannot read the SMTP password file",
+            id="missing-password-file",
         ),
     ],
 )
-def test_bad_settings_stop_with_one_line(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
+def test_bad_settings_stop_with_one_line(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_settings(path, env)

@@ -1,0 +1,84 @@
+"""A prepared database for CLI and query tests, built through the real `db.Store` API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor import db
+from monitor.models import AlertDecision, Contribution, Entry, Feed, Match, ScorePoint
+
+START = datetime(2022, 9, 1, tzinfo=UTC)
+FEED = Feed(id="wire", url="https://wire.example/rss", name="Border Wire")
+
+
+def build_database(path: Path, *, days: int = 30, gap: tuple[int, int] | None = (10, 13)) -> Path:
+    """30 days of 6-hourly kg-tj scores (with a gap), one clash story, two alerts."""
+    with db.Store.open(path) as store:
+        store.sync_feeds([FEED], now=START)
+        with store.transaction():
+            [article] = store.store_entries(
+                FEED,
+                [
+                    Entry(
+                        entry_id="e1",
+                        feed_id="wire",
+                        url="https://wire.example/clash",
+                        title="Kyrgyz and Tajik guards trade fire near Batken",
+                        summary="Guards exchanged fire on the border; two were wounded.",
+                        published_at=START + timedelta(days=15),
+                        language="en",
+                        content_hash="h1",
+                    )
+                ],
+                now=START + timedelta(days=15),
+            )
+            [match_id] = store.store_matches(
+                article,
+                [Match("border_clash", "kg-tj", 0.9, "Guards exchanged fire on the border.", ("fire",))],
+                now=START + timedelta(days=15),
+            )
+        for step in range(days * 4):
+            at = START + timedelta(hours=6 * step)
+            day = step // 4
+            if gap and gap[0] <= day < gap[1]:
+                continue
+            score = 0.0 if day < 15 else max(0.0, 60.0 - 4 * (day - 15))
+            contributions = (
+                (Contribution(article.story_id, match_id, "border_clash", score / 2),) if score else ()
+            )
+            level = "high" if score >= 55 else "elevated" if score >= 30 else "low"
+            with store.transaction():
+                store.insert_score(
+                    ScorePoint("kg-tj", at, score / 2, score, level, "1", contributions=contributions)
+                )
+        with store.transaction():
+            alert_id = store.insert_alert(
+                AlertDecision(
+                    dedup_key="kg-tj:level_up:high@x",
+                    kind="level_up",
+                    theatre_id="kg-tj",
+                    created_at=START + timedelta(days=15),
+                    urgent=True,
+                    level="high",
+                    previous_level="low",
+                    index=60.0,
+                    reason="entered HIGH at 60",
+                )
+            )
+            assert alert_id is not None
+            store.enqueue(alert_id, message_id="<a@x>", recipients=["a@example.org"], subject="[monitor] HIGH",
+                          message=b"Subject: x\r\n\r\nbody", now=START + timedelta(days=15))
+            store.insert_alert(
+                AlertDecision(
+                    dedup_key="kg-tj:level_down:elevated@y",
+                    kind="level_down",
+                    theatre_id="kg-tj",
+                    created_at=START + timedelta(days=20),
+                    urgent=False,
+                    level="elevated",
+                    index=40.0,
+                    reason="fell to ELEVATED",
+                )
+            )
+    return path
