@@ -20,7 +20,10 @@ Choices (see docs/decisions.md):
     level_down   kg-tj:level_down:elevated@<time of the fall>
     resolved     kg-tj:resolved@<time of the fall>
     surge        kg-tj:surge@<time of the score point>
-    critical     kg-tj:critical:story:<story_id>:<indicator_id>  (once per story and sign)
+    critical     kg-tj:critical:stories:<story_id>+<story_id>…   (the new critical stories of
+                 one cycle in one email; each story's situation
+                 kg-tj:critical:story:<story_id>:<indicator_id> is remembered, so it never
+                 alerts twice; folded into a level_up or surge of the same cycle)
     feed_down    feed:<feed_id>:down@<failing_since>
     recovered    feed:<feed_id>:recovered@<now>
     digest       digest@<slot>
@@ -32,9 +35,11 @@ Choices (see docs/decisions.md):
   the reason but not a trigger: it stays up for days and would repeat daily. A surge that
   comes with a level_up is folded into it (one email) and its situation is remembered,
   so it does not follow on the next tick.
-- Critical: one alert per (story, indicator) among `critical_matches` that are events
-  (confidence >= EVENT_CONFIDENCE); the caller passes the critical matches new in this
-  cycle. Within the repeat interval `last_sent` deduplicates, after it the outbox key.
+- Critical: the (story, indicator) groups among `critical_matches` that are events
+  (confidence >= EVENT_CONFIDENCE) and not alerted before make ONE email per cycle, or
+  ride on the cycle's level_up/surge email (a busy reader gets one message, not four);
+  the caller passes the critical matches new in this cycle. Within the repeat interval
+  `last_sent` deduplicates stories; after it the stable key and the outbox's UNIQUE do.
 - Urgent: level_up, surge, critical, resolved. level_down, feed_down, feed_recovered go
   into the digest (urgent=False).
 - Quiet hours hold urgent alerts other than "critical" (and the digest and test emails,
@@ -46,6 +51,7 @@ Choices (see docs/decisions.md):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -190,18 +196,41 @@ def decide_alerts(
                 reason=f"surge: {point.change_24h:+.0f} in 24 h to {point.index:.0f}{baseline}",
             )
 
-    for (story_id, indicator_id), group in _critical_groups(theatre, critical_matches):
-        first = group[0]
-        more = f"; {len(group)} articles" if len(group) > 1 else ""
-        decision(
-            f"{theatre}:critical:story:{story_id}:{indicator_id}",
-            "critical",
-            urgent=True,
-            level=new_level,
-            match_ids=tuple(m.match_id for m in group),
-            reason=f"critical sign {indicator_id}: {first.title or first.evidence}"
-            f"{f' ({first.outlet})' if first.outlet else ''}{more}",
-        )
+    fresh = [
+        (f"{theatre}:critical:story:{story_id}:{indicator_id}", group)
+        for (story_id, indicator_id), group in _critical_groups(theatre, critical_matches)
+        if f"{theatre}:critical:story:{story_id}:{indicator_id}" not in recent_situations
+    ]
+    if fresh:
+        # One email per cycle however many critical stories arrived, and none of its own
+        # when a level_up or surge of the same cycle already goes out: that email names
+        # the critical sign. Each story is remembered, so it never alerts twice.
+        remembered.extend(key for key, _ in fresh)
+        match_ids = tuple(m.match_id for _, group in fresh for m in group)
+        first = fresh[0][1][0]
+        sign = f"critical sign {first.indicator_id}: {first.title or first.evidence}"
+        if first.outlet:
+            sign += f" ({first.outlet})"
+        if len(fresh) > 1:
+            sign += f" and {len(fresh) - 1} more"
+        urgent_now = [c for c in candidates if c.kind in ("level_up", "surge")]
+        if urgent_now:
+            carrier = urgent_now[0]
+            candidates[candidates.index(carrier)] = replace(
+                carrier,
+                reason=_one_line(f"{carrier.reason}; {sign}"),
+                match_ids=carrier.match_ids + match_ids,
+            )
+        else:
+            stories = "+".join(key.rsplit(":", 2)[-2] for key, _ in fresh)
+            decision(
+                f"{theatre}:critical:stories:{stories}",
+                "critical",
+                urgent=True,
+                level=new_level,
+                match_ids=match_ids,
+                reason=sign,
+            )
 
     sent: list[AlertDecision] = []
     for candidate in candidates:

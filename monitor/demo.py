@@ -252,7 +252,7 @@ async def _run_demo(out_dir: Path, *, db_path: Path | None, echo: Callable[[str]
                         sent += cycle.delivery.sent
                         for decision in cycle.score.alerts:
                             if decision.urgent:
-                                echo(f"  {now:%Y-%m-%d}  ALERT {decision.kind:<9} {decision.reason}")
+                                echo(f"  {now:%Y-%m-%d}  {decision.theatre_id or '-':<6} {decision.kind:<9} {decision.reason}")
                         with store.transaction():
                             store.set_meta(CLOCK_META_KEY, to_iso(now))
                     # Anything still pending (a retry) gets one more chance at the end.

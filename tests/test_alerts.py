@@ -275,16 +275,29 @@ def test_critical_once_per_story_and_indicator() -> None:
     c = critical(13, story_id=6)
     result = run([Step(0, 10, critical=(a, b, c)), Step(15, 10, critical=(a, b, c))])
     decisions = [d for _, d in result.sent]
-    assert [(d.kind, d.match_ids) for d in decisions] == [
-        ("critical", (11, 12)),
-        ("critical", (13,)),
-    ]
+    # One email for the cycle's critical stories, none again for the same stories.
+    assert [(d.kind, d.match_ids) for d in decisions] == [("critical", (11, 12, 13))]
     assert all(d.urgent for d in decisions)
-    assert decisions[0].dedup_key == "kg-tj:critical:story:5:shots_fired"
+    assert decisions[0].dedup_key == "kg-tj:critical:stories:5+6"
     assert (
         decisions[0].reason
-        == "critical sign shots_fired: Shots fired at the border post (24.kg); 2 articles"
+        == "critical sign shots_fired: Shots fired at the border post (24.kg) and 1 more"
     )
+
+
+def test_critical_rides_on_a_level_up_of_the_same_cycle() -> None:
+    state = AlertState(THEATRE, "low", T0 - timedelta(days=1))
+    _, decisions = decide_alerts(
+        state,
+        point(60, T0, level="high"),
+        now=T0,
+        settings=ALERTS,
+        levels=LEVELS,
+        critical_matches=(critical(11, story_id=5),),
+    )
+    [only] = decisions
+    assert only.kind == "level_up" and only.match_ids == (11,)
+    assert "critical sign shots_fired" in only.reason
 
 
 def test_critical_ignores_non_events_and_other_theatres() -> None:
@@ -332,7 +345,6 @@ def test_keys_are_stable_across_re_runs() -> None:
     assert [d.dedup_key for d in first] == [d.dedup_key for d in again]
     assert [d.dedup_key for d in first] == [
         f"kg-tj:level_up:high@{to_iso(at)}",
-        "kg-tj:critical:story:5:shots_fired",
     ]
     assert first_state.level_since == at
 

@@ -1,0 +1,86 @@
+"""indicators.yaml: the shipped file loads; each bad file stops with its exact message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitor.config import bundled_indicators_text, load_config, parse_indicators_text
+from monitor.errors import ConfigError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "config"
+REPO = Path(__file__).resolve().parent.parent
+BAD_FILES = sorted(FIXTURES.glob("bad_*.yaml"))
+
+
+def test_the_shipped_watch_list_is_valid_and_complete() -> None:
+    config = load_config(indicators_path=REPO / "indicators.yaml", env={})
+    assert {"kg-tj", "am-az", "csto"} <= set(config.rules.theatres)
+    six = {"exercise_cancellation", "territorial_claim", "arms_delivery", "border_clash",
+           "alliance_withdrawal", "de_escalation"}
+    assert six <= set(config.rules.indicators)
+    assert config.rules.indicators["de_escalation"].weight < 0
+    assert len(config.feeds) >= 11
+    assert all(feed.url.startswith("https://") for feed in config.feeds)
+
+
+def test_built_in_default_is_the_repository_file() -> None:
+    assert bundled_indicators_text() == (REPO / "indicators.yaml").read_text(encoding="utf-8")
+
+
+def test_good_fixture_loads() -> None:
+    watch = parse_indicators_text((FIXTURES / "good.yaml").read_text(encoding="utf-8"), source="indicators.yaml")
+    assert [f.id for f in watch.feeds] == ["wire"] and list(watch.rules.theatres) == ["kg-tj"]
+
+
+def test_every_bad_file_has_its_message() -> None:
+    assert len(BAD_FILES) >= 15
+    for path in BAD_FILES:
+        assert path.with_suffix(".err").exists(), path.name
+
+
+@pytest.mark.parametrize("path", BAD_FILES, ids=[p.stem for p in BAD_FILES])
+def test_bad_file_stops_with_its_exact_one_line_message(path: Path) -> None:
+    expected = path.with_suffix(".err").read_text(encoding="utf-8").rstrip("\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_indicators_text(path.read_text(encoding="utf-8"), source="indicators.yaml")
+    assert str(caught.value) == expected
+    assert "\n" not in str(caught.value) and caught.value.exit_code == 2
+
+
+def test_each_bad_file_differs_from_the_good_one_in_one_place() -> None:
+    good = (FIXTURES / "good.yaml").read_text(encoding="utf-8").splitlines()
+    for path in BAD_FILES:
+        bad = path.read_text(encoding="utf-8").splitlines()
+        changed = [line for line in bad if line not in good] + [line for line in good if line not in bad]
+        assert 1 <= len(changed) <= 5, path.name
+
+
+def test_error_names_the_file_given(tmp_path: Path) -> None:
+    path = tmp_path / "watch.yaml"
+    path.write_text((FIXTURES / "bad_weight_not_a_number.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{path}: indicators.border_clash.weight: expected a number"):
+        load_config(indicators_path=path, env={})
+
+
+def test_missing_file_and_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(indicators_path=tmp_path / "nope.yaml", env={})
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError, match="the file is empty"):
+        load_config(indicators_path=empty, env={})
+
+
+def test_environment_variable_names_the_indicators_file(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text((FIXTURES / "good.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    config = load_config(env={"MONITOR_INDICATORS": str(path)})
+    assert config.indicators_path == str(path) and [f.id for f in config.feeds] == ["wire"]
+
+
+def test_shipped_file_is_plain_yaml_for_other_tools() -> None:
+    document = yaml.safe_load((REPO / "indicators.yaml").read_text(encoding="utf-8"))
+    assert set(document) == {"version", "feeds", "scoring", "alerts", "theatres", "indicators"}
