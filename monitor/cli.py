@@ -131,7 +131,13 @@ def _setup_logging(verbose: int) -> None:
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, indicators_path: str | None, db_path: str | None, verbose: int) -> None:
+def cli(
+    ctx: click.Context,
+    config_path: str | None,
+    indicators_path: str | None,
+    db_path: str | None,
+    verbose: int,
+) -> None:
     """monitor: escalation-risk early warning from news feeds."""
     _setup_logging(verbose)
     ctx.obj = Context(config_path, indicators_path, db_path)
@@ -224,11 +230,15 @@ def check_config(obj: Context) -> None:
 @click.option("--theatre", "-t", help="One theatre (default: all).")
 @click.option("--since", default="30d", show_default=True, help="7d, 2024-09-14, or an ISO time.")
 @click.option("--until", default=None, help="Default: now.")
-@click.option("--every", type=click.Choice(["1h", "1d", "1w"]), help="One row per period (peak score).")
+@click.option(
+    "--every", type=click.Choice(["1h", "1d", "1w"]), help="One row per period (peak score)."
+)
 @format_option
 @click.pass_obj
 @handle_errors
-def history(obj: Context, theatre: str | None, since: str, until: str | None, every: str | None, fmt: str) -> None:
+def history(
+    obj: Context, theatre: str | None, since: str, until: str | None, every: str | None, fmt: str
+) -> None:
     """A theatre's score history."""
     from monitor.query import history_report
 
@@ -248,15 +258,28 @@ def history(obj: Context, theatre: str | None, since: str, until: str | None, ev
 @cli.command()
 @click.option("--theatre", "-t", help="One theatre (default: all).")
 @click.option("--since", default=None, help="7d, 2024-09-14, or an ISO time.")
-@click.option("--status", type=click.Choice(["pending", "sent", "dead", "digest"]), help="Delivery status.")
+@click.option(
+    "--status", type=click.Choice(["pending", "sent", "dead", "digest"]), help="Delivery status."
+)
 @format_option
 @click.pass_obj
 @handle_errors
-def alerts(obj: Context, theatre: str | None, since: str | None, status: str | None, fmt: str) -> None:
+def alerts(
+    obj: Context, theatre: str | None, since: str | None, status: str | None, fmt: str
+) -> None:
     """Alerts and their delivery."""
     with obj.open_readonly() as store:
         rows = db.alert_rows(store, theatre_id=theatre, since=_time_option(since), status=status)
-    columns = ["created_at", "kind", "theatre_id", "level", "score", "delivery", "attempts", "reason"]
+    columns = [
+        "created_at",
+        "kind",
+        "theatre_id",
+        "level",
+        "score",
+        "delivery",
+        "attempts",
+        "reason",
+    ]
     if fmt != "table":
         columns += ["sent_at", "last_error", "subject", "dedup_key"]
     click.echo(output.render_rows(rows, columns=columns, fmt=fmt, empty="(no alerts)"))
@@ -276,7 +299,12 @@ def feeds(obj: Context, fmt: str) -> None:
 
 @cli.command()
 @click.argument("theatre")
-@click.option("--at", "at_text", default=None, help="The score point at or before this time (default: latest).")
+@click.option(
+    "--at",
+    "at_text",
+    default=None,
+    help="The score point at or before this time (default: latest).",
+)
 @format_option
 @click.pass_obj
 @handle_errors
@@ -290,7 +318,9 @@ def explain(obj: Context, theatre: str, at_text: str | None, fmt: str) -> None:
 
 @cli.command("eval")
 @click.argument("corpus", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 @click.option("--verbose", "show_errors", is_flag=True, help="List each miss and false alarm.")
 @click.pass_obj
 @handle_errors

@@ -68,7 +68,9 @@ def bundled_indicators_text() -> str:
     return source_tree.read_text(encoding="utf-8")
 
 
-def resolve_indicators_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+def resolve_indicators_path(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> Path | None:
     """Explicit path, else MONITOR_INDICATORS, else ./indicators.yaml, else None (bundled)."""
     if explicit:
         return Path(explicit)
@@ -233,7 +235,9 @@ def _parse_scoring(value: object, at: v.Location) -> ScoringSettings:
     )
 
 
-def _num(raw: dict[str, Any], key: str, at: v.Location, default: float, *, positive: bool = False) -> float:
+def _num(
+    raw: dict[str, Any], key: str, at: v.Location, default: float, *, positive: bool = False
+) -> float:
     value = v.number(raw.get(key, default), at.child(key), minimum=0.0)
     if positive and value <= 0:
         at.child(key).fail(f"expected a number above 0, got {v.describe(raw.get(key))}")
@@ -305,7 +309,9 @@ def _parse_alerts(value: object, at: v.Location) -> AlertSettings:
     return AlertSettings(
         min_level_seconds=hours("min_level_hours", defaults.min_level_seconds),
         repeat_interval_seconds=hours("repeat_interval_hours", defaults.repeat_interval_seconds),
-        surge_points_24h=_num(raw, "surge_points_24h", at, defaults.surge_points_24h, positive=True),
+        surge_points_24h=_num(
+            raw, "surge_points_24h", at, defaults.surge_points_24h, positive=True
+        ),
         digest_time=digest_time,
         timezone=timezone,
         quiet_hours=quiet,
@@ -368,16 +374,31 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
     state_dir = env.get("STATE_DIRECTORY", "").split(":")[0]
     default_db = Path(state_dir) / "monitor.db" if state_dir else Settings().db_path
 
-    db_path = Path(v.text(top["database_path"], root.child("database_path"))) if "database_path" in top else default_db
+    db_path = (
+        Path(v.text(top["database_path"], root.child("database_path")))
+        if "database_path" in top
+        else default_db
+    )
     maildir = Path(v.text(top["maildir"], root.child("maildir"))) if top.get("maildir") else None
-    metrics = v.text(top["metrics_listen"], root.child("metrics_listen")) if top.get("metrics_listen") else None
+    metrics = (
+        v.text(top["metrics_listen"], root.child("metrics_listen"))
+        if top.get("metrics_listen")
+        else None
+    )
     if metrics is not None:
         _check_listen(metrics, root.child("metrics_listen"))
     smtp = _parse_smtp(top.get("smtp"), root.child("smtp"), env, env_source)
     http = _parse_dataclass_table(top.get("http"), root.child("http"), HttpSettings())
-    schedule = _parse_dataclass_table(top.get("schedule"), root.child("schedule"), ScheduleSettings())
+    schedule = _parse_dataclass_table(
+        top.get("schedule"), root.child("schedule"), ScheduleSettings()
+    )
     return Settings(
-        db_path=db_path, maildir=maildir, smtp=smtp, http=http, schedule=schedule, metrics_listen=metrics
+        db_path=db_path,
+        maildir=maildir,
+        smtp=smtp,
+        http=http,
+        schedule=schedule,
+        metrics_listen=metrics,
     )
 
 
@@ -407,7 +428,9 @@ def _apply_environment(top: dict[str, Any], env: Mapping[str, str]) -> None:
             try:
                 value = int(raw)
             except ValueError:
-                raise ConfigError(f"environment: {name}: expected a whole number, got {raw!r}") from None
+                raise ConfigError(
+                    f"environment: {name}: expected a whole number, got {raw!r}"
+                ) from None
         elif kind == "list":
             value = [item.strip() for item in raw.split(",") if item.strip()]
         else:
@@ -421,10 +444,14 @@ def _apply_environment(top: dict[str, Any], env: Mapping[str, str]) -> None:
             section[key] = value
 
 
-def _parse_smtp(value: object, at: v.Location, env: Mapping[str, str], env_at: v.Location) -> SmtpSettings:
+def _parse_smtp(
+    value: object, at: v.Location, env: Mapping[str, str], env_at: v.Location
+) -> SmtpSettings:
     raw = v.mapping(value, at, allowed=_SMTP_KEYS)
     defaults = SmtpSettings()
-    security = v.choice(raw.get("security", defaults.security), at.child("security"), ("none", "starttls", "tls"))
+    security = v.choice(
+        raw.get("security", defaults.security), at.child("security"), ("none", "starttls", "tls")
+    )
     port_default = {"none": 25, "starttls": 587, "tls": 465}[security]
     recipients = v.text_list(raw.get("recipients", []), at.child("recipients"))
     for index, address in enumerate(recipients):
@@ -440,7 +467,11 @@ def _parse_smtp(value: object, at: v.Location, env: Mapping[str, str], env_at: v
         security=security,  # type: ignore[arg-type]
         username=None if username in (None, "") else v.text(username, at.child("username")),
         password=_smtp_password(raw, at, env),
-        timeout_seconds=v.number(raw.get("timeout_seconds", defaults.timeout_seconds), at.child("timeout_seconds"), minimum=0.1),
+        timeout_seconds=v.number(
+            raw.get("timeout_seconds", defaults.timeout_seconds),
+            at.child("timeout_seconds"),
+            minimum=0.1,
+        ),
         sender=sender,
         recipients=recipients,
     )
@@ -452,7 +483,12 @@ def _smtp_password(raw: Mapping[str, Any], at: v.Location, env: Mapping[str, str
         return env["MONITOR_SMTP_PASSWORD"]
     candidates: list[tuple[Path, v.Location]] = []
     if raw.get("password_file"):
-        candidates.append((Path(v.text(raw["password_file"], at.child("password_file"))), at.child("password_file")))
+        candidates.append(
+            (
+                Path(v.text(raw["password_file"], at.child("password_file"))),
+                at.child("password_file"),
+            )
+        )
     if env.get("CREDENTIALS_DIRECTORY"):
         credential = Path(env["CREDENTIALS_DIRECTORY"]) / PASSWORD_CREDENTIAL
         if credential.exists():

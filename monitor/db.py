@@ -60,7 +60,7 @@ def _opt_dt(value: str | None) -> datetime | None:
 
 
 def _migration_1_initial(db: sqlite_utils.Database) -> None:
-    db["feeds"].create(
+    db.table("feeds").create(
         {
             "id": str,
             "name": str,
@@ -99,7 +99,7 @@ def _migration_1_initial(db: sqlite_utils.Database) -> None:
             "entries_seen": 0,
         },
     )
-    db["stories"].create(
+    db.table("stories").create(
         {
             "id": int,
             "first_seen_at": str,
@@ -114,9 +114,9 @@ def _migration_1_initial(db: sqlite_utils.Database) -> None:
         not_null=["first_seen_at", "title"],
         defaults={"sources": 1, "source_weight": 1.0},
     )
-    db["stories"].create_index(["canonical_url"])
-    db["stories"].create_index(["published_at"])
-    db["articles"].create(
+    db.table("stories").create_index(["canonical_url"])
+    db.table("stories").create_index(["published_at"])
+    db.table("articles").create(
         {
             "id": int,
             "feed_id": str,
@@ -136,11 +136,11 @@ def _migration_1_initial(db: sqlite_utils.Database) -> None:
         foreign_keys=[("feed_id", "feeds", "id"), ("story_id", "stories", "id")],
         not_null=["feed_id", "entry_id", "title", "first_seen_at"],
     )
-    db["articles"].create_index(["feed_id", "entry_id"], unique=True)
-    db["articles"].create_index(["story_id"])
-    db["articles"].create_index(["published_at"])
-    db["articles"].enable_fts(["title", "summary"], create_triggers=True, tokenize="unicode61")
-    db["matches"].create(
+    db.table("articles").create_index(["feed_id", "entry_id"], unique=True)
+    db.table("articles").create_index(["story_id"])
+    db.table("articles").create_index(["published_at"])
+    db.table("articles").enable_fts(["title", "summary"], create_triggers=True, tokenize="unicode61")
+    db.table("matches").create(
         {
             "id": int,
             "article_id": int,
@@ -158,10 +158,10 @@ def _migration_1_initial(db: sqlite_utils.Database) -> None:
         foreign_keys=[("article_id", "articles", "id"), ("story_id", "stories", "id")],
         not_null=["article_id", "story_id", "indicator_id", "theatre_id", "occurred_at"],
     )
-    db["matches"].create_index(["article_id", "indicator_id", "theatre_id"], unique=True)
-    db["matches"].create_index(["theatre_id", "occurred_at"])
-    db["matches"].create_index(["indicator_id", "occurred_at"])
-    db["scores"].create(
+    db.table("matches").create_index(["article_id", "indicator_id", "theatre_id"], unique=True)
+    db.table("matches").create_index(["theatre_id", "occurred_at"])
+    db.table("matches").create_index(["indicator_id", "occurred_at"])
+    db.table("scores").create(
         {
             "id": int,
             "theatre_id": str,
@@ -179,8 +179,8 @@ def _migration_1_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null=["theatre_id", "at", "score", "level", "methodology_version"],
     )
-    db["scores"].create_index(["theatre_id", "at"], unique=True)
-    db["score_contributions"].create(
+    db.table("scores").create_index(["theatre_id", "at"], unique=True)
+    db.table("score_contributions").create(
         {"score_id": int, "match_id": int, "story_id": int, "indicator_id": str, "points": float},
         pk=("score_id", "match_id"),
         foreign_keys=[
@@ -189,11 +189,11 @@ def _migration_1_initial(db: sqlite_utils.Database) -> None:
             ("story_id", "stories", "id"),
         ],
     )
-    db["alert_state"].create(
+    db.table("alert_state").create(
         {"theatre_id": str, "level": str, "level_since": str, "last_sent": str},
         pk="theatre_id",
     )
-    db["alerts"].create(
+    db.table("alerts").create(
         {
             "id": int,
             "dedup_key": str,
@@ -214,10 +214,10 @@ def _migration_1_initial(db: sqlite_utils.Database) -> None:
         foreign_keys=[("score_id", "scores", "id")],
         not_null=["dedup_key", "kind", "created_at"],
     )
-    db["alerts"].create_index(["dedup_key"], unique=True)
-    db["alerts"].create_index(["theatre_id", "created_at"])
-    db["alerts"].create_index(["created_at"])
-    db["outbox"].create(
+    db.table("alerts").create_index(["dedup_key"], unique=True)
+    db.table("alerts").create_index(["theatre_id", "created_at"])
+    db.table("alerts").create_index(["created_at"])
+    db.table("outbox").create(
         {
             "id": int,
             "alert_id": int,
@@ -238,9 +238,9 @@ def _migration_1_initial(db: sqlite_utils.Database) -> None:
         not_null=["alert_id", "message_id", "status", "created_at"],
         defaults={"status": "pending", "attempts": 0},
     )
-    db["outbox"].create_index(["alert_id"], unique=True)
-    db["outbox"].create_index(["status", "next_attempt_at"])
-    db["runs"].create(
+    db.table("outbox").create_index(["alert_id"], unique=True)
+    db.table("outbox").create_index(["status", "next_attempt_at"])
+    db.table("runs").create(
         {
             "id": int,
             "job": str,
@@ -252,8 +252,8 @@ def _migration_1_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["runs"].create_index(["job", "finished_at"])
-    db["meta"].create({"key": str, "value": str}, pk="key")
+    db.table("runs").create_index(["job", "finished_at"])
+    db.table("meta").create({"key": str, "value": str}, pk="key")
     _create_views(db)
 
 
@@ -351,9 +351,7 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
                 raise DatabaseError(
                     f"{target}: no database here yet (run `monitor run` or `monitor demo` first)"
                 )
-            conn = sqlite3.connect(
-                f"{target.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
-            )
+            conn = _connect_readonly(target)
         else:
             if target.parent and not target.parent.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -400,7 +398,7 @@ class Store:
     # -- schema --------------------------------------------------------------
 
     def schema_version(self) -> int:
-        if not self.db["schema_migrations"].exists():
+        if not self.db.table("schema_migrations").exists():
             return 0
         row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
@@ -419,8 +417,8 @@ class Store:
         """Apply the migrations this file lacks, each in its own transaction."""
         try:
             with self.transaction():
-                if not self.db["schema_migrations"].exists():
-                    self.db["schema_migrations"].create(
+                if not self.db.table("schema_migrations").exists():
+                    self.db.table("schema_migrations").create(
                         {"version": int, "applied_at": str}, pk="version"
                     )
             current = self.schema_version()
@@ -429,7 +427,7 @@ class Store:
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 with self.transaction():
                     MIGRATIONS[version - 1](self.db)
-                    self.db["schema_migrations"].insert(
+                    self.db.table("schema_migrations").insert(
                         {"version": version, "applied_at": to_iso(datetime.now().astimezone())}
                     )
             return SCHEMA_VERSION
@@ -545,7 +543,7 @@ class Store:
         """Persist the outcome of one poll (call inside the poll's transaction)."""
         error_kind = result.error_kind
         error_message = result.error_message
-        status = result.outcome
+        status: str = result.outcome
         if parsed is not None and parsed.status == "error":
             status, error_kind, error_message = "error", parsed.error_kind, parsed.message
         elif parsed is not None and parsed.status == "warning":
@@ -604,7 +602,9 @@ class Store:
         return f"{row[0]}: {row[1] or ''}".strip()
 
     def feed_down_notified(self, feed_id: str) -> bool:
-        row = self.conn.execute("SELECT down_notified FROM feeds WHERE id = ?", (feed_id,)).fetchone()
+        row = self.conn.execute(
+            "SELECT down_notified FROM feeds WHERE id = ?", (feed_id,)
+        ).fetchone()
         return bool(row and row[0])
 
     def set_feed_down_notified(self, feed_id: str, notified: bool) -> None:
@@ -1203,7 +1203,9 @@ def _stored(
 HISTORY_BUCKETS = {
     "1h": "substr(at, 1, 13) || ':00:00Z'",
     "1d": "substr(at, 1, 10) || 'T00:00:00Z'",
-    "1w": "date(substr(at, 1, 10), 'weekday 1', '-7 days') || 'T00:00:00Z'",
+    # Weeks start on Monday: step back 6 days, then forward to the next Monday (a Monday
+    # stays in its own week).
+    "1w": "date(substr(at, 1, 10), '-6 days', 'weekday 1') || 'T00:00:00Z'",
 }
 
 
@@ -1253,7 +1255,8 @@ def alert_rows(
     status: str | None,
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     if theatre_id is not None:
         clauses.append("al.theatre_id = ?")
         params.append(theatre_id)
@@ -1286,7 +1289,8 @@ def article_rows(
     search: str | None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     joins = ""
     if search:
         joins = "JOIN articles_fts f ON f.rowid = a.id"

@@ -37,7 +37,13 @@ from monitor.parse_sandbox import ParserPool
 CLOCK_META_KEY = "demo_clock"
 PUBLISH_HOUR = 9  # demo items are published at 09:00 UTC on their day
 POLL_DELAY = timedelta(hours=3)  # and polled three hours later
-DECAY_STEPS = (timedelta(days=1), timedelta(days=3), timedelta(days=7), timedelta(days=14), timedelta(days=28))
+DECAY_STEPS = (
+    timedelta(days=1),
+    timedelta(days=3),
+    timedelta(days=7),
+    timedelta(days=14),
+    timedelta(days=28),
+)
 FEED_WINDOW = 30  # items a feed shows, newest first, like a real feed
 RECIPIENT = "analyst@example.org"
 
@@ -85,7 +91,7 @@ class DemoFeedServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 slug = self.path.strip("/").removesuffix(".xml")
                 if slug not in server.titles:
                     self.send_error(404)
@@ -104,7 +110,7 @@ class DemoFeedServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -186,9 +192,18 @@ def demo_config(out_dir: Path, *, db_path: Path, feeds: Sequence[Feed], smtp_por
             recipients=(RECIPIENT,),
             timeout_seconds=10.0,
         ),
-        http=replace(settings.http, allow_private_networks=("127.0.0.0/8",), per_host_min_interval_seconds=0.0),
+        http=replace(
+            settings.http,
+            allow_private_networks=("127.0.0.0/8",),
+            per_host_min_interval_seconds=0.0,
+        ),
     )
-    return replace(base, settings=settings, feeds=tuple(feeds), indicators_path=base.indicators_path + " (demo feeds)")
+    return replace(
+        base,
+        settings=settings,
+        feeds=tuple(feeds),
+        indicators_path=base.indicators_path + " (demo feeds)",
+    )
 
 
 def run_demo(
@@ -211,7 +226,9 @@ class DemoResult:
     resumed: bool
 
 
-async def _run_demo(out_dir: Path, *, db_path: Path | None, echo: Callable[[str], None]) -> DemoResult:
+async def _run_demo(
+    out_dir: Path, *, db_path: Path | None, echo: Callable[[str], None]
+) -> DemoResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     database = db_path or out_dir / "monitor.db"
     mail_dir = out_dir / "mail"
@@ -238,7 +255,9 @@ async def _run_demo(out_dir: Path, *, db_path: Path | None, echo: Callable[[str]
                 f"{len(steps)} steps of simulated time from {steps[0]:%Y-%m-%d} to {steps[-1]:%Y-%m-%d}"
                 + (" (resuming)" if resumed else "")
             )
-            parsers = ParserPool(timeout_seconds=20.0, memory_bytes=config.settings.http.parse_memory_bytes)
+            parsers = ParserPool(
+                timeout_seconds=20.0, memory_bytes=config.settings.http.parse_memory_bytes
+            )
             try:
                 async with Fetcher(config.settings.http) as fetcher:
                     for now in steps:
@@ -252,11 +271,15 @@ async def _run_demo(out_dir: Path, *, db_path: Path | None, echo: Callable[[str]
                         sent += cycle.delivery.sent
                         for decision in cycle.score.alerts:
                             if decision.urgent:
-                                echo(f"  {now:%Y-%m-%d}  {decision.theatre_id or '-':<6} {decision.kind:<9} {decision.reason}")
+                                echo(
+                                    f"  {now:%Y-%m-%d}  {decision.theatre_id or '-':<6} {decision.kind:<9} {decision.reason}"
+                                )
                         with store.transaction():
                             store.set_meta(CLOCK_META_KEY, to_iso(now))
                     # Anything still pending (a retry) gets one more chance at the end.
-                    final = pipeline.deliver_outbox(store, config, now=steps[-1] + timedelta(hours=1), rng=rng)
+                    final = pipeline.deliver_outbox(
+                        store, config, now=steps[-1] + timedelta(hours=1), rng=rng
+                    )
                     sent += final.sent
             finally:
                 parsers.close()
@@ -270,10 +293,16 @@ async def _run_demo(out_dir: Path, *, db_path: Path | None, echo: Callable[[str]
         f"({counts.get('sent', 0)} in total, {counts.get('pending', 0)} pending, {counts.get('dead', 0)} dead)."
     )
     if resumed and sent == 0:
-        echo("Nothing new: this database had already seen the whole story, so nothing was sent twice.")
+        echo(
+            "Nothing new: this database had already seen the whole story, so nothing was sent twice."
+        )
     echo(f"Database:  {database}")
-    echo(f"Emails:    {mail_dir / 'eml'} (.eml files, {total_received} received this run) and {mail_dir / 'Maildir'}")
-    echo(f"Try:       monitor --db {database} history --theatre kg-tj --since 2021-01-01 --every 1w")
+    echo(
+        f"Emails:    {mail_dir / 'eml'} (.eml files, {total_received} received this run) and {mail_dir / 'Maildir'}"
+    )
+    echo(
+        f"Try:       monitor --db {database} history --theatre kg-tj --since 2021-01-01 --every 1w"
+    )
     echo(f"           monitor --db {database} explain kg-tj --at 2022-09-17")
     echo(f"           monitor --db {database} alerts")
     return DemoResult(
@@ -290,7 +319,11 @@ def render_story(store: db.Store, config: Config) -> str:
     """The score history as a month-by-theatre table of peaks, with a sparkline each."""
     theatres = list(config.rules.theatres)
     rows = db.history_rows(
-        store, theatre_id=None, since=datetime(2000, 1, 1).astimezone(), until=datetime(2100, 1, 1).astimezone(), every="1d"
+        store,
+        theatre_id=None,
+        since=datetime(2000, 1, 1).astimezone(),
+        until=datetime(2100, 1, 1).astimezone(),
+        every="1d",
     )
     by_month: dict[str, dict[str, float]] = {}
     series: dict[str, list[float]] = {t: [] for t in theatres}
@@ -299,7 +332,10 @@ def render_story(store: db.Store, config: Config) -> str:
         peaks = by_month.setdefault(month, {})
         peaks[row["theatre_id"]] = max(peaks.get(row["theatre_id"], 0.0), float(row["score"]))
         series.setdefault(row["theatre_id"], []).append(float(row["score"]))
-    lines = ["Score history (monthly peak, 0-100):", "month    " + "".join(f"{t:>8}" for t in theatres)]
+    lines = [
+        "Score history (monthly peak, 0-100):",
+        "month    " + "".join(f"{t:>8}" for t in theatres),
+    ]
     for month in sorted(by_month):
         peaks = by_month[month]
         if max(peaks.values(), default=0.0) < 1.0:

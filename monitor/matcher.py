@@ -60,14 +60,9 @@ MODAL_WINDOW = 4
 Span = tuple[int, int, tuple[int, ...]]  # first word, one past the last, matched words
 
 _YEAR_BEFORE = frozenset(
-    """in since of from by until till before after between during the early late mid
-    summer autumn winter spring fall and to
-    january february march april may june july august september october november december
-    jan feb mar apr jun jul aug sep sept oct nov dec
-    в с до к от по и на за году года летом осенью весной зимой конце начале середине
-    января февраля марта апреля мая июня июля августа сентября октября ноября декабря""".split()
+    ["in", "since", "of", "from", "by", "until", "till", "before", "after", "between", "during", "the", "early", "late", "mid", "summer", "autumn", "winter", "spring", "fall", "and", "to", "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "в", "с", "до", "к", "от", "по", "и", "на", "за", "году", "года", "летом", "осенью", "весной", "зимой", "конце", "начале", "середине", "января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября", "ноября", "декабря"]
 )
-_YEAR_AFTER = frozenset("год года году годах годом годы г гг".split())
+_YEAR_AFTER = frozenset(["год", "года", "году", "годах", "годом", "годы", "г", "гг"])
 
 # A wire dateline opening the lede: "BAKU, Azerbaijan, May 17 (Trend) – ", "MOSCOW (AP) – ".
 # The place it names is where the story was filed, not an actor of the story.

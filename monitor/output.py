@@ -26,7 +26,9 @@ def render_rows(
 ) -> str:
     names = list(columns) if columns is not None else (list(rows[0].keys()) if rows else [])
     if fmt == "json":
-        return json.dumps([{k: row.get(k) for k in names} for row in rows], ensure_ascii=False, indent=2)
+        return json.dumps(
+            [{k: row.get(k) for k in names} for row in rows], ensure_ascii=False, indent=2
+        )
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 
 from monitor import alerts, notify, politeness, scoring
 from monitor.config import Config
-from monitor.db import StoredArticle, Store
+from monitor.db import Store, StoredArticle
 from monitor.errors import DeliveryError
 from monitor.fetcher import Fetcher
 from monitor.matcher import match_article
@@ -107,7 +107,9 @@ async def poll_feeds(
                 headers=result.headers,
                 language_hint=feed.language,
             )
-        record_feed_result(store, config, feed, state, result, parsed, now=now, rng=rng, summary=summary)
+        record_feed_result(
+            store, config, feed, state, result, parsed, now=now, rng=rng, summary=summary
+        )
     return summary
 
 
@@ -191,7 +193,13 @@ def _match_and_store(
 
 
 def _feed_notices(
-    store: Store, config: Config, feed: Feed, state: FeedState, *, now: datetime, summary: PollSummary
+    store: Store,
+    config: Config,
+    feed: Feed,
+    state: FeedState,
+    *,
+    now: datetime,
+    summary: PollSummary,
 ) -> None:
     down_notified = store.feed_down_notified(feed.id)
     notified, decisions = alerts.feed_notices(
@@ -239,7 +247,9 @@ def score_theatres(store: Store, config: Config, *, now: datetime) -> ScoreSumma
             indicators=config.rules.indicators,
             created_before=now,
         )
-        history = store.score_series(theatre_id, since=now - lookback, until=now - timedelta(seconds=1))
+        history = store.score_series(
+            theatre_id, since=now - lookback, until=now - timedelta(seconds=1)
+        )
         last = store.last_score(theatre_id)
         previous_level = last["level"] if last else None
         point = scoring.score_theatre(
@@ -273,7 +283,15 @@ def score_theatres(store: Store, config: Config, *, now: datetime) -> ScoreSumma
             score_id = store.insert_score(point)
             store.save_alert_state(new_state)
             for decision in decisions:
-                if record_alert(store, config, decision, now=now, score_id=score_id, point=point, matches=matches):
+                if record_alert(
+                    store,
+                    config,
+                    decision,
+                    now=now,
+                    score_id=score_id,
+                    point=point,
+                    matches=matches,
+                ):
                     summary.alerts.append(decision)
         summary.points.append(point)
     return summary
@@ -303,7 +321,9 @@ def record_alert(
     message_id = notify.message_id_for(decision.dedup_key, domain=_mail_domain(config))
     not_before = alerts.send_after(decision, now=now, settings=config.alerts)
     try:
-        content = compose_email(store, config, decision, point=point, matches=matches, feed=feed, lines=lines)
+        content = compose_email(
+            store, config, decision, point=point, matches=matches, feed=feed, lines=lines
+        )
         message = notify.render_email(
             content,
             sender=config.settings.smtp.sender,
@@ -489,9 +509,16 @@ def deliver_outbox(
         except DeliveryError as exc:
             if exc.retryable:
                 delay = notify.retry_delay_seconds(item.attempts + 1, rng=rng)
-                store.mark_retry(item.id, error=str(exc), next_attempt_at=now + timedelta(seconds=delay))
+                store.mark_retry(
+                    item.id, error=str(exc), next_attempt_at=now + timedelta(seconds=delay)
+                )
                 summary.retried += 1
-                log.warning("delivery deferred outbox=%d attempts=%d error=%s", item.id, item.attempts + 1, exc)
+                log.warning(
+                    "delivery deferred outbox=%d attempts=%d error=%s",
+                    item.id,
+                    item.attempts + 1,
+                    exc,
+                )
             else:
                 store.mark_dead(item.id, error=str(exc))
                 summary.dead += 1

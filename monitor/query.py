@@ -42,7 +42,9 @@ def history_report(
     lines = [table, ""]
     for theatre, group in groupby(rows, key=lambda r: r["theatre_id"]):
         values = [r["score"] for r in group]
-        lines.append(f"{theatre:<8} {sparkline(values, width=60)}  last {values[-1]:.0f}, peak {max(values):.0f}")
+        lines.append(
+            f"{theatre:<8} {sparkline(values, width=60)}  last {values[-1]:.0f}, peak {max(values):.0f}"
+        )
     return "\n".join(lines)
 
 
@@ -80,7 +82,11 @@ def feeds_report(store: db.Store, *, fmt: str) -> str:
                 "share_304": None if not polls else round(row["not_modified_polls"] / polls, 2),
             }
         )
-    columns = FEED_COLUMNS if fmt == "table" else [*FEED_COLUMNS, "name", "url", "failing_since", "last_error_at", "polls"]
+    columns = (
+        FEED_COLUMNS
+        if fmt == "table"
+        else [*FEED_COLUMNS, "name", "url", "failing_since", "last_error_at", "polls"]
+    )
     return output.render_rows(rows, columns=columns, fmt=fmt, empty="(no feeds polled yet)")
 
 
@@ -92,7 +98,16 @@ def explain_report(store: db.Store, *, theatre_id: str, at: datetime | None, fmt
     rows = store.contributions(point["id"])
     for row in rows:
         row["points"] = round(row["points"], 2)
-    columns = ["points", "indicator_id", "title", "outlet", "published_at", "sources", "evidence", "url"]
+    columns = [
+        "points",
+        "indicator_id",
+        "title",
+        "outlet",
+        "published_at",
+        "sources",
+        "evidence",
+        "url",
+    ]
     if fmt != "table":
         if fmt == "json":
             import json
@@ -111,7 +126,9 @@ def explain_report(store: db.Store, *, theatre_id: str, at: datetime | None, fmt
         return header + "\n(no contributing stories: the score is at its floor)"
     lines = [header, ""]
     for index, row in enumerate(rows, 1):
-        published = from_iso(row["published_at"]).strftime("%Y-%m-%d") if row["published_at"] else "?"
+        published = (
+            from_iso(row["published_at"]).strftime("%Y-%m-%d") if row["published_at"] else "?"
+        )
         lines.append(
             f"{index:>2}. {row['points']:+6.2f}  {row['indicator_id']}  {row['title']}  "
             f"({row['outlet']}, {published}, {row['sources']} source(s))"

@@ -336,9 +336,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
 
 # Words too common to anchor a pattern on (a pattern is indexed by its rarest words).
 _COMMON_WORDS = frozenset(
-    """the a an of to in on at by for with from and or not no as is was be that this it its
-    said says will has have had were are their his her they he she which who after
-    в на с по о от до из за и или не ни что как это его ее их к у для при""".split()
+    ["the", "a", "an", "of", "to", "in", "on", "at", "by", "for", "with", "from", "and", "or", "not", "no", "as", "is", "was", "be", "that", "this", "it", "its", "said", "says", "will", "has", "have", "had", "were", "are", "their", "his", "her", "they", "he", "she", "which", "who", "after", "в", "на", "с", "по", "о", "от", "до", "из", "за", "и", "или", "не", "ни", "что", "как", "это", "его", "ее", "их", "к", "у", "для", "при"]
 )
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,9 @@ Scheduler choices (reliability guide, decision 10): UTC, interval triggers,
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import random
 import signal
 import time
@@ -38,6 +40,7 @@ from monitor.db import Store
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetcher import Fetcher
 from monitor.instance_lock import acquire_instance_lock
+from monitor.models import to_iso
 from monitor.parse_sandbox import ParserPool
 from monitor.sdnotify import Notifier
 
@@ -45,6 +48,9 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_SECONDS = 8.0  # systemd's TimeoutStopSec is 15 s; leave room to close cleanly
 JOB_STATS_META_KEY = "scheduler_stats"
+HEARTBEAT_META_KEY = "daemon_heartbeat"
+HEARTBEAT_SECONDS = 30.0
+FAILURES_BEFORE_UNHEALTHY = 3  # consecutive failed runs of the poll or score job
 
 
 def utcnow() -> datetime:
@@ -59,6 +65,7 @@ class JobStats:
     errors: dict[str, int] = field(default_factory=dict)
     missed: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    consecutive_errors: dict[str, int] = field(default_factory=dict)
     last_ok: dict[str, float] = field(default_factory=dict)  # monotonic seconds
     last_error: dict[str, str] = field(default_factory=dict)
 
@@ -68,6 +75,7 @@ class JobStats:
             "errors": dict(self.errors),
             "missed": dict(self.missed),
             "skipped": dict(self.skipped),
+            "consecutive_errors": dict(self.consecutive_errors),
             "last_error": dict(self.last_error),
         }
 
@@ -163,7 +171,9 @@ class Daemon:
         current = asyncio.current_task()
         while time.monotonic() < deadline:
             pending = [
-                t for t in asyncio.all_tasks() if t is not current and t.get_name().startswith("job:")
+                t
+                for t in asyncio.all_tasks()
+                if t is not current and t.get_name().startswith("job:")
             ]
             if not pending:
                 return
@@ -190,7 +200,10 @@ class Daemon:
             self.notifier.ready()
             return
         if new_config.settings.db_path != self.config.settings.db_path:
-            log.warning("reload: database path changes need a restart; keeping %s", self.config.settings.db_path)
+            log.warning(
+                "reload: database path changes need a restart; keeping %s",
+                self.config.settings.db_path,
+            )
         self.config = new_config
         if self.store is not None:
             self.store.sync_feeds(new_config.feeds, now=self.clock())
@@ -216,6 +229,7 @@ class Daemon:
             ("outbox", self.outbox_job, schedule.outbox_tick_seconds),
             ("digest", self.digest_job, 60),
             ("maintenance", self.maintenance_job, schedule.maintenance_tick_seconds),
+            ("heartbeat", self.heartbeat_job, HEARTBEAT_SECONDS),
         ]
         watchdog = self.notifier.watchdog_interval_seconds()
         if watchdog:
@@ -231,7 +245,9 @@ class Daemon:
         )
         return scheduler
 
-    def _named(self, job_id: str, func: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    def _named(
+        self, job_id: str, func: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             task = asyncio.current_task()
             if task is not None:
@@ -246,10 +262,16 @@ class Daemon:
         if event.code == EVENT_JOB_EXECUTED:
             stats.runs[job_id] = stats.runs.get(job_id, 0) + 1
             stats.last_ok[job_id] = time.monotonic()
+            stats.consecutive_errors[job_id] = 0
         elif event.code == EVENT_JOB_ERROR:
             stats.errors[job_id] = stats.errors.get(job_id, 0) + 1
-            exception = getattr(event, "exception", None) if isinstance(event, JobExecutionEvent) else None
-            stats.last_error[job_id] = f"{type(exception).__name__}: {exception}" if exception else "error"
+            stats.consecutive_errors[job_id] = stats.consecutive_errors.get(job_id, 0) + 1
+            exception = (
+                getattr(event, "exception", None) if isinstance(event, JobExecutionEvent) else None
+            )
+            stats.last_error[job_id] = (
+                f"{type(exception).__name__}: {exception}" if exception else "error"
+            )
             if isinstance(exception, MonitorError):
                 log.error("job failed job=%s error=%s", job_id, exception)
             else:
@@ -276,7 +298,9 @@ class Daemon:
         details = summary.as_dict()
         if score is not None:
             details.update(score.as_dict())
-        self.store.record_run("poll", started_at=started, finished_at=finished, ok=True, summary=details)
+        self.store.record_run(
+            "poll", started_at=started, finished_at=finished, ok=True, summary=details
+        )
         if summary.feeds:
             self.last_summary = (
                 f"polled {summary.feeds} feeds: {summary.ok} new content, {summary.not_modified} "
@@ -305,7 +329,11 @@ class Daemon:
         started = self.clock()
         summary = pipeline.score_theatres(self.store, self.config, now=started)
         self.store.record_run(
-            "score", started_at=started, finished_at=self.clock(), ok=True, summary=summary.as_dict()
+            "score",
+            started_at=started,
+            finished_at=self.clock(),
+            ok=True,
+            summary=summary.as_dict(),
         )
         log.info(
             "score cycle %s alerts=%d",
@@ -323,9 +351,15 @@ class Daemon:
         if summary.sent or summary.retried or summary.dead:
             assert self.store is not None
             self.store.record_run(
-                "outbox", started_at=started, finished_at=self.clock(), ok=True, summary=summary.as_dict()
+                "outbox",
+                started_at=started,
+                finished_at=self.clock(),
+                ok=True,
+                summary=summary.as_dict(),
             )
-            log.info("outbox sent=%d retried=%d dead=%d", summary.sent, summary.retried, summary.dead)
+            log.info(
+                "outbox sent=%d retried=%d dead=%d", summary.sent, summary.retried, summary.dead
+            )
 
     async def digest_job(self) -> None:
         assert self.store is not None
@@ -338,6 +372,20 @@ class Daemon:
         self.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self.store.conn.execute("PRAGMA optimize")
         log.info("maintenance pruned_runs=%d", removed)
+
+    async def heartbeat_job(self) -> None:
+        """Leave a trace for `monitor status`: the time, the health and the job counters."""
+        assert self.store is not None
+        healthy, reason = self.health()
+        record = {
+            "at": to_iso(self.clock()),
+            "pid": os.getpid(),
+            "healthy": healthy,
+            "reason": reason,
+        }
+        with self.store.transaction():
+            self.store.set_meta(HEARTBEAT_META_KEY, json.dumps(record))
+            self.store.set_meta(JOB_STATS_META_KEY, json.dumps(self.stats.as_dict()))
 
     async def watchdog_job(self) -> None:
         healthy, reason = self.health()
@@ -355,6 +403,12 @@ class Daemon:
             return False, "database does not answer"
         now = time.monotonic()
         for job_id in ("poll", "score"):
+            failures = self.stats.consecutive_errors.get(job_id, 0)
+            if failures >= FAILURES_BEFORE_UNHEALTHY:
+                return (
+                    False,
+                    f"job {job_id} failed {failures} times in a row: {self.stats.last_error.get(job_id, '')}",
+                )
             interval = self._intervals.get(job_id)
             last = self.stats.last_ok.get(job_id)
             if interval is None:
@@ -363,7 +417,10 @@ class Daemon:
                 last = self._started_monotonic
             if now - last > 3 * interval + 60:
                 errors = self.stats.errors.get(job_id, 0)
-                return False, f"job {job_id} has not completed for {now - last:.0f} s ({errors} errors)"
+                return (
+                    False,
+                    f"job {job_id} has not completed for {now - last:.0f} s ({errors} errors)",
+                )
         return True, "ok"
 
     def _start_metrics(self) -> Any:
@@ -402,6 +459,10 @@ async def run_once(config: Config, *, now: datetime | None = None) -> pipeline.C
             started_at=moment,
             finished_at=utcnow(),
             ok=True,
-            summary={**summary.poll.as_dict(), **summary.score.as_dict(), **summary.delivery.as_dict()},
+            summary={
+                **summary.poll.as_dict(),
+                **summary.score.as_dict(),
+                **summary.delivery.as_dict(),
+            },
         )
         return summary

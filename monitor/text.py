@@ -132,14 +132,7 @@ def stem(word: str) -> str:
 
 # Words after which a full stop does not end a sentence (lower-case, without the dot).
 _ABBREVIATIONS = frozenset(
-    """
-    mr mrs ms dr prof gen lt col maj capt cpt sgt adm cmdr gov sen rep rev st mt ft
-    jan feb mar apr jun jul aug sep sept oct nov dec
-    no nos vol fig approx est dept univ inc ltd co corp jr sr vs etc al ie eg cf
-    u s k n
-    г гг т тт д др им ул св тыс млн млрд руб долл ген см стр рис пос обл р-н кв
-    гл зам пред нач чел мин сек корр ред англ рус кыргыз тадж
-    """.split()
+    ["mr", "mrs", "ms", "dr", "prof", "gen", "lt", "col", "maj", "capt", "cpt", "sgt", "adm", "cmdr", "gov", "sen", "rep", "rev", "st", "mt", "ft", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "no", "nos", "vol", "fig", "approx", "est", "dept", "univ", "inc", "ltd", "co", "corp", "jr", "sr", "vs", "etc", "al", "ie", "eg", "cf", "u", "s", "k", "n", "г", "гг", "т", "тт", "д", "др", "им", "ул", "св", "тыс", "млн", "млрд", "руб", "долл", "ген", "см", "стр", "рис", "пос", "обл", "р-н", "кв", "гл", "зам", "пред", "нач", "чел", "мин", "сек", "корр", "ред", "англ", "рус", "кыргыз", "тадж"]
 )
 # A sentence boundary candidate: end punctuation, closing quotes/brackets, then space.
 _BOUNDARY_RE = re.compile(r"[.!?…]+[\"'»”’)\]]*(?=\s)|\n")

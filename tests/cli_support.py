@@ -35,7 +35,15 @@ def build_database(path: Path, *, days: int = 30, gap: tuple[int, int] | None = 
             )
             [match_id] = store.store_matches(
                 article,
-                [Match("border_clash", "kg-tj", 0.9, "Guards exchanged fire on the border.", ("fire",))],
+                [
+                    Match(
+                        "border_clash",
+                        "kg-tj",
+                        0.9,
+                        "Guards exchanged fire on the border.",
+                        ("fire",),
+                    )
+                ],
                 now=START + timedelta(days=15),
             )
         for step in range(days * 4):
@@ -45,12 +53,16 @@ def build_database(path: Path, *, days: int = 30, gap: tuple[int, int] | None = 
                 continue
             score = 0.0 if day < 15 else max(0.0, 60.0 - 4 * (day - 15))
             contributions = (
-                (Contribution(article.story_id, match_id, "border_clash", score / 2),) if score else ()
+                (Contribution(article.story_id, match_id, "border_clash", score / 2),)
+                if score
+                else ()
             )
             level = "high" if score >= 55 else "elevated" if score >= 30 else "low"
             with store.transaction():
                 store.insert_score(
-                    ScorePoint("kg-tj", at, score / 2, score, level, "1", contributions=contributions)
+                    ScorePoint(
+                        "kg-tj", at, score / 2, score, level, "1", contributions=contributions
+                    )
                 )
         with store.transaction():
             alert_id = store.insert_alert(
@@ -67,8 +79,14 @@ def build_database(path: Path, *, days: int = 30, gap: tuple[int, int] | None = 
                 )
             )
             assert alert_id is not None
-            store.enqueue(alert_id, message_id="<a@x>", recipients=["a@example.org"], subject="[monitor] HIGH",
-                          message=b"Subject: x\r\n\r\nbody", now=START + timedelta(days=15))
+            store.enqueue(
+                alert_id,
+                message_id="<a@x>",
+                recipients=["a@example.org"],
+                subject="[monitor] HIGH",
+                message=b"Subject: x\r\n\r\nbody",
+                now=START + timedelta(days=15),
+            )
             store.insert_alert(
                 AlertDecision(
                     dedup_key="kg-tj:level_down:elevated@y",

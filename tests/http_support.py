@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -72,13 +72,12 @@ class Exchange:
 
 
 Script = Callable[[Exchange], None]
-Responder = Reply | Callable[[RecordedRequest], Reply] | Script
 
 
 @dataclass
 class _Route:
-    responder: Responder
-    raw: bool
+    reply: Reply | Callable[[RecordedRequest], Reply] | None = None
+    script: Script | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -119,14 +118,14 @@ class _Handler(BaseHTTPRequestHandler):
             route = owner.find(self.path)
             if route is None:
                 self._send(Reply(404, b"not found"))
-            elif route.raw:
-                route.responder(Exchange(self, record, owner.stop_event))  # type: ignore[operator, arg-type]
+            elif route.script is not None:
+                route.script(Exchange(self, record, owner.stop_event))
             else:
                 if owner.latency:
                     time.sleep(owner.latency)
-                responder = route.responder
-                reply = responder if isinstance(responder, Reply) else responder(record)  # type: ignore[operator]
-                self._send(reply)  # type: ignore[arg-type]
+                reply = route.reply
+                assert reply is not None
+                self._send(reply if isinstance(reply, Reply) else reply(record))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
@@ -183,11 +182,11 @@ class FeedServer:
 
     def route(self, path: str, responder: Reply | Callable[[RecordedRequest], Reply]) -> None:
         """Answer GET `path` (exact; a trailing `*` matches a prefix) with a reply."""
-        self._add(path, _Route(responder, raw=False))
+        self._add(path, _Route(reply=responder))
 
     def script(self, path: str, script: Script) -> None:
         """Let `script` write the raw response for `path` (drip, hang, bombs...)."""
-        self._add(path, _Route(script, raw=True))
+        self._add(path, _Route(script=script))
 
     def _add(self, path: str, route: _Route) -> None:
         if path.endswith("*"):
@@ -416,7 +415,7 @@ class Silent:
 class ScriptedResolver:
     """DNS for names that stand for the public internet; a list answers call by call."""
 
-    def __init__(self, answers: dict[str, Sequence[str] | list[Sequence[str]]]) -> None:
+    def __init__(self, answers: Mapping[str, Sequence[Any]]) -> None:
         self._answers = answers
         self.calls: list[str] = []
 
@@ -427,9 +426,9 @@ class ScriptedResolver:
             raise socket.gaierror(socket.EAI_NONAME, f"unknown test host {host}")
         if answer and isinstance(answer[0], list | tuple):  # one answer per lookup
             seen = self.calls.count(host)
-            steps: list[Sequence[str]] = answer  # type: ignore[assignment]
-            return steps[min(seen, len(steps)) - 1]
-        return answer  # type: ignore[return-value]
+            step: Sequence[str] = answer[min(seen, len(answer)) - 1]
+            return step
+        return answer
 
 
 class FakeInternet(httpcore.AsyncNetworkBackend):

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_support import build_database
 from click.testing import CliRunner
 
 from monitor import db
 from monitor.cli import cli
-from cli_support import build_database
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,8 +36,19 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
 def test_history_every_format(prepared: Path, fmt: str) -> None:
-    code, out, _ = invoke("--db", str(prepared), "history", "--theatre", "kg-tj", "--since", "2022-09-01",
-                          "--until", "2022-10-01", "--format", fmt)
+    code, out, _ = invoke(
+        "--db",
+        str(prepared),
+        "history",
+        "--theatre",
+        "kg-tj",
+        "--since",
+        "2022-09-01",
+        "--until",
+        "2022-10-01",
+        "--format",
+        fmt,
+    )
     assert code == 0
     if fmt == "json":
         rows = json.loads(out)
@@ -51,8 +62,21 @@ def test_history_every_format(prepared: Path, fmt: str) -> None:
 
 
 def test_history_daily_buckets_show_gaps_as_missing_days(prepared: Path) -> None:
-    code, out, _ = invoke("--db", str(prepared), "history", "-t", "kg-tj", "--since", "2022-09-01",
-                          "--until", "2022-10-01", "--every", "1d", "--format", "json")
+    code, out, _ = invoke(
+        "--db",
+        str(prepared),
+        "history",
+        "-t",
+        "kg-tj",
+        "--since",
+        "2022-09-01",
+        "--until",
+        "2022-10-01",
+        "--every",
+        "1d",
+        "--format",
+        "json",
+    )
     rows = json.loads(out)
     days = [r["at"][:10] for r in rows]
     assert code == 0 and len(days) == 27 and "2022-09-11" not in days
@@ -70,7 +94,9 @@ def test_history_on_an_empty_database(empty: Path) -> None:
 def test_alerts_filters(prepared: Path) -> None:
     code, out, _ = invoke("--db", str(prepared), "alerts", "--format", "json")
     assert code == 0 and [r["kind"] for r in json.loads(out)] == ["level_down", "level_up"]
-    code, out, _ = invoke("--db", str(prepared), "alerts", "--status", "pending", "--format", "json")
+    code, out, _ = invoke(
+        "--db", str(prepared), "alerts", "--status", "pending", "--format", "json"
+    )
     assert [r["kind"] for r in json.loads(out)] == ["level_up"]
     code, out, _ = invoke("--db", str(prepared), "alerts", "--status", "digest", "--format", "csv")
     assert "level_down" in out and "level_up" not in out
@@ -80,9 +106,14 @@ def test_explain_lists_the_evidence(prepared: Path) -> None:
     code, out, _ = invoke("--db", str(prepared), "explain", "kg-tj", "--at", "2022-09-16T12:00Z")
     assert code == 0
     assert "score 60 (high)" in out and "border_clash" in out and "Guards exchanged fire" in out
-    code, out, _ = invoke("--db", str(prepared), "explain", "kg-tj", "--at", "2022-09-16T12:00Z", "--format", "json")
+    code, out, _ = invoke(
+        "--db", str(prepared), "explain", "kg-tj", "--at", "2022-09-16T12:00Z", "--format", "json"
+    )
     data = json.loads(out)
-    assert data["score"]["score"] == 60.0 and data["contributions"][0]["indicator_id"] == "border_clash"
+    assert (
+        data["score"]["score"] == 60.0
+        and data["contributions"][0]["indicator_id"] == "border_clash"
+    )
 
 
 def test_explain_unknown_theatre_is_one_line(prepared: Path) -> None:
@@ -115,7 +146,7 @@ def test_check_config_on_the_shipped_file() -> None:
 def test_check_config_bad_file_exits_2_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "indicators.yaml"
     bad.write_text("feeds: [{id: x, url: 'ftp://example.org/feed'}]\n", encoding="utf-8")
-    code, out, err = invoke("--indicators", str(bad), "check-config")
+    code, _, err = invoke("--indicators", str(bad), "check-config")
     assert code == 2 and err.count("\n") == 1 and f"{bad}: feeds[0].url:" in err
 
 
@@ -129,5 +160,15 @@ def test_cli_never_writes(prepared: Path) -> None:
 def test_version_and_help() -> None:
     code, out, _ = invoke("--help")
     assert code == 0
-    for command in ("run", "demo", "check-config", "history", "alerts", "feeds", "explain", "eval", "test-email"):
+    for command in (
+        "run",
+        "demo",
+        "check-config",
+        "history",
+        "alerts",
+        "feeds",
+        "explain",
+        "eval",
+        "test-email",
+    ):
         assert command in out

@@ -18,8 +18,14 @@ BAD_FILES = sorted(FIXTURES.glob("bad_*.yaml"))
 def test_the_shipped_watch_list_is_valid_and_complete() -> None:
     config = load_config(indicators_path=REPO / "indicators.yaml", env={})
     assert {"kg-tj", "am-az", "csto"} <= set(config.rules.theatres)
-    six = {"exercise_cancellation", "territorial_claim", "arms_delivery", "border_clash",
-           "alliance_withdrawal", "de_escalation"}
+    six = {
+        "exercise_cancellation",
+        "territorial_claim",
+        "arms_delivery",
+        "border_clash",
+        "alliance_withdrawal",
+        "de_escalation",
+    }
     assert six <= set(config.rules.indicators)
     assert config.rules.indicators["de_escalation"].weight < 0
     assert len(config.feeds) >= 11
@@ -31,7 +37,9 @@ def test_built_in_default_is_the_repository_file() -> None:
 
 
 def test_good_fixture_loads() -> None:
-    watch = parse_indicators_text((FIXTURES / "good.yaml").read_text(encoding="utf-8"), source="indicators.yaml")
+    watch = parse_indicators_text(
+        (FIXTURES / "good.yaml").read_text(encoding="utf-8"), source="indicators.yaml"
+    )
     assert [f.id for f in watch.feeds] == ["wire"] and list(watch.rules.theatres) == ["kg-tj"]
 
 
@@ -54,14 +62,20 @@ def test_each_bad_file_differs_from_the_good_one_in_one_place() -> None:
     good = (FIXTURES / "good.yaml").read_text(encoding="utf-8").splitlines()
     for path in BAD_FILES:
         bad = path.read_text(encoding="utf-8").splitlines()
-        changed = [line for line in bad if line not in good] + [line for line in good if line not in bad]
+        changed = [line for line in bad if line not in good] + [
+            line for line in good if line not in bad
+        ]
         assert 1 <= len(changed) <= 5, path.name
 
 
 def test_error_names_the_file_given(tmp_path: Path) -> None:
     path = tmp_path / "watch.yaml"
-    path.write_text((FIXTURES / "bad_weight_not_a_number.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-    with pytest.raises(ConfigError, match=rf"^{path}: indicators.border_clash.weight: expected a number"):
+    path.write_text(
+        (FIXTURES / "bad_weight_not_a_number.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    with pytest.raises(
+        ConfigError, match=rf"^{path}: indicators.border_clash.weight: expected a number"
+    ):
         load_config(indicators_path=path, env={})
 
 

@@ -221,19 +221,20 @@ def test_alert_dedup_key_is_recorded_once_and_outbox_flows(store: db.Store) -> N
     assert item.attempts == 1
     store.mark_sent(item.id, now=NOW)
     assert store.outbox_counts() == {"sent": 1}
-    with pytest.raises(sqlite3.IntegrityError):
-        with store.transaction():
-            store.enqueue(
-                alert_id, message_id="<m@x>", recipients=[], subject="s", message=b"", now=NOW
-            )
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.enqueue(
+            alert_id, message_id="<m@x>", recipients=[], subject="s", message=b"", now=NOW
+        )
 
 
 def test_readonly_store_cannot_write(tmp_path: Path) -> None:
     path = tmp_path / "ro.db"
     db.Store.open(path).close()
-    with db.Store.open(path, readonly=True) as ro:
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            ro.conn.execute("INSERT INTO meta VALUES ('k', 'v')")
+    with (
+        db.Store.open(path, readonly=True) as ro,
+        pytest.raises(sqlite3.OperationalError, match="readonly"),
+    ):
+        ro.conn.execute("INSERT INTO meta VALUES ('k', 'v')")
 
 
 def test_readonly_open_of_a_missing_file_says_what_to_do(tmp_path: Path) -> None:

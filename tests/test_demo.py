@@ -27,7 +27,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoResult
 def test_demo_stores_the_story_and_scores_rise_and_fall(
     demo_run: tuple[Path, DemoResult, list[str]],
 ) -> None:
-    out, result, _ = demo_run
+    _, result, _ = demo_run
     assert result.new_articles == len(load_demo_items())
     with db.Store.open(result.db_path, readonly=True) as store:
         series = store.query("SELECT at, score FROM scores WHERE theatre_id = 'kg-tj' ORDER BY at")
@@ -43,7 +43,7 @@ def test_demo_stores_the_story_and_scores_rise_and_fall(
 def test_demo_alert_emails_arrive_at_the_local_smtp_server(
     demo_run: tuple[Path, DemoResult, list[str]],
 ) -> None:
-    out, result, _ = demo_run
+    _, result, _ = demo_run
     emls = sorted((result.mail_dir / "eml").glob("*.eml"))
     assert result.emails_sent >= 3
     assert len(emls) == result.emails_sent

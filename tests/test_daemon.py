@@ -1,0 +1,216 @@
+"""The real daemon as a subprocess, against a real local HTTP server and SMTP server.
+
+READY on a socket the test binds as NOTIFY_SOCKET; an alert email delivered; SIGHUP
+with a bad and a good configuration; a second instance refused; SIGTERM → exit 0 and
+an intact database; SIGKILL and restart → nothing lost, nothing sent twice. Plus, in
+process, a job that always raises: counted, and the watchdog stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon_support import (
+    CLASH_ITEMS,
+    DaemonProcess,
+    Deployment,
+    rss,
+    write_deployment,
+    write_indicators,
+)
+from http_support import FeedServer, Reply
+from systemd_support import FakeNotifySocket
+
+from monitor import db
+from monitor.config import load_config
+from monitor.mailsink import MailSink
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    with FeedServer() as server:
+        server.route(
+            "/wire.xml", Reply(200, rss(CLASH_ITEMS), (("Content-Type", "application/rss+xml"),))
+        )
+        yield server
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[MailSink]:
+    with MailSink(tmp_path / "mail") as running:
+        yield running
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, feed_server: FeedServer, sink: MailSink) -> Deployment:
+    return write_deployment(
+        tmp_path / "deploy", feeds={"wire": feed_server.url("/wire.xml")}, smtp_port=sink.port
+    )
+
+
+def test_daemon_lifecycle(deployment: Deployment, sink: MailSink, feed_server: FeedServer) -> None:
+    with FakeNotifySocket("path") as notify:
+        daemon = DaemonProcess(deployment, env=notify.environ())
+        try:
+            notify.wait_for("READY=1", timeout=30)
+            [received] = sink.wait_for(1, timeout=30)
+            message = received.parsed()
+            assert "Kyrgyzstan" in str(message["Subject"])
+            assert feed_server.hits("/wire.xml")
+
+            # A second instance on the same database is refused with a clear message.
+            second = subprocess.run(
+                deployment.args("run"), capture_output=True, text=True, timeout=30
+            )
+            assert second.returncode != 0
+            assert "already running" in second.stderr.lower() and "Traceback" not in second.stderr
+
+            # SIGHUP with a broken file: refused, the old configuration keeps running.
+            write_indicators(
+                deployment.indicators, {"wire": feed_server.url("/wire.xml")}, broken=True
+            )
+            mark = len(daemon.log())
+            daemon.signal(signal.SIGHUP)
+            daemon.wait_for_log("reload refused", after=mark)
+            assert (
+                "indicators.border_clash.weight: expected a number, got 'high'"
+                in daemon.log()[mark:]
+            )
+            # SIGHUP with a good file: reloaded.
+            write_indicators(deployment.indicators, {"wire": feed_server.url("/wire.xml")})
+            mark = len(daemon.log())
+            daemon.signal(signal.SIGHUP)
+            daemon.wait_for_log("reloaded", after=mark)
+
+            assert daemon.stop(timeout=10) == 0
+            notify.wait_for("STOPPING=1", timeout=5)
+        finally:
+            if daemon.process.poll() is None:
+                daemon.kill()
+    log = daemon.log()
+    assert "Traceback" not in log
+    with db.Store.open(deployment.db, readonly=True) as store:
+        assert store.integrity_check() == "ok"
+        assert store.outbox_counts() == {"sent": 1}
+    assert len(sink.received()) == 1
+
+
+def test_sigkill_and_restart_loses_nothing_and_sends_nothing_twice(
+    deployment: Deployment, sink: MailSink
+) -> None:
+    daemon = DaemonProcess(deployment)
+    try:
+        sink.wait_for(1, timeout=30)
+        daemon.wait_for_log("outbox sent=1")
+    finally:
+        daemon.kill()
+    with db.Store.open(deployment.db, readonly=True) as store:
+        before = store.query(
+            "SELECT (SELECT count(*) FROM articles) AS a, (SELECT count(*) FROM alerts) AS al"
+        )[0]
+        runs_before = store.query("SELECT count(*) AS n FROM runs WHERE job = 'poll'")[0]["n"]
+
+    restarted = DaemonProcess(deployment)
+    try:
+        # Wait until the restarted daemon has polled the same feed again at least twice.
+        restarted.wait_for_log("started")
+        for _ in range(100):
+            with db.Store.open(deployment.db, readonly=True) as store:
+                if (
+                    store.query("SELECT count(*) AS n FROM runs WHERE job = 'poll'")[0]["n"]
+                    >= runs_before + 2
+                ):
+                    break
+            restarted.wait_for_log("poll cycle", timeout=10)
+        assert restarted.stop(timeout=10) == 0
+    finally:
+        if restarted.process.poll() is None:
+            restarted.kill()
+    with db.Store.open(deployment.db, readonly=True) as store:
+        after = store.query(
+            "SELECT (SELECT count(*) FROM articles) AS a, (SELECT count(*) FROM alerts) AS al"
+        )[0]
+        assert after == before
+        assert store.outbox_counts() == {"sent": 1}
+        assert store.integrity_check() == "ok"
+    assert len(sink.received()) == 1
+
+
+def test_bad_configuration_exits_2_before_ready(
+    deployment: Deployment, feed_server: FeedServer
+) -> None:
+    write_indicators(deployment.indicators, {"wire": feed_server.url("/wire.xml")}, broken=True)
+    with FakeNotifySocket("path") as notify:
+        result = subprocess.run(
+            deployment.args("run"), capture_output=True, text=True, timeout=30, env=notify.environ()
+        )
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            f"monitor: {deployment.indicators}: indicators.border_clash.weight: expected a number, got 'high'"
+        ]
+        assert notify.receive_nothing()
+
+
+def test_run_once_does_one_cycle_and_exits(deployment: Deployment, sink: MailSink) -> None:
+    result = subprocess.run(
+        deployment.args("run", "--once"), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "polled 1 feeds" in result.stdout and "kg-tj" in result.stdout
+    assert len(sink.wait_for(1, timeout=10)) == 1
+    again = subprocess.run(
+        deployment.args("run", "--once"), capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0 and "sent 0" in again.stdout
+    assert len(sink.received()) == 1
+
+
+def test_a_job_that_always_raises_is_counted_and_stops_the_watchdog(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: scoring fails every time. The daemon keeps running, counts the
+    failures, reports itself unhealthy, and withholds the watchdog ping."""
+    from monitor import pipeline, service
+
+    def broken_scoring(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("injected scoring failure")
+
+    config = load_config(
+        settings_path=deployment.settings, indicators_path=deployment.indicators, env={}
+    )
+    with FakeNotifySocket("path") as notify:
+        monkeypatch.setenv("NOTIFY_SOCKET", notify.address)
+        monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+        monkeypatch.setattr(pipeline, "score_theatres", broken_scoring)
+        daemon = service.Daemon(config)
+
+        async def scenario() -> None:
+            task = asyncio.create_task(daemon.serve())
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while (
+                daemon.stats.consecutive_errors.get("score", 0) < service.FAILURES_BEFORE_UNHEALTHY
+            ):
+                assert loop.time() < deadline, f"score job did not fail 3 times: {daemon.stats}"
+                assert not task.done()
+                await asyncio.sleep(0.05)
+            healthy, reason = daemon.health()
+            assert not healthy and "injected scoring failure" in reason
+            notify.wait_for("READY=1")
+            while not notify.receive_nothing():
+                pass
+            await daemon.watchdog_job()
+            sent = notify.receive(timeout=2)
+            assert any(line.startswith("STATUS=unhealthy") for line in sent)
+            assert not any(line == "WATCHDOG=1" for line in sent)
+            assert daemon.stop_event is not None
+            daemon.stop_event.set()
+            assert await asyncio.wait_for(task, timeout=15) == 0
+
+        asyncio.run(scenario())
+    assert daemon.stats.errors["score"] >= service.FAILURES_BEFORE_UNHEALTHY
