@@ -349,3 +349,7 @@ def _dump(value: Any) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+from monitor import replay as _replay  # noqa: E402
+cli.add_command(_replay.replay_command)
+from monitor import cli_query  # noqa: E402
+cli_query.register(cli)

@@ -1,7 +1,7 @@
 """Load labelled news items (JSON Lines) for evaluation, replay and demos.
 
-Owns the corpus format (one JSON object a line; see `tests/fixtures/corpus/README` or
-the corpus README): field checks, the three date forms (`YYYY-MM-DD`, `YYYY-MM`, `YYYY`,
+Owns the corpus format (one JSON object a line; described in
+`tests/fixtures/corpus/README.md`): field checks, the three date forms (`YYYY-MM-DD`, `YYYY-MM`, `YYYY`,
 or null) turned into an aware UTC datetime plus a precision, and the `ArticleText` the
 matcher reads (the body without the headline the corpus repeats on its first line).
 
@@ -169,8 +169,8 @@ def load_corpus(path: str | Path) -> list[CorpusItem]:
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise CorpusError(f"{file_path}:{line}: not valid UTF-8") from None
+        bad_line = raw[: exc.start].count(b"\n") + 1
+        raise CorpusError(f"{file_path}:{bad_line}: not valid UTF-8") from None
     items: list[CorpusItem] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(content.splitlines(), start=1):

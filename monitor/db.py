@@ -305,7 +305,72 @@ def _create_views(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1_initial,)
+FEED_HEALTH_SQL = """
+    SELECT id, name, url,
+           CASE WHEN configured = 0 THEN 'not configured'
+                WHEN disabled THEN 'gone'
+                WHEN consecutive_failures > 0 THEN 'failing'
+                WHEN coalesce(polls, 0) = 0 THEN 'never polled'
+                ELSE 'ok' END AS health,
+           consecutive_failures, failing_since, last_success_at, last_polled_at,
+           last_status, last_http_status,
+           CASE WHEN last_error_kind IS NOT NULL
+                THEN last_error_kind || ': ' || coalesce(last_error_message, '') END AS last_error,
+           last_error_at, next_check_at, polls,
+           round(1.0 * not_modified_polls / nullif(polls, 0), 2) AS share_304, entries_seen
+    FROM feeds
+"""
+
+
+def _migration_2_query_views(db: sqlite_utils.Database) -> None:
+    """Views for people reading the file (sqlite3, Datasette) and indexes for `monitor`'s
+    read commands (measured in bench/query.py)."""
+    # `monitor history --every 1d`: group a theatre's points by day in index order (and
+    # read them from the index alone) instead of sorting a year of points.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_scores_theatre_id_day "
+        "ON scores (theatre_id, substr(at, 1, 10), at, score, stories)"
+    )
+    # `monitor articles --theatre/--indicator`: the counted matches' article ids straight
+    # from an index (no row look-ups to check the confidence).
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_matches_theatre_id_indicator_id_confidence "
+        "ON matches (theatre_id, indicator_id, confidence, article_id)"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_matches_indicator_id_confidence "
+        "ON matches (indicator_id, confidence, article_id)"
+    )
+    db.create_view("feed_health", FEED_HEALTH_SQL, replace=True)
+    db.create_view(
+        "theatre_levels",
+        """
+        SELECT l.theatre_id, l.at AS score_at, round(l.score, 1) AS score, l.level,
+               round(l.change_24h, 1) AS change_24h, l.stories,
+               a.level AS alert_level, a.level_since,
+               (SELECT max(created_at) FROM alerts al WHERE al.theatre_id = l.theatre_id)
+                 AS last_alert_at
+        FROM latest_scores l LEFT JOIN alert_state a ON a.theatre_id = l.theatre_id
+        """,
+        replace=True,
+    )
+    db.create_view(
+        "article_indicators",
+        """
+        SELECT m.id AS match_id, m.theatre_id, m.indicator_id, round(m.confidence, 2) AS confidence,
+               m.confidence >= 0.5 AS counted, m.occurred_at, m.evidence, m.qualifiers,
+               a.id AS article_id, a.published_at, a.outlet, a.title, a.url, a.language,
+               m.story_id
+        FROM matches m JOIN articles a ON a.id = m.article_id
+        """,
+        replace=True,
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _migration_1_initial,
+    _migration_2_query_views,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -1200,12 +1265,15 @@ def _stored(
 # ---------------------------------------------------------------------------
 # Read queries for the CLI (`monitor history`, `alerts`, `articles`, `status`)
 
+# Period -> (the SQL expression that names a point's period, the suffix that makes the
+# name a timestamp). The day expression is also indexed (migration 2), so a year of
+# daily history is grouped in index order, without sorting 35,000 points.
 HISTORY_BUCKETS = {
-    "1h": "substr(at, 1, 13) || ':00:00Z'",
-    "1d": "substr(at, 1, 10) || 'T00:00:00Z'",
+    "1h": ("substr(at, 1, 13)", ":00:00Z"),
+    "1d": ("substr(at, 1, 10)", "T00:00:00Z"),
     # Weeks start on Monday: step back 6 days, then forward to the next Monday (a Monday
     # stays in its own week).
-    "1w": "date(substr(at, 1, 10), '-6 days', 'weekday 1') || 'T00:00:00Z'",
+    "1w": ("date(substr(at, 1, 10), '-6 days', 'weekday 1')", "T00:00:00Z"),
 }
 
 
@@ -1217,8 +1285,9 @@ def history_rows(
     until: datetime,
     every: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Score points in [since, until]; with `every`, one row per bucket (its peak score and
-    the level at the bucket's end), so a year of 15-minute points reads as 365 days."""
+    """Score points in [since, until]; with `every`, one row per period (its peak score,
+    the level of its last point, its number of points), so a year of 15-minute points
+    reads as 365 days."""
     where = "at BETWEEN ? AND ?"
     params: list[Any] = [to_iso(since), to_iso(until)]
     if theatre_id is not None:
@@ -1230,18 +1299,17 @@ def history_rows(
             f"methodology_version FROM scores WHERE {where} ORDER BY theatre_id, at",
             params,
         )
-    bucket = HISTORY_BUCKETS[every]
+    bucket, suffix = HISTORY_BUCKETS[every]
     return store.query(
         f"""
-        WITH b AS (
-          SELECT theatre_id, {bucket} AS bucket, at, score, level, stories,
-                 row_number() OVER (PARTITION BY theatre_id, {bucket} ORDER BY at DESC) AS n
-          FROM scores WHERE {where}
+        WITH g AS (
+          SELECT theatre_id, {bucket} AS bucket, max(score) AS score, max(stories) AS stories,
+                 count(*) AS points, max(at) AS last_at
+          FROM scores WHERE {where} GROUP BY theatre_id, {bucket}
         )
-        SELECT theatre_id, bucket AS at, max(score) AS score,
-               max(CASE WHEN n = 1 THEN level END) AS level,
-               max(stories) AS stories, count(*) AS points
-        FROM b GROUP BY theatre_id, bucket ORDER BY theatre_id, bucket
+        SELECT g.theatre_id, g.bucket || '{suffix}' AS at, g.score, s.level, g.stories, g.points
+        FROM g JOIN scores s ON s.theatre_id = g.theatre_id AND s.at = g.last_at
+        ORDER BY g.theatre_id, g.bucket
         """,
         params,
     )
@@ -1253,8 +1321,10 @@ def alert_rows(
     theatre_id: str | None,
     since: datetime | None,
     status: str | None,
+    until: datetime | None = None,
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
+    """Alerts with their delivery, newest first (`monitor alerts`, chart markers)."""
     clauses: list[str] = []
     params: list[Any] = []
     if theatre_id is not None:
@@ -1263,6 +1333,9 @@ def alert_rows(
     if since is not None:
         clauses.append("al.created_at >= ?")
         params.append(to_iso(since))
+    if until is not None:
+        clauses.append("al.created_at <= ?")
+        params.append(to_iso(until))
     if status is not None:
         clauses.append("coalesce(o.status, 'digest') = ?")
         params.append(status)
@@ -1280,6 +1353,17 @@ def alert_rows(
     )
 
 
+# A search or filter finds its articles one of two ways, whichever reads fewer rows:
+# "candidates first" takes the candidate ids (from the full-text index and/or the matches
+# table; with both, their INTERSECT), looks each article up and sorts them by date;
+# "newest first" walks the articles' date index from the newest down and keeps those
+# among the candidates, stopping at `limit`. A rare word has few candidates (the first way wins); a common one
+# fills `limit` after a short walk (the second way wins), as does a short date range.
+# Candidates first costs about ARTICLE_LOOKUP_COST × candidates (a row lookup and a sort
+# per candidate) against one index step per article walked.
+ARTICLE_LOOKUP_COST = 3.0
+
+
 def article_rows(
     store: Store,
     *,
@@ -1287,42 +1371,303 @@ def article_rows(
     indicator_id: str | None,
     since: datetime | None,
     search: str | None,
+    until: datetime | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    joins = ""
+    """Stored articles, newest first: full-text `search` over title and summary (each word
+    must occur; `word*` matches a prefix), and/or those with a counted match for a theatre
+    or indicator. With a search, `snippet` shows the words found in context."""
+    from monitor.models import EVENT_CONFIDENCE
+
+    sources: list[tuple[str, list[Any]]] = []  # SQL giving candidate article ids
+    query = None
     if search:
-        joins = "JOIN articles_fts f ON f.rowid = a.id"
-        clauses.append("articles_fts MATCH ?")
-        params.append(fts_query(search))
-    if since is not None:
-        clauses.append("a.published_at >= ?")
-        params.append(to_iso(since))
+        query = fts_query(search)
+        if not query:
+            return []
+        sources.append(("SELECT rowid AS id FROM articles_fts WHERE articles_fts MATCH ?", [query]))
     if theatre_id is not None or indicator_id is not None:
-        sub = ["mm.article_id = a.id", "mm.confidence >= 0.5"]
+        conditions: list[str] = ["confidence >= ?"]
+        params: list[Any] = [EVENT_CONFIDENCE]
         if theatre_id is not None:
-            sub.append("mm.theatre_id = ?")
-            params.append(theatre_id)
+            conditions.insert(0, "theatre_id = ?")
+            params.insert(0, theatre_id)
         if indicator_id is not None:
-            sub.append("mm.indicator_id = ?")
-            params.append(indicator_id)
-        clauses.append(f"EXISTS (SELECT 1 FROM matches mm WHERE {' AND '.join(sub)})")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    params.append(limit)
+            conditions.insert(0, "indicator_id = ?")
+            params.insert(0, indicator_id)
+        sources.append(
+            (f"SELECT article_id AS id FROM matches WHERE {' AND '.join(conditions)}", params)
+        )
+    in_range: list[str] = ["1"]
+    range_params: list[Any] = []
+    if since is not None:
+        in_range.append("a.published_at >= ?")
+        range_params.append(to_iso(since))
+    if until is not None:
+        in_range.append("a.published_at <= ?")
+        range_params.append(to_iso(until))
+    where = " AND ".join(in_range)
+    order = "ORDER BY a.published_at DESC, a.id DESC LIMIT ?"
+
+    if not sources:
+        sql = f"SELECT a.id FROM articles a WHERE {where} {order}"
+        params = [*range_params, limit]
+    else:
+        sizes = [
+            int(store.conn.execute(f"SELECT count(*) FROM ({sql})", p).fetchone()[0])
+            for sql, p in sources
+        ]
+        (total,) = store.conn.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()
+        # Articles that are candidates of every source, if the sources were independent.
+        candidates = float(total)
+        for size in sizes:
+            candidates *= size / max(total, 1)
+        if candidates == 0:
+            return []
+        lookups = ARTICLE_LOOKUP_COST * candidates
+        # Candidates spread over the whole table: a walk meets `limit` of them after
+        # about total × limit / candidates articles, or stops at the end of the range.
+        newest_first = total * limit / candidates < lookups
+        if not newest_first and len(in_range) > 1:
+            (walk,) = store.conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM articles a WHERE {where} LIMIT ?)",
+                [*range_params, int(lookups) + 1],
+            ).fetchone()
+            newest_first = walk <= lookups
+        source_params = [v for _, p in sources for v in p]
+        if newest_first:  # walk the date index from the newest, keep candidates
+            members = " AND ".join(f"+a.id IN ({sql})" for sql, _ in sources)
+            sql = f"SELECT a.id FROM articles a WHERE {where} AND {members} {order}"
+            params = [*range_params, *source_params, limit]
+        else:  # candidates first: look each candidate up, sort by date
+            both = " INTERSECT ".join(sql for sql, _ in sources)
+            sql = (
+                f"SELECT a.id FROM ({both}) c CROSS JOIN articles a ON a.id = c.id "
+                f"WHERE {where} {order}"
+            )
+            params = [*source_params, *range_params, limit]
+    ids = [int(row[0]) for row in store.conn.execute(sql, params)]
+    return _article_details(store, ids, query)
+
+
+def _article_details(store: Store, ids: Sequence[int], query: str | None) -> list[dict[str, Any]]:
+    """The articles `ids` in that order; with a full-text query, a snippet of each."""
+    if not ids:
+        return []
+    marks = ",".join("?" for _ in ids)
+    rows = store.query(
+        f"SELECT id, published_at, outlet, title, url, language FROM articles WHERE id IN ({marks})",
+        list(ids),
+    )
+    snippets: dict[int, str] = {}
+    if query:
+        # `+rowid`: one pass over the query's matches, keeping these rows. A plain
+        # `rowid IN (...)` makes FTS5 evaluate the query once per id, which costs a
+        # prefix query (`границ*`) a term scan each time.
+        snippets = {
+            int(rowid): str(text)
+            for rowid, text in store.conn.execute(
+                f"SELECT rowid, snippet(articles_fts, -1, '[', ']', '…', 12) FROM articles_fts "
+                f"WHERE articles_fts MATCH ? AND +rowid IN ({marks})",
+                [query, *ids],
+            )
+        }
+    by_id = {row["id"]: {**row, "snippet": snippets.get(row["id"])} for row in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def article_match_rows(store: Store, article_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The counted matches (detections) of these articles, strongest first."""
+    from monitor.models import EVENT_CONFIDENCE
+
+    if not article_ids:
+        return []
+    marks = ",".join("?" for _ in article_ids)
     return store.query(
         f"""
-        SELECT a.id, a.published_at, a.outlet, a.title, a.url, a.language,
-               (SELECT group_concat(m.theatre_id || ':' || m.indicator_id, ' ')
-                  FROM matches m WHERE m.article_id = a.id AND m.confidence >= 0.5) AS indicators
-        FROM articles a {joins} {where}
-        ORDER BY a.published_at DESC, a.id DESC LIMIT ?
+        SELECT article_id, theatre_id, indicator_id, confidence, evidence FROM matches
+        WHERE article_id IN ({marks}) AND confidence >= ?
+        ORDER BY article_id, confidence DESC, theatre_id, indicator_id
         """,
-        params,
+        [*article_ids, EVENT_CONFIDENCE],
     )
 
 
 def fts_query(text: str) -> str:
-    """Quote each word so user text is searched for, never parsed as FTS syntax."""
-    words = [w.replace('"', "") for w in text.split()]
-    return " ".join(f'"{w}"' for w in words if w)
+    """Quote each word so user text is searched for, never parsed as FTS syntax.
+
+    Every word must occur (FTS5's implicit AND); a word ending in `*` matches as a prefix
+    (`границ*` finds границе, границы), which helps with Russian endings."""
+    terms = []
+    for word in text.split():
+        prefix = word.endswith("*")
+        clean = word.replace('"', "").rstrip("*")
+        if clean:
+            terms.append(f'"{clean}"' + ("*" if prefix else ""))
+    return " ".join(terms)
+
+
+def explain_rows(
+    store: Store, score_id: int, *, limit: int | None = None
+) -> tuple[list[dict[str, Any]], int, float]:
+    """The contributions behind one score point, largest first (the first `limit`, or all),
+    with the number of contributions and their sum. The largest are chosen before the
+    joins: a point can have a thousand contributions, most of them decayed to nothing."""
+    count, total = store.conn.execute(
+        "SELECT count(*), coalesce(sum(points), 0) FROM score_contributions WHERE score_id = ?",
+        (score_id,),
+    ).fetchone()
+    rows = store.query(
+        """
+        WITH top AS (
+          SELECT match_id, story_id, indicator_id, points FROM score_contributions
+          WHERE score_id = ? ORDER BY abs(points) DESC, match_id LIMIT ?
+        )
+        SELECT top.points, top.indicator_id, top.story_id, top.match_id, m.evidence,
+               m.confidence, m.qualifiers, a.title, a.outlet, a.url, a.published_at, st.sources
+        FROM top
+        JOIN matches m ON m.id = top.match_id
+        JOIN articles a ON a.id = m.article_id
+        JOIN stories st ON st.id = top.story_id
+        ORDER BY abs(top.points) DESC, top.match_id
+        """,
+        [score_id, -1 if limit is None else limit],
+    )
+    return rows, int(count), float(total)
+
+
+def top_story_rows(
+    store: Store, *, theatre_id: str, since: datetime, until: datetime, limit: int = 5
+) -> list[dict[str, Any]]:
+    """The stories that added most to a theatre's score in [since, until]: each with its
+    largest contribution and the score point where it peaked (SQLite takes the bare
+    columns from the row holding the max)."""
+    return store.query(
+        """
+        SELECT c.story_id, max(c.points) AS points, s.at, s.score, c.indicator_id,
+               st.title, st.published_at, st.sources
+        FROM scores s
+        JOIN score_contributions c ON c.score_id = s.id
+        JOIN stories st ON st.id = c.story_id
+        WHERE s.theatre_id = ? AND s.at BETWEEN ? AND ? AND c.points > 0
+        GROUP BY c.story_id ORDER BY points DESC, c.story_id LIMIT ?
+        """,
+        [theatre_id, to_iso(since), to_iso(until), limit],
+    )
+
+
+STATUS_CYCLE_JOBS = ("poll", "score", "once")
+
+
+def last_run_rows(store: Store) -> list[dict[str, Any]]:
+    """The latest recorded run of each job (the daemon writes one per poll, score and
+    outbox round; `run --once` writes `once`)."""
+    return store.query(
+        """
+        SELECT r.job, r.started_at, r.finished_at, r.ok, r.summary, r.error FROM runs r
+        WHERE r.id IN (
+          SELECT (SELECT r2.id FROM runs r2 WHERE r2.job = j.job
+                  ORDER BY r2.finished_at DESC, r2.id DESC LIMIT 1)
+          FROM (SELECT DISTINCT job FROM runs) j
+        )
+        ORDER BY r.finished_at DESC, r.job
+        """
+    )
+
+
+def feed_health_rows(store: Store) -> list[dict[str, Any]]:
+    """One row per configured feed, as the `feed_health` view shows it (read from the
+    table, so a database the daemon has not migrated yet answers too)."""
+    return store.query(
+        f"SELECT * FROM ({FEED_HEALTH_SQL}) WHERE health != 'not configured' ORDER BY id"
+    )
+
+
+def outbox_health(
+    store: Store, *, now: datetime, overdue_after: timedelta, dead_window: timedelta
+) -> dict[str, Any]:
+    """Counts by status, pending messages overdue by more than `overdue_after` (a message
+    held on purpose, e.g. for quiet hours, counts from its `not_before`), and messages that
+    died within `dead_window`."""
+    counts = {
+        str(status): int(count)
+        for status, count in store.conn.execute(
+            "SELECT status, count(*) FROM outbox GROUP BY status"
+        )
+    }
+    overdue, oldest = store.conn.execute(
+        "SELECT count(*), min(coalesce(not_before, created_at)) FROM outbox "
+        "WHERE status = 'pending' AND coalesce(not_before, created_at) < ?",
+        (to_iso(now - overdue_after),),
+    ).fetchone()
+    recent_dead = store.conn.execute(
+        "SELECT count(*) FROM outbox WHERE status = 'dead' AND created_at >= ?",
+        (to_iso(now - dead_window),),
+    ).fetchone()[0]
+    return {
+        "pending": counts.get("pending", 0),
+        "sent": counts.get("sent", 0),
+        "dead": counts.get("dead", 0),
+        "overdue_pending": int(overdue),
+        "oldest_overdue_since": oldest,
+        "recent_dead": int(recent_dead),
+    }
+
+
+# -- the read-only connection (called by `connect`) --------------------------
+
+
+def _connect_readonly(target: Path) -> sqlite3.Connection:
+    """Open `target` with `mode=ro`; fall back to `immutable=1` only when that is safe.
+
+    A reader of a WAL database needs the `-shm` file. While a writer has the file open it
+    exists; when nobody has, SQLite must create it, which a user without write access to
+    the directory cannot ("attempt to write a readonly database", or "unable to open").
+    No `-wal` file beside the database (or an empty one: a read-only connection of the
+    service user leaves one behind) means that every committed change is in the main
+    file and no writer is live (the last connection to close removes the file), so
+    `immutable=1` (no locks, no `-shm`) reads it correctly. A writer that starts during a
+    query is the one remaining risk: its changes reach the main file only at a checkpoint
+    (after ~1000 pages, or when it closes), so a query of milliseconds would have to
+    straddle that moment. A `-wal` with content is never skipped.
+    """
+    uri = target.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
+    try:
+        _probe(conn)
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if not _is_permission_error(exc):
+            raise
+        wal = _wal_path(target)
+        if wal.exists() and wal.stat().st_size > 0:
+            raise DatabaseError(
+                f"{target}: cannot read the database: {exc}. Its -wal file holds changes that "
+                f"only a writer can merge (the daemon was stopped uncleanly?): start the daemon, "
+                f"or run the query as the service user"
+            ) from exc
+    conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
+    try:
+        _probe(conn)
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+def _probe(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+
+
+def _is_permission_error(exc: sqlite3.Error) -> bool:
+    """SQLITE_READONLY or SQLITE_CANTOPEN (and their extended codes)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN)
+    return "readonly" in str(exc) or "unable to open" in str(exc)
+
+
+def _wal_path(target: Path) -> Path:
+    return target.with_name(target.name + "-wal")

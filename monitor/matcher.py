@@ -1,30 +1,35 @@
 """Find indicators in one article, attribute them to theatres, and keep the evidence.
 
 Owns `match_article`: a pure function of an `ArticleText` and a compiled `RuleSet`.
-The article (title as sentence 0, then the body's sentences) is read once: each word
-is looked up in the rules' lexicon (cached per distinct word), giving an inverted index
-term → positions. Only patterns anchored on a term present in the article are tried,
-and only in the sentences where their anchor occurs.
 
-Every hit is then judged for non-events, which are kept with a reduced confidence and
-a qualifier saying why:
+Reading. The title is sentence 0; the body (without a wire dateline or a repeated
+headline) is tokenised in one pass, its sentence-end marks being tokens too. Each
+distinct token is looked up once in the rules' lexicon (cached), which gives an
+inverted index term → positions. Only patterns anchored on a term of the article are
+tried, only when every required part has a word in it, and only in the sentences
+where all of them occur.
 
-- other sense: a word of the indicator's `exclude` list in the sentence (or two or more
-  of them anywhere in the article: a football report stays a football report);
-- the indicator's own `context` cues (e.g. "a protocol to END the fighting");
-- negated: "not", "no", "не" just before or inside the match, a denial before it
-  ("denied plans to cancel") or after it ("… were false", "не соответствует");
-- hypothetical: a conditional earlier in the sentence ("if", "если"), a modal just
-  before ("could", "may", "может", "бы"), "would" outside reported speech, a question;
-- historical: a year before the article's publication year nearest to the match in
-  its sentence, or a phrase like "last year", "years ago", "в прошлом году".
+Judging. Every hit is checked for non-events, which are kept with a reduced confidence
+and a qualifier saying which and why:
 
-A hit counts for a theatre when the theatre's actors are in the article (for a pair:
-both sides, or a disputed place; for an alliance: its own names); `one_side`
-indicators need only one side, named in the hit's sentence or the title. When several
-theatres qualify, those named in the hit's own sentence win over those named only in
-the title, the lede or elsewhere. One Match per (indicator, theatre): the best hit, its
-confidence nudged up a little when other sentences confirm it.
+- other sense: a word of the indicator's `exclude` list in the sentence, or three or
+  more of them across the article (a football report stays a football report);
+- the indicator's own `context` cues ("a protocol to END the fighting");
+- negated: "not", "no", "не" just before (same clause) or inside the match, a denial
+  before it ("denied plans to cancel") or after it ("… were false", "не соответствует");
+- hypothetical: a modal just before ("could", "may", "может", "бы"), "would" outside
+  reported speech, a conditional around it ("if", "unless", "если"), a question;
+- historical: a phrase like "last year", "years ago", "в прошлом году", or a year
+  before the publication year that governs the match (same clause, within a few
+  words, or opening the sentence: "In 2021, …").
+
+Theatres. A hit counts for a theatre when the article names it: a pair by both sides
+or a disputed place, an alliance by its own names (with one of its members, or its
+names, near the hit). `one_side` indicators need only one side of a pair, named in the
+hit's sentence or the title. When several theatres qualify, those named in the hit's
+own sentence win over those named only in the title, then the lede, then elsewhere.
+One Match per (indicator, theatre): the best hit, its confidence nudged up a little
+when other sentences confirm it.
 
 Must not: do I/O, read the clock, or compile patterns (that is `rules`).
 """
@@ -32,13 +37,30 @@ Must not: do I/O, read the clock, or compile patterns (that is `rules`).
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
-from collections.abc import Iterable
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 
 from monitor.models import EVENT_CONFIDENCE, ArticleText, Match
-from monitor.rules import AltNode, ChainNode, CompiledIndicator, Node, RuleSet, TermNode
-from monitor.text import PUNCT_BREAKS, TOKEN_RE, sentence_spans
+from monitor.rules import (
+    MARK_TERM,
+    PUNCT_TERM,
+    YEAR_TERM,
+    AltNode,
+    ChainNode,
+    CompiledIndicator,
+    Node,
+    RuleSet,
+    TermNode,
+)
+from monitor.text import (
+    ABBREVIATIONS,
+    FINAL_ABBREVIATIONS,
+    TOKEN_RE,
+    iter_mark_ends,
+    strip_invisible,
+)
 
 __all__ = ["match_article"]
 
@@ -48,6 +70,8 @@ HYPOTHETICAL_FACTOR = 0.4
 HISTORICAL_FACTOR = 0.2
 OTHER_SENSE_FACTOR = 0.0
 CORROBORATION_BONUS = 0.05  # per further sentence with event-grade evidence
+MAX_ARTICLE_CHARS = 100_000  # text beyond this is not read (news bodies are far shorter)
+ARTICLE_OTHER_SENSE = 3  # distinct `exclude` words across an article that make it another sense
 
 # Windows, in words.
 PARTICLE_WINDOW = 3
@@ -56,110 +80,298 @@ DENIAL_AFTER_WINDOW = 6
 CONDITIONAL_WINDOW = 15
 CONDITIONAL_AFTER_WINDOW = 6  # "would leave the bloc IF it fails to act"
 MODAL_WINDOW = 4
+YEAR_WINDOW = 6  # a year this close to a match dates it…
+SENTENCE_OPENING = 3  # …and so does one opening the sentence ("In 2021, …")
 
 Span = tuple[int, int, tuple[int, ...]]  # first word, one past the last, matched words
 
 _YEAR_BEFORE = frozenset(
-    ["in", "since", "of", "from", "by", "until", "till", "before", "after", "between", "during", "the", "early", "late", "mid", "summer", "autumn", "winter", "spring", "fall", "and", "to", "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "в", "с", "до", "к", "от", "по", "и", "на", "за", "году", "года", "летом", "осенью", "весной", "зимой", "конце", "начале", "середине", "января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября", "ноября", "декабря"]
+    [
+        "in",
+        "since",
+        "of",
+        "from",
+        "by",
+        "until",
+        "till",
+        "before",
+        "after",
+        "between",
+        "during",
+        "the",
+        "early",
+        "late",
+        "mid",
+        "summer",
+        "autumn",
+        "winter",
+        "spring",
+        "fall",
+        "and",
+        "to",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "в",
+        "с",
+        "до",
+        "к",
+        "от",
+        "по",
+        "и",
+        "на",
+        "за",
+        "году",
+        "года",
+        "летом",
+        "осенью",
+        "весной",
+        "зимой",
+        "конце",
+        "начале",
+        "середине",
+        "января",
+        "февраля",
+        "марта",
+        "апреля",
+        "мая",
+        "июня",
+        "июля",
+        "августа",
+        "сентября",
+        "октября",
+        "ноября",
+        "декабря",
+    ]
 )
+_OPENER_TOKENS = frozenset(["(", "[", "—", "–", "-"])
 _YEAR_AFTER = frozenset(["год", "года", "году", "годах", "годом", "годы", "г", "гг"])
 
 # A wire dateline opening the lede: "BAKU, Azerbaijan, May 17 (Trend) – ", "MOSCOW (AP) – ".
 # The place it names is where the story was filed, not an actor of the story.
 _DATELINE_RE = re.compile(
-    r"^[A-ZА-ЯЁ][A-ZА-ЯЁ'.-]{2,}(?: [A-ZА-ЯЁ][A-ZА-ЯЁ'.-]+)*(?:,| \()[^\n–—]{0,70}? [–—-]{1,2} "
+    r"[A-ZА-ЯЁ][A-ZА-ЯЁ'.-]{2,}(?: [A-ZА-ЯЁ][A-ZА-ЯЁ'.-]+)*(?:,| \()[^\n–—]{0,70}? [–—-]{1,2} "
 )
 
 
 class _Doc:
-    """An article read once: words, their positions per term, sentences, clauses, years."""
+    """An article read once: tokens, positions per term, sentences, punctuation, years.
+
+    The title is sentence 0 (when there is one); the body is tokenised in one pass, its
+    sentence-end marks being tokens too, and cut into sentences where
+    `text.mark_decisions` says a mark ends one. Token positions count punctuation and
+    marks, so a phrase never runs across a comma and a clause is the run of tokens
+    between two clause marks.
+    """
 
     __slots__ = (
+        "_mark_iter",
+        "_mark_offsets",
+        "_title_case",
+        "_years",
+        "alternatives",
+        "body",
         "bounds",
-        "clause_of",
+        "ending_marks",
         "has_title",
         "index",
         "lede",
+        "mark_count",
+        "possible",
+        "present",
+        "punct",
         "sent_of",
-        "sentences",
-        "title_case",
+        "sentence_sets",
+        "title",
         "words",
-        "years",
     )
 
     def __init__(self, article: ArticleText, rules: RuleSet) -> None:
-        sentences: list[str] = []
-        title = " ".join(article.title.split())
+        title = " ".join(strip_invisible(article.title).split())
+        body = strip_invisible(article.text)
+        cut = len(body) - len(body.lstrip())
+        if title and body.startswith(title, cut):
+            cut += len(title)  # a summary that repeats the headline
+            cut += len(body) - cut - len(body[cut:].lstrip())
+        dateline = _DATELINE_RE.match(body, cut)
+        if dateline is not None:
+            cut = dateline.end()
+        body = body[cut:]
+        self.title = title
+        self.body = body
         self.has_title = bool(title)
-        if title:
-            sentences.append(title)
-        body = article.text
-        for start, end in sentence_spans(body):
-            text = body[start:end]
-            if len(sentences) == int(self.has_title):
-                text = _DATELINE_RE.sub("", text, count=1)
-            if len(sentences) == 1 and self.has_title and " ".join(text.split()) == title:
-                continue  # a summary that repeats the headline
-            sentences.append(text)
-        self.sentences = sentences
-        self.lede = 1 if self.has_title and len(sentences) > 1 else (0 if sentences else -1)
 
         lexicon = rules.lexicon
         cache_get = lexicon.cache.get
         lookup = lexicon.lookup
-        words: list[str] = []
-        clause_of: list[int] = []
-        sent_of: list[int] = []
-        bounds: list[tuple[int, int]] = []
-        index: dict[int, list[int]] = {}
-        year_candidates: list[int] = []
-        clause = 0
-        for sentence_index, text in enumerate(sentences):
-            low = len(words)
-            clause += 1
-            for token in TOKEN_RE.findall(text):
-                if token in PUNCT_BREAKS:
-                    clause += 1
-                    continue
-                ids = cache_get(token)
-                if ids is None:
-                    ids = lookup(token)
-                position = len(words)
-                words.append(token)
-                clause_of.append(clause)
-                if ids:
-                    for term_id in ids:
-                        positions = index.get(term_id)
-                        if positions is None:
-                            index[term_id] = [position]
-                        else:
-                            positions.append(position)
-                if token[0] in "12" and 4 <= len(token) <= 5:
-                    year_candidates.append(position)
-            bounds.append((low, len(words)))
-            sent_of.extend([sentence_index] * (len(words) - low))
+        findall = TOKEN_RE.findall
+        title_tokens = findall(title) if title else []
+        body_tokens = findall(body)
+        words = title_tokens + body_tokens
+        found = list(map(cache_get, words))
+        if None in found:
+            found = [ids if ids is not None else lookup(words[i]) for i, ids in enumerate(found)]
+        index: defaultdict[int, list[int]] = defaultdict(list)
+        for position in [i for i, ids in enumerate(found) if ids]:
+            for term_id in found[position]:  # type: ignore[union-attr]
+                index[term_id].append(position)
+
+        # Sentences: the title, then the body cut after each mark that ends a sentence.
         self.words = words
-        self.clause_of = clause_of
-        self.sent_of = sent_of
+        title_size = len(title_tokens)
+        marks = [p for p in index.pop(MARK_TERM, []) if p >= title_size]  # the body's
+        total = len(words)
+        bounds: list[tuple[int, int]] = [(0, title_size)] if title else []
+        ending_marks: list[int] = [-1] if title else []  # per sentence: its mark's rank
+        sent_of: list[int] = [0] * title_size
+        low = title_size
+        opener_tokens = _OPENER_TOKENS
+        abbreviations = ABBREVIATIONS
+        for rank, position in enumerate(marks):
+            token = words[position]
+            if token != "\n":
+                following = words[position + 1] if position + 1 < total else ""
+                if following and following != "\n":
+                    first = following[0]
+                    if not (first.isupper() or first.isdigit() or following in opener_tokens):
+                        continue
+                if token[0] == "." and position > low:
+                    previous = words[position - 1]
+                    if (
+                        previous[0].isalpha()
+                        and (len(previous) == 1 or previous.lower() in abbreviations)
+                        and not (  # "и т.д." / "и т.п." close a sentence
+                            len(previous) == 1
+                            and position - 2 >= low
+                            and f"{words[position - 2]}.{previous}".lower() in FINAL_ABBREVIATIONS
+                        )
+                    ):
+                        continue  # "Gen. Sidorov", "В. Путин", "U.S. troops"
+            high = position + 1
+            if high > low:
+                if words[low][0].isalnum() or any(words[i][0].isalnum() for i in range(low, high)):
+                    sent_of += [len(bounds)] * (high - low)
+                    bounds.append((low, high))
+                    ending_marks.append(rank)
+                else:  # only marks and punctuation: blank lines
+                    sent_of += [max(len(bounds) - 1, 0)] * (high - low)
+                low = high
+        if total > low:
+            if any(words[i][0].isalnum() for i in range(low, total)):
+                sent_of += [len(bounds)] * (total - low)
+                bounds.append((low, total))
+                ending_marks.append(len(marks))
+            else:
+                sent_of += [max(len(bounds) - 1, 0)] * (total - low)
         self.bounds = bounds
-        self.index = index
-        self.years = self._find_years(year_candidates)
-        self.title_case = [self._is_title_case(low, high) for low, high in bounds]
+        self.ending_marks = ending_marks
+        self.mark_count = len(marks)
+        self._mark_offsets: list[int] | None = None
+        self._mark_iter: Iterator[int] | None = None
+        self.sent_of = sent_of
+        self.lede = 1 if self.has_title and len(bounds) > 1 else (0 if bounds else -1)
+        self.index: dict[int, list[int]] = index
+        self.present = frozenset(index)
+        self.punct = index.get(PUNCT_TERM, [])
+        self.possible: dict[int, bool] = {}  # id(chain) → all its items have a word here
+        self.sentence_sets: dict[int, frozenset[int]] = {}  # id(term set) → sentences
+        # id(alternatives) → (position lists of its words here, options that can match)
+        self.alternatives: dict[int, tuple[tuple[list[int], ...], tuple[Node, ...]]] = {}
+        self._years: dict[int, list[tuple[int, int]]] | None = None
+        self._title_case: dict[int, bool] = {}
+
+    def _char_end(self, rank: int) -> int:
+        """Character offset just after the body's `rank`-th mark (closing quotes too).
+
+        The marks are found in the text only as far as needed: evidence sentences are
+        few, and usually early.
+        """
+        if rank >= self.mark_count:
+            return len(self.body)
+        if self._mark_offsets is None:
+            self._mark_offsets = []
+            self._mark_iter = iter_mark_ends(self.body)
+        offsets = self._mark_offsets
+        while len(offsets) <= rank:
+            offsets.append(next(self._mark_iter, len(self.body)))  # type: ignore[arg-type]
+        return offsets[rank]
+
+    def sentences_with(self, terms: frozenset[int]) -> frozenset[int]:
+        """The sentences holding at least one of `terms` (memoised per article)."""
+        key = id(terms)
+        found = self.sentence_sets.get(key)
+        if found is None:
+            sent_of = self.sent_of
+            index = self.index
+            found = frozenset(
+                sent_of[position] for term_id in terms & self.present for position in index[term_id]
+            )
+            self.sentence_sets[key] = found
+        return found
+
+    def is_question(self, sentence: int) -> bool:
+        """Whether the sentence ends with a question mark."""
+        last = self.words[self.bounds[sentence][1] - 1]
+        if last[0] in "?!.…\n":
+            return "?" in last
+        if sentence == len(self.bounds) - 1 or (sentence == 0 and self.has_title):
+            # the title, or the end of the text: no mark token, look at the text itself
+            return self.sentence_text(sentence).rstrip().rstrip("\"'»”)").endswith("?")
+        return False
+
+    def sentence_text(self, sentence: int) -> str:
+        if sentence == 0 and self.has_title:
+            return self.title
+        first_body = 1 if self.has_title else 0
+        previous = self.ending_marks[sentence - 1] if sentence > first_body else -1
+        start = self._char_end(previous) if previous >= 0 else 0
+        return self.body[start : self._char_end(self.ending_marks[sentence])].strip()
+
+    def same_clause(self, first: int, second: int) -> bool:
+        """No clause punctuation between two positions."""
+        low, high = (first, second) if first <= second else (second, first)
+        i = bisect_right(self.punct, low)
+        return i == len(self.punct) or self.punct[i] >= high
+
+    @property
+    def years(self) -> dict[int, list[tuple[int, int]]]:
+        """sentence → [(position, year)] for the numbers that read as years."""
+        if self._years is None:
+            self._years = self._find_years(self.index.get(YEAR_TERM, []))
+        return self._years
 
     def _find_years(self, candidates: list[int]) -> dict[int, list[tuple[int, int]]]:
-        """sentence → [(position, year)] for the numbers that read as years."""
         years: dict[int, list[tuple[int, int]]] = {}
         words = self.words
-        found_positions: set[int] = set()
+        accepted: set[int] = set()
         for position in candidates:
             token = words[position]
-            digits = token[:-1] if token.endswith("s") else token
-            if not (digits.isdigit() and len(digits) == 4 and digits[:2] in ("19", "20")):
-                continue
+            digits = token[:4]
             sentence = self.sent_of[position]
             low, high = self.bounds[sentence]
-            if token.endswith("s"):
-                is_year = True
+            if len(token) > 4:
+                is_year = True  # "1990s", "1990-х"
             else:
                 before = words[position - 1].lower() if position > low else ""
                 after = words[position + 1].lower() if position + 1 < high else ""
@@ -167,24 +379,27 @@ class _Doc:
                     before in _YEAR_BEFORE
                     or after in _YEAR_AFTER
                     or before.isdigit()
-                    or (position - 1) in found_positions
+                    or (position - 1) in accepted
                     or position == low
                     or not after.isalpha()
                 )
             if is_year:
-                found_positions.add(position)
+                accepted.add(position)
                 years.setdefault(sentence, []).append((position, int(digits)))
         return years
 
-    def _is_title_case(self, low: int, high: int) -> bool:
-        letters = [w for w in self.words[low:high] if w[0].isalpha()]
-        if len(letters) < 3:
-            return False
-        capitals = sum(1 for w in letters if w[0].isupper())
-        return capitals >= 0.6 * len(letters)
+    def is_title_case(self, sentence: int) -> bool:
+        cached = self._title_case.get(sentence)
+        if cached is None:
+            low, high = self.bounds[sentence]
+            letters = [w for w in self.words[low:high] if w[0].isalpha()]
+            capitals = sum(1 for w in letters if w[0].isupper())
+            cached = len(letters) >= 3 and capitals >= 0.6 * len(letters)
+            self._title_case[sentence] = cached
+        return cached
 
     def evidence(self, sentence: int) -> str:
-        return " ".join(self.sentences[sentence].split())
+        return " ".join(self.sentence_text(sentence).split())
 
 
 # ---------------------------------------------------------------------------
@@ -204,41 +419,83 @@ def _term_spans(positions: list[int], low: int, high: int) -> list[Span]:
     return out
 
 
+def _is_possible(node: ChainNode, doc: _Doc) -> bool:
+    """Whether every item of the chain has at least one of its words in the article."""
+    key = id(node)
+    known = doc.possible.get(key)
+    if known is None:
+        present = doc.present
+        known = True
+        for need in node.needs:
+            if need.isdisjoint(present):
+                known = False
+                break
+        doc.possible[key] = known
+    return known
+
+
+def _alternatives_here(node: AltNode, doc: _Doc) -> tuple[tuple[list[int], ...], tuple[Node, ...]]:
+    """The position lists of the node's words present in the article, and the options
+    that can match in it at all (computed once per article and node)."""
+    present = doc.present
+    if node.needs.isdisjoint(present):
+        return (), ()
+    index = doc.index
+    lists = tuple(index[term_id] for term_id in node.terms & present)
+    gated = node.gate_terms & present
+    if not gated:
+        return lists, ()
+    gates = node.gates
+    numbers = sorted({number for term_id in gated for number in gates[term_id]})
+    options = node.options
+    return lists, tuple(options[n] for n in numbers if _is_possible(options[n], doc))
+
+
 def _spans(node: Node, doc: _Doc, low: int, high: int) -> list[Span]:
-    """Every occurrence of `node` within words [low, high)."""
+    """Every occurrence of `node` within token positions [low, high)."""
     index = doc.index
     if type(node) is TermNode:
         positions = index.get(node.id)
         return _term_spans(positions, low, high) if positions else []
     if type(node) is AltNode:
         out: list[Span] = []
-        terms = node.terms
-        if len(terms) > len(index):
-            for term_id, positions in index.items():
-                if term_id in terms:
-                    out.extend(_term_spans(positions, low, high))
-        else:
-            for term_id in terms:
-                positions = index.get(term_id)
-                if positions:
-                    out.extend(_term_spans(positions, low, high))
-        for option in node.options:
+        key = id(node)
+        here = doc.alternatives.get(key)
+        if here is None:
+            here = _alternatives_here(node, doc)
+            doc.alternatives[key] = here
+        lists, options = here
+        for positions in lists:
+            out.extend(_term_spans(positions, low, high))
+        for option in options:
             out.extend(_spans(option, doc, low, high))
         return out
     assert type(node) is ChainNode
+    if not _is_possible(node, doc):
+        return []
     current = _spans(node.items[0], doc, low, high)
     for item, (gap, ordered) in zip(node.items[1:], node.joins, strict=True):
         if not current:
             return current
         following = _spans(item, doc, low, high)
+        if not following:
+            return following
+        following.sort()
+        starts = [span[0] for span in following]
+        longest = max(span[1] - span[0] for span in following)
         joined: list[Span] = []
         for start, end, matched in current:
-            for start2, end2, matched2 in following:
-                if start2 >= end:
-                    if start2 - end <= gap:
-                        joined.append((start, end2, matched + matched2))
-                elif not ordered and end2 <= start and start - end2 <= gap:
-                    joined.append((start2, end, matched2 + matched))
+            # after: the next item starts within `gap` words of this end
+            for start2, end2, matched2 in following[
+                bisect_left(starts, end) : bisect_right(starts, end + gap)
+            ]:
+                joined.append((start, end2, matched + matched2))
+            if not ordered:  # before: it ends within `gap` words of this start
+                for start2, end2, matched2 in following[
+                    bisect_left(starts, start - gap - longest) : bisect_left(starts, start)
+                ]:
+                    if end2 <= start and start - end2 <= gap:
+                        joined.append((start2, end, matched2 + matched))
         current = joined
     return current
 
@@ -265,9 +522,11 @@ class _Judge:
         self.cues = rules.cues
         self.published_year = published_year
         self._cache: dict[tuple[int, int], list[Span]] = {}
+        self._cue_cache: dict[int, dict[int, list[Span]]] = {}
         self._article_other_sense: dict[int, str | None] = {}
 
     def spans_in(self, node: Node, sentence: int) -> list[Span]:
+        """Occurrences of `node` in one sentence (memoised per article)."""
         key = (id(node), sentence)
         found = self._cache.get(key)
         if found is None:
@@ -275,6 +534,19 @@ class _Judge:
             found = _spans(node, self.doc, low, high)
             self._cache[key] = found
         return found
+
+    def cue_spans(self, node: Node, sentence: int) -> list[Span]:
+        """Occurrences of an engine cue in one sentence. Cues are looked for in several
+        sentences of most articles, so each is found once over the whole article and
+        sorted by sentence (marks are tokens: no cue runs across a sentence end)."""
+        by_sentence = self._cue_cache.get(id(node))
+        if by_sentence is None:
+            by_sentence = {}
+            sent_of = self.doc.sent_of
+            for span in _spans(node, self.doc, 0, len(self.doc.words)):
+                by_sentence.setdefault(sent_of[span[0]], []).append(span)
+            self._cue_cache[id(node)] = by_sentence
+        return by_sentence.get(sentence, [])
 
     def text(self, span: Span) -> str:
         return " ".join(self.doc.words[span[0] : span[1]])
@@ -284,7 +556,7 @@ class _Judge:
         word = self.doc.words[position]
         if not word[0].isupper() or position == self.doc.bounds[sentence][0]:
             return True
-        return self.doc.title_case[sentence] or word.isupper()
+        return self.doc.is_title_case(sentence) or word.isupper()
 
     def judge(
         self, ci: CompiledIndicator, sentence: int, span: Span, extra: tuple[int, ...], base: float
@@ -304,7 +576,7 @@ class _Judge:
         # earliest matched word, which may belong to a later clause ("failed to AGREE on
         # a peace TREATY").
         starts = (start,) if min(matched) >= start else (start, min(matched))
-        clause_of = self.doc.clause_of
+        same_clause = self.doc.same_clause
         for context in ci.contexts:
             for cue in self.spans_in(context.node, sentence):
                 position = cue[0]
@@ -312,8 +584,7 @@ class _Judge:
                     continue
                 inside = start <= position < end + context.after
                 before = any(
-                    anchor - context.before <= position < anchor
-                    and clause_of[position] == clause_of[anchor]
+                    anchor - context.before <= position < anchor and same_clause(position, anchor)
                     for anchor in starts
                 )
                 if inside or before:
@@ -348,7 +619,9 @@ class _Judge:
             found = _spans(ci.exclude, doc, 0, len(doc.words))
             distinct = {self.text(span).lower() for span in found}
             self._article_other_sense[key] = (
-                ", ".join(sorted(distinct)[:3]) if len(distinct) >= 2 else None
+                ", ".join(sorted(distinct)[:ARTICLE_OTHER_SENSE])
+                if len(distinct) >= ARTICLE_OTHER_SENSE
+                else None
             )
         return self._article_other_sense[key]
 
@@ -362,12 +635,11 @@ class _Judge:
         *,
         same_clause_as: int | None = None,
     ) -> Span | None:
-        clause_of = self.doc.clause_of
-        for cue in self.spans_in(node, sentence):
+        for cue in self.cue_spans(node, sentence):
             position = cue[0]
             if not low <= position < high or matched.intersection(cue[2]):
                 continue
-            if same_clause_as is not None and clause_of[position] != clause_of[same_clause_as]:
+            if same_clause_as is not None and not self.doc.same_clause(position, same_clause_as):
                 continue
             if not self.is_cue_word(position, sentence):
                 continue
@@ -381,17 +653,17 @@ class _Judge:
         start = starts[0]
         first = self.doc.bounds[sentence][0]
         last = self.doc.bounds[sentence][1]
-        exceptions = {span[0] for span in self.spans_in(cues.negation_exceptions, sentence)}
+        exceptions = {span[0] for span in self.cue_spans(cues.negation_exceptions, sentence)}
         windows: list[tuple[int, int, int | None]] = [
             (max(first, anchor - PARTICLE_WINDOW), anchor, anchor) for anchor in starts
         ]
         windows.append((start + 1, end, None))
         for low, high, clause in windows:
-            for cue in self.spans_in(cues.negation_particles, sentence):
+            for cue in self.cue_spans(cues.negation_particles, sentence):
                 position = cue[0]
                 if not low <= position < high or position in matched or position in exceptions:
                     continue
-                if clause is not None and self.doc.clause_of[position] != self.doc.clause_of[clause]:
+                if clause is not None and not self.doc.same_clause(position, clause):
                     continue
                 if self.is_cue_word(position, sentence):
                     return self.text(cue)
@@ -405,23 +677,17 @@ class _Judge:
         return self.text(denial) if denial is not None else None
 
     def _hypothetical(self, sentence: int, start: int, end: int, matched: set[int]) -> str | None:
+        """The cue that makes the match hypothetical, nearest kind first."""
         cues = self.cues
-        first = self.doc.bounds[sentence][0]
-        if self.doc.sentences[sentence].rstrip().rstrip("\"'»”").endswith("?"):
-            return "question"
-        last = self.doc.bounds[sentence][1]
+        first, last = self.doc.bounds[sentence]
         found = self._cue_in(
-            cues.conditionals,
+            cues.modals,
             sentence,
-            max(first, start - CONDITIONAL_WINDOW),
-            min(last, end + CONDITIONAL_AFTER_WINDOW),
+            max(first, start - MODAL_WINDOW),
+            start,
             matched,
-        )
-        if found is None:
-            found = self._cue_in(
-                cues.modals, sentence, max(first, start - MODAL_WINDOW), start, matched,
-                same_clause_as=start,
-            ) or self._cue_in(cues.modals, sentence, start + 1, end, matched)
+            same_clause_as=start,
+        ) or self._cue_in(cues.modals, sentence, start + 1, end, matched)
         if found is None:
             would = self._cue_in(
                 cues.would, sentence, max(first, start - MODAL_WINDOW), end, matched
@@ -431,10 +697,25 @@ class _Judge:
                 if reported is None:
                     found = would
         if found is None:
+            found = self._cue_in(
+                cues.conditionals,
+                sentence,
+                max(first, start - CONDITIONAL_WINDOW),
+                min(last, end + CONDITIONAL_AFTER_WINDOW),
+                matched,
+            )
+        if found is None:
             found = self._cue_in(cues.questions_after, sentence, end, end + 2, matched)
-        return f"'{self.text(found)}'" if found is not None else None
+        if found is not None:
+            return f"'{self.text(found)}'"
+        if self.doc.is_question(sentence):
+            return "question"
+        return None
 
     def _historical(self, sentence: int, start: int, end: int, matched: set[int]) -> str | None:
+        """A background reference: a phrase like "last year", or an earlier year that
+        governs the match (same clause, within a few words, or opening the sentence:
+        "In 2021, clashes …"; not one that belongs to another clause)."""
         first, last = self.doc.bounds[sentence]
         cue = self._cue_in(self.cues.history, sentence, first, last, matched)
         if cue is not None:
@@ -444,12 +725,24 @@ class _Judge:
         years = self.doc.years.get(sentence)
         if not years:
             return None
+        same_clause = self.doc.same_clause
+
+        def governs(position: int) -> bool:
+            distance = start - position if position < start else position - end + 1
+            return (
+                distance <= YEAR_WINDOW
+                or position < first + SENTENCE_OPENING
+                or same_clause(position, start)
+            )
 
         def distance(item: tuple[int, int]) -> int:
             position = item[0]
             return start - position if position < start else max(0, position - end + 1)
 
-        position, year = min(years, key=distance)
+        relevant = [item for item in years if governs(item[0])]
+        if not relevant:
+            return None
+        position, year = min(relevant, key=distance)
         if year < self.published_year:
             return f"'{self.doc.words[position]}' before {self.published_year}"
         return None
@@ -475,6 +768,12 @@ def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
     def sentences_of(node: Node | None) -> set[int]:
         if node is None:
             return set()
+        if type(node) is AltNode:
+            found = set(doc.sentences_with(node.terms))
+            _, options = _alternatives_here(node, doc)
+            for option in options:
+                found.update(sent_of[span[0]] for span in _spans(option, doc, 0, total))
+            return found
         return {sent_of[span[0]] for span in _spans(node, doc, 0, total)}
 
     presence: dict[str, _Presence] = {}
@@ -513,9 +812,9 @@ def _theatres_for(
             tier = 2
         else:
             tier = 3
-        if not seen.article:
-            if not (ci.one_side and seen.kind == "pair" and seen.any_side and tier <= 1):
-                continue
+        one_sided = ci.one_side and seen.kind == "pair" and seen.any_side and tier <= 1
+        if not (seen.article or one_sided):
+            continue  # a pair needs both sides, unless one side suffices and is named here
         if seen.kind == "alliance" and not (
             sentence in seen.involved
             or (doc.has_title and 0 in seen.involved)
@@ -534,24 +833,29 @@ def _theatres_for(
 
 
 def _candidates(doc: _Doc, rules: RuleSet) -> dict[int, set[int]]:
+    """indicator → the patterns whose anchor words occur in the article."""
     found: dict[int, set[int]] = {}
     anchor_index = rules.anchor_index
-    for term_id in doc.index:
-        refs = anchor_index.get(term_id)
-        if refs:
-            for indicator_index, pattern_index in refs:
-                found.setdefault(indicator_index, set()).add(pattern_index)
+    for term_id in rules.anchor_terms & doc.present:
+        for indicator_index, pattern_index in anchor_index[term_id]:
+            found.setdefault(indicator_index, set()).add(pattern_index)
     return found
 
 
-def _hits(ci: CompiledIndicator, pattern_ids: Iterable[int], doc: _Doc, judge: _Judge) -> list[_Hit]:
-    hits: list[_Hit] = []
+def _hits(
+    ci: CompiledIndicator, pattern_ids: Iterable[int], doc: _Doc, judge: _Judge
+) -> list[_Hit]:
+    """The best judged hit of the indicator in each sentence where a pattern matches."""
+    raw: dict[int, list[tuple[float, Span, tuple[int, ...]]]] = {}
+    present = doc.present
     for pattern_index in sorted(pattern_ids):
         pattern = ci.patterns[pattern_index]
-        sentences = sorted(
-            {doc.sent_of[p] for term_id in pattern.anchors for p in doc.index.get(term_id, ())}
-        )
-        for sentence in sentences:
+        if any(need.isdisjoint(present) for need in pattern.needs):
+            continue  # some required part has none of its words in the article
+        sentences = doc.sentences_with(pattern.needs[0])
+        for need in pattern.needs[1:]:
+            sentences = sentences & doc.sentences_with(need)
+        for sentence in sorted(sentences):
             if any(judge.spans_in(node, sentence) for node in pattern.excluded):
                 continue
             first = judge.spans_in(pattern.required[0], sentence)
@@ -564,13 +868,21 @@ def _hits(ci: CompiledIndicator, pattern_ids: Iterable[int], doc: _Doc, judge: _
                     break
                 extra += found[0][2]
             else:
-                for span in first:
-                    confidence, qualifiers = judge.judge(
-                        ci, sentence, span, extra, pattern.confidence
-                    )
-                    hits.append(
-                        _Hit(sentence, span[0], span[1], span[2] + extra, confidence, qualifiers)
-                    )
+                bucket = raw.setdefault(sentence, [])
+                bucket.extend((pattern.confidence, span, extra) for span in first)
+    hits: list[_Hit] = []
+    for sentence in sorted(raw):
+        best: _Hit | None = None
+        # Judging only lowers a confidence: once the best judged hit of the sentence
+        # reaches the next hit's base, no other hit of the sentence can beat it.
+        for base, span, extra in sorted(raw[sentence], key=lambda item: -item[0]):
+            if best is not None and base <= best.confidence:
+                break
+            confidence, qualifiers = judge.judge(ci, sentence, span, extra, base)
+            if best is None or confidence > best.confidence:
+                best = _Hit(sentence, span[0], span[1], span[2] + extra, confidence, qualifiers)
+        assert best is not None
+        hits.append(best)
     return hits
 
 
@@ -584,6 +896,8 @@ def match_article(article: ArticleText, rules: RuleSet) -> list[Match]:
     Non-events are kept with a low confidence and a qualifier; `Match.is_event` tells
     the detections apart. Pure: the same article and rules always give the same list.
     """
+    if len(article.text) > MAX_ARTICLE_CHARS:  # bound the work a hostile item can cause
+        article = replace(article, text=article.text[:MAX_ARTICLE_CHARS])
     doc = _Doc(article, rules)
     if not doc.index:
         return []

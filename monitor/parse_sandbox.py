@@ -182,6 +182,7 @@ class ParserPool:
         self.workers_replaced = 0  # killed, died or recycled after a resource limit
         self._threads = ThreadPoolExecutor(max_workers=self.size * 2, thread_name_prefix="parser")
         self._slots: asyncio.Queue[_Worker | None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._all: set[_Worker] = set()
         self._closed = False
 
@@ -197,11 +198,15 @@ class ParserPool:
         """Parse in a worker within the time and memory bounds (see `parser.parse_feed`)."""
         if self._closed:
             raise RuntimeError("ParserPool is closed")
-        if self._slots is None:
-            self._slots = asyncio.Queue()
-            for _ in range(self.size):
-                self._slots.put_nowait(None)
         loop = asyncio.get_running_loop()
+        if self._slots is None or self._loop is not loop:
+            # A queue belongs to one event loop; a new loop (asyncio.run again) gets a new
+            # queue holding the workers that are still alive.
+            self._loop = loop
+            self._slots = asyncio.Queue()
+            live = [worker for worker in self._all if worker.is_alive()]
+            for index in range(self.size):
+                self._slots.put_nowait(live[index] if index < len(live) else None)
         job = (
             bytes(body),
             {

@@ -497,8 +497,6 @@ def deliver_outbox(
                 # Recorded while no recipient was configured: address it to today's list.
                 del message["To"]
                 message["To"] = ", ".join(smtp.recipients)
-            if config.settings.maildir is not None:
-                notify.write_to_maildir(message, config.settings.maildir)
             if item.recipients or smtp.recipients:
                 deliver(message, smtp)
             elif config.settings.maildir is None:
@@ -506,6 +504,10 @@ def deliver_outbox(
                     "no recipients configured (set smtp.recipients or MONITOR_SMTP_RECIPIENTS)",
                     retryable=True,
                 )
+            if config.settings.maildir is not None:
+                # The local copy (or, with no recipients, the delivery itself): written
+                # once, after the server accepted, so failed attempts leave no copies.
+                notify.write_to_maildir(message, config.settings.maildir)
         except DeliveryError as exc:
             if exc.retryable:
                 delay = notify.retry_delay_seconds(item.attempts + 1, rng=rng)

@@ -1,4 +1,4 @@
-"""Reports for the CLI: score history, feed health, the evidence behind a score.
+"""Reports for the CLI: score history, feed health, the evidence behind a score, articles.
 
 Owns turning query rows into what a person reads (tables with sparklines, CSV, JSON).
 It reads through `db` functions only (no SQL here) and never writes.
@@ -6,6 +6,7 @@ It reads through `db` functions only (no SQL here) and never writes.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -90,12 +91,18 @@ def feeds_report(store: db.Store, *, fmt: str) -> str:
     return output.render_rows(rows, columns=columns, fmt=fmt, empty="(no feeds polled yet)")
 
 
+EXPLAIN_TABLE_ROWS = 20
+
+
 def explain_report(store: db.Store, *, theatre_id: str, at: datetime | None, fmt: str) -> str:
+    """The stories behind a score point, largest contribution first: every one in CSV and
+    JSON, the largest EXPLAIN_TABLE_ROWS in the table (and what the rest add up to)."""
     point = store.score_at(theatre_id, at)
     if point is None:
         when = f" at or before {to_iso(at)}" if at else ""
         raise MonitorError(f"no score for theatre {theatre_id!r}{when} (see `monitor history`)")
-    rows = store.contributions(point["id"])
+    limit = EXPLAIN_TABLE_ROWS if fmt == "table" else None
+    rows, count, total = db.explain_rows(store, point["id"], limit=limit)
     for row in rows:
         row["points"] = round(row["points"], 2)
     columns = [
@@ -108,19 +115,17 @@ def explain_report(store: db.Store, *, theatre_id: str, at: datetime | None, fmt
         "evidence",
         "url",
     ]
+    if fmt == "json":
+        return json.dumps(
+            {"score": point, "contributions": [{k: r.get(k) for k in columns} for r in rows]},
+            ensure_ascii=False,
+            indent=2,
+        )
     if fmt != "table":
-        if fmt == "json":
-            import json
-
-            return json.dumps(
-                {"score": point, "contributions": [{k: r.get(k) for k in columns} for r in rows]},
-                ensure_ascii=False,
-                indent=2,
-            )
         return output.render_rows(rows, columns=columns, fmt=fmt)
     header = (
         f"{theatre_id} at {point['at']}: score {point['score']:.0f} ({point['level']}), "
-        f"{len(rows)} contributing stories, methodology v{point['methodology_version']}"
+        f"{count} contributing stories, methodology v{point['methodology_version']}"
     )
     if not rows:
         return header + "\n(no contributing stories: the score is at its floor)"
@@ -137,4 +142,67 @@ def explain_report(store: db.Store, *, theatre_id: str, at: datetime | None, fmt
             lines.append(f"      “{row['evidence']}”")
         if row["url"]:
             lines.append(f"      {row['url']}")
+    if count > len(rows):
+        rest = total - sum(row["points"] for row in rows)
+        lines.append(
+            f"… and {count - len(rows)} smaller contributions adding {rest:+.2f} points "
+            f"(all of them: --format csv or json)"
+        )
     return "\n".join(lines)
+
+
+ARTICLE_TITLE_WIDTH = 70
+
+
+def articles_report(
+    store: db.Store,
+    *,
+    theatre_id: str | None,
+    indicator_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    search: str | None,
+    limit: int,
+    fmt: str,
+) -> str:
+    """Stored articles, newest first, each with the indicators detected in it."""
+    rows = db.article_rows(
+        store,
+        theatre_id=theatre_id,
+        indicator_id=indicator_id,
+        since=since,
+        until=until,
+        search=search,
+        limit=limit,
+    )
+    found: dict[int, list[dict[str, Any]]] = {}
+    for match in db.article_match_rows(store, [row["id"] for row in rows]):
+        found.setdefault(match["article_id"], []).append(match)
+    columns = ["id", "published_at", "outlet", "title", "indicators"]
+    if search:
+        columns.append("snippet")
+    if fmt == "json":
+        for row in rows:
+            row["indicators"] = [
+                {k: m[k] for k in ("theatre_id", "indicator_id", "confidence", "evidence")}
+                for m in found.get(row["id"], [])
+            ]
+        return output.render_rows(rows, columns=[*columns, "url", "language"], fmt="json")
+    for row in rows:
+        row["indicators"] = " ".join(
+            f"{m['theatre_id']}:{m['indicator_id']}" for m in found.get(row["id"], [])
+        )
+    if fmt == "csv":
+        return output.render_rows(rows, columns=[*columns, "url", "language"], fmt="csv")
+    if not rows:
+        return "(no articles match)"
+    for row in rows:
+        row["title"] = _shorten(row["title"] or "", ARTICLE_TITLE_WIDTH)
+        row["published_at"] = (row["published_at"] or "")[:16].replace("T", " ")
+    table = output.render_rows(rows, columns=columns, fmt="table")
+    more = f"\n(first {limit}; narrow the search or raise --limit)" if len(rows) == limit else ""
+    return table + more
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"

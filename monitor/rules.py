@@ -41,11 +41,14 @@ from typing import Any, Literal, cast
 
 from monitor.errors import ConfigError
 from monitor.models import Indicator, Theatre
-from monitor.text import WORD_RE, normalize_word, stem
+from monitor.text import PUNCT_BREAKS, SENTENCE_MARKS, WORD_RE, normalize_word, stem
 
 __all__ = [
     "DEFAULT_PATTERN_CONFIDENCE",
+    "MARK_TERM",
     "NON_EVENT_KINDS",
+    "PUNCT_TERM",
+    "YEAR_TERM",
     "AltNode",
     "ChainNode",
     "CompiledIndicator",
@@ -85,18 +88,32 @@ class TermNode:
 
 @dataclass(frozen=True, slots=True)
 class AltNode:
-    """Alternatives. Plain one-word options are folded into `terms` (tested as a set)."""
+    """Alternatives. Plain one-word options are folded into `terms` (tested as a set);
+    the others (phrases and chains) are `options`.
+
+    `needs`: term ids of which at least one must be in a text for any option to match.
+    `gates`: each option's rarest word → the options it gates; a text can only match
+    the options whose gate word it holds (one set intersection finds them).
+    """
 
     terms: frozenset[int]
-    options: tuple[Node, ...]
+    options: tuple[ChainNode, ...]
+    needs: frozenset[int]
+    gates: Mapping[int, tuple[int, ...]]
+    gate_terms: frozenset[int]
 
 
 @dataclass(frozen=True, slots=True)
 class ChainNode:
-    """Items in order; `joins[i]` links item i to item i+1 as (max words between, ordered)."""
+    """Items in order; `joins[i]` links item i to item i+1 as (max words between, ordered).
+
+    `needs[i]`: term ids of which at least one must be in a text for item i to match;
+    the matcher skips the chain when any of these sets misses the text entirely.
+    """
 
     items: tuple[Node, ...]
     joins: tuple[tuple[int, bool], ...]
+    needs: tuple[frozenset[int], ...]
 
 
 Node = TermNode | AltNode | ChainNode
@@ -112,6 +129,7 @@ class Pattern:
     excluded: tuple[Node, ...]
     confidence: float
     anchors: frozenset[int]
+    needs: tuple[frozenset[int], ...]  # per required clause: one of these must occur
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +180,21 @@ class Cues:
     history: Node  # "last year", "years ago", "в прошлом году", "годовщина"
 
 
+PUNCT_TERM = -1  # pseudo term: a clause-breaking punctuation mark
+YEAR_TERM = -2  # pseudo term: a number that may be a year (1900-2099, or "1990s")
+MARK_TERM = -3  # pseudo term: a sentence-end candidate (".", "?", a line break…)
+_YEAR_LIKE_RE = re.compile(r"^(?:19|20)\d\d(?:s|-х|х)?$")
+
+
 class Lexicon:
     """The interned words the rules test, and a cache of what each text word satisfies.
 
-    A term is a stem, an exact normalised form or a prefix. `lookup` maps a word as it
-    appears in a text to the ids of every term it satisfies, computing that once per
-    distinct word (normalise, stem, probe prefixes) and caching the answer.
+    A term is a stem, an exact normalised form or a prefix. `lookup` maps a token as
+    it appears in a text to the ids of every term it satisfies, computing that once
+    per distinct token (normalise, stem, probe prefixes) and caching the answer.
+    Pseudo terms mark clause punctuation (`PUNCT_TERM`), sentence-end candidates
+    (`MARK_TERM`) and year-like numbers (`YEAR_TERM`), so the matcher learns all of
+    them from the same single lookup.
     """
 
     _CACHE_LIMIT = 500_000
@@ -214,8 +241,16 @@ class Lexicon:
         cached = self._cache.get(word)
         if cached is not None:
             return cached
+        if word in PUNCT_BREAKS:
+            self._cache[word] = (PUNCT_TERM,)
+            return self._cache[word]
+        if word[0] in SENTENCE_MARKS:
+            self._cache[word] = (MARK_TERM,)
+            return self._cache[word]
         norm = normalize_word(word)
         found: list[int] = []
+        if norm[:1] in ("1", "2") and _YEAR_LIKE_RE.match(norm):
+            found.append(YEAR_TERM)
         stem_id = self._stems.get(stem(norm))
         if stem_id is not None:
             found.append(stem_id)
@@ -234,10 +269,12 @@ class Lexicon:
         self._cache[word] = result
         return result
 
-    def terms(self) -> Iterator[tuple[str, str]]:
-        """(kind, label) of every term, for diagnostics and the benchmark baseline."""
-        for (kind, _key), term_id in sorted(self._ids.items(), key=lambda item: item[1]):
-            yield kind, self._labels[term_id]
+    def terms(self) -> Iterator[tuple[str, str, str]]:
+        """(kind, key, label) of every term: kind "stem" (key: the stem), "exact" (key:
+        the normalised form) or "prefix" (key: the prefix). For diagnostics and the
+        benchmark baseline."""
+        for (kind, key), term_id in sorted(self._ids.items(), key=lambda item: item[1]):
+            yield kind, key, self._labels[term_id]
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,6 +290,7 @@ class RuleSet:
     anchor_index: Mapping[int, tuple[tuple[int, int], ...]]
     cues: Cues
     source: str = field(default="indicators.yaml")
+    anchor_terms: frozenset[int] = field(default=frozenset())  # the keys of anchor_index
 
     def pattern_count(self) -> int:
         return sum(len(ci.patterns) for ci in self.compiled_indicators)
@@ -334,9 +372,19 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
 }
 
+
 # Words too common to anchor a pattern on (a pattern is indexed by its rarest words).
-_COMMON_WORDS = frozenset(
-    ["the", "a", "an", "of", "to", "in", "on", "at", "by", "for", "with", "from", "and", "or", "not", "no", "as", "is", "was", "be", "that", "this", "it", "its", "said", "says", "will", "has", "have", "had", "were", "are", "their", "his", "her", "they", "he", "she", "which", "who", "after", "в", "на", "с", "по", "о", "от", "до", "из", "за", "и", "или", "не", "ни", "что", "как", "это", "его", "ее", "их", "к", "у", "для", "при"]
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_COMMON_WORDS = _word_set(
+    """the a an of to in on at by for with from and or not no as is was be that this
+    it its said says will has have had were are their his her they he she which who
+    after under over part point act held hold first open re de up out back off down
+    border frontier military armed army forces troops government president minister
+    в на с по о от до из за и или не ни что как это его ее их к у для при под над
+    границ пограничн военн"""
 )
 
 # ---------------------------------------------------------------------------
@@ -497,6 +545,8 @@ class _Parser:
                 break
         leftover = self.peek()
         if leftover is not None:
+            if leftover.kind == "close":
+                raise _PatternError("unbalanced parentheses: ')' without '('")
             raise _PatternError(f"unexpected {leftover.text!r}")
         if not required:
             raise _PatternError("a pattern needs at least one part that is not excluded (!)")
@@ -509,6 +559,8 @@ class _Parser:
         node = self.parse_chain()
         leftover = self.peek()
         if leftover is not None:
+            if leftover.kind == "close":
+                raise _PatternError("unbalanced parentheses: ')' without '('")
             raise _PatternError(f"unexpected {leftover.text!r} (only a word, phrase or group)")
         return node
 
@@ -543,7 +595,7 @@ class _Parser:
                 options.append(self.parse_chain())
             if not self.take("close"):
                 raise _PatternError("unbalanced parentheses: '(' is never closed")
-            return _make_alt(options)
+            return _make_alt(options, self.lexicon)
         if nxt.kind == "word":
             self.index += 1
             return self.word_node(nxt.text)
@@ -593,17 +645,26 @@ class _Parser:
         return _make_chain(nodes, [(0, True)] * (len(nodes) - 1))
 
 
+def _needs(node: Node) -> frozenset[int]:
+    """Term ids of which at least one must occur for `node` to match (no cost choice)."""
+    if isinstance(node, TermNode):
+        return frozenset((node.id,))
+    if isinstance(node, AltNode):
+        return node.needs
+    return min(node.needs, key=len)
+
+
 def _make_chain(items: list[Node], joins: list[tuple[int, bool]]) -> Node:
     if len(items) == 1:
         return items[0]
-    return ChainNode(tuple(items), tuple(joins))
+    return ChainNode(tuple(items), tuple(joins), tuple(_needs(item) for item in items))
 
 
-def _make_alt(options: list[Node]) -> Node:
+def _make_alt(options: list[Node], lexicon: Lexicon) -> Node:
     if len(options) == 1:
         return options[0]
     terms: set[int] = set()
-    others: list[Node] = []
+    others: list[ChainNode] = []
     for option in options:
         if isinstance(option, TermNode):
             terms.add(option.id)
@@ -612,7 +673,20 @@ def _make_alt(options: list[Node]) -> Node:
             others.extend(option.options)
         else:
             others.append(option)
-    return AltNode(frozenset(terms), tuple(others))
+    needs = set(terms)
+    gates: dict[int, list[int]] = {}
+    for number, other in enumerate(others):
+        needs |= _needs(other)
+        rarest = min(other.needs, key=lambda need: _cost(need, lexicon))
+        for term_id in rarest:
+            gates.setdefault(term_id, []).append(number)
+    return AltNode(
+        frozenset(terms),
+        tuple(others),
+        frozenset(needs),
+        MappingProxyType({term_id: tuple(numbers) for term_id, numbers in gates.items()}),
+        frozenset(gates),
+    )
 
 
 def _anchors(node: Node, lexicon: Lexicon) -> frozenset[int]:
@@ -628,7 +702,7 @@ def _anchors(node: Node, lexicon: Lexicon) -> frozenset[int]:
 
 
 def _cost(anchors: frozenset[int], lexicon: Lexicon) -> int:
-    return sum(25 if lexicon.label(a).lstrip("=") in _COMMON_WORDS else 1 for a in anchors)
+    return sum(25 if lexicon.label(a).strip("=*") in _COMMON_WORDS else 1 for a in anchors)
 
 
 # ---------------------------------------------------------------------------
@@ -673,7 +747,8 @@ class _Compiler:
             (_anchors(clause, self.lexicon) for clause in required),
             key=lambda a: _cost(a, self.lexicon),
         )
-        return Pattern(text, path, required, excluded, confidence, anchors)
+        needs = tuple(_needs(clause) for clause in required)
+        return Pattern(text, path, required, excluded, confidence, anchors, needs)
 
     def word_lists(self, raw: object, path: str, *, allow_empty: bool = False) -> Node | None:
         """A `{en: [...], ru: [...]}` list of words/phrases as one alternative node."""
@@ -691,7 +766,7 @@ class _Compiler:
             if allow_empty:
                 return None
             raise self.errors.fail(path, "needs at least one word in 'en' or 'ru'")
-        return _make_alt(nodes)
+        return _make_alt(nodes, self.lexicon)
 
     # -- theatres -----------------------------------------------------------
 
@@ -714,7 +789,9 @@ class _Compiler:
         if kind not in _KINDS:
             if "kind" not in entry:
                 raise self.errors.fail(path, "missing required key 'kind'")
-            raise self.errors.fail(f"{path}.kind", f"expected pair or alliance, got {_describe(kind)}")
+            raise self.errors.fail(
+                f"{path}.kind", f"expected pair or alliance, got {_describe(kind)}"
+            )
         if kind == "pair":
             self.errors.keys(
                 entry,
@@ -742,7 +819,10 @@ class _Compiler:
                     )
             recipients = tuple(addresses)
         theatre = Theatre(
-            id=theatre_id, name=name, kind=cast(Literal["pair", "alliance"], kind), recipients=recipients
+            id=theatre_id,
+            name=name,
+            kind=cast(Literal["pair", "alliance"], kind),
+            recipients=recipients,
         )
         if kind == "pair":
             sides_raw = self.errors.mapping(entry["sides"], f"{path}.sides")
@@ -788,7 +868,8 @@ class _Compiler:
     ) -> CompiledIndicator:
         if not _INDICATOR_ID_RE.match(indicator_id):
             raise self.errors.fail(
-                path, "an indicator id must be lower-case letters, digits and '_' (like 'border_clash')"
+                path,
+                "an indicator id must be lower-case letters, digits and '_' (like 'border_clash')",
             )
         entry = self.errors.mapping(raw, path)
         self.errors.keys(
@@ -819,7 +900,9 @@ class _Compiler:
         if "half_life_hours" in entry:
             half_life = self.errors.number(entry["half_life_hours"], f"{path}.half_life_hours")
             if half_life <= 0:
-                raise self.errors.fail(f"{path}.half_life_hours", f"must be above 0, got {half_life:g}")
+                raise self.errors.fail(
+                    f"{path}.half_life_hours", f"must be above 0, got {half_life:g}"
+                )
         indicator = Indicator(
             id=indicator_id,
             description=description,
@@ -901,7 +984,9 @@ class _Compiler:
         for name, body in section.items():
             entry_path = f"{path}.{name}"
             if not _INDICATOR_ID_RE.match(name):
-                raise self.errors.fail(entry_path, "a context name must be lower-case letters and '_'")
+                raise self.errors.fail(
+                    entry_path, "a context name must be lower-case letters and '_'"
+                )
             entry = self.errors.mapping(body, entry_path)
             self.errors.keys(
                 entry, entry_path, optional=("before", "after", "confidence", *LANGUAGES)
@@ -929,7 +1014,7 @@ class _Compiler:
         compiled: dict[str, Node] = {}
         for name, texts in _CUE_VOCABULARY.items():
             nodes = [self.node(text, f"<cues>.{name}") for text in texts]
-            compiled[name] = _make_alt(nodes)
+            compiled[name] = _make_alt(nodes, self.lexicon)
         return Cues(**compiled)
 
 
@@ -952,9 +1037,9 @@ def compile_ruleset(
                 actor_nodes.append(extra)
         if ct.theatre.kind == "alliance":
             alliance_nodes.extend(ct.sides)
-    compiler.macros["actor"] = _make_alt(actor_nodes)
+    compiler.macros["actor"] = _make_alt(actor_nodes, compiler.lexicon)
     if alliance_nodes:
-        compiler.macros["alliance"] = _make_alt(alliance_nodes)
+        compiler.macros["alliance"] = _make_alt(alliance_nodes, compiler.lexicon)
     indicators = compiler.indicators(raw_indicators, theatres)
     cues = compiler.cues()
 
@@ -974,4 +1059,5 @@ def compile_ruleset(
         anchor_index=MappingProxyType(anchor_index),
         cues=cues,
         source=source,
+        anchor_terms=frozenset(anchor_index),
     )

@@ -104,6 +104,9 @@ class Daemon:
         self.last_summary = "starting"
         self._intervals: dict[str, float] = {}
         self._started_monotonic = time.monotonic()
+        # The outbox is drained by its own job and right after new alerts: never twice at once,
+        # or two drains would pick the same pending row and send it twice.
+        self._outbox_lock = asyncio.Lock()
 
     # -- lifetime ------------------------------------------------------------
 
@@ -344,6 +347,10 @@ class Daemon:
             await self.outbox_job()
 
     async def outbox_job(self) -> None:
+        async with self._outbox_lock:
+            await self._drain_outbox()
+
+    async def _drain_outbox(self) -> None:
         started = self.clock()
         config = self.config
         # smtplib blocks: deliver in a worker thread with its own connection (WAL allows it).

@@ -17,21 +17,31 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import snowballstemmer
 
 __all__ = [
+    "ABBREVIATIONS",
+    "FINAL_ABBREVIATIONS",
+    "MARK_RE",
     "PUNCT_BREAKS",
+    "SENTENCE_MARKS",
     "TOKEN_RE",
     "Sentence",
     "Token",
+    "clear_stem_cache",
+    "is_abbreviation",
     "is_cyrillic",
+    "iter_mark_ends",
+    "mark_decisions",
     "normalize",
     "normalize_word",
     "sentence_spans",
     "split_sentences",
     "stem",
+    "strip_invisible",
     "tokenize",
 ]
 
@@ -39,11 +49,26 @@ __all__ = [
 # ("didn't", "Kyrgyzstan's"). Or one clause-breaking punctuation mark, which the
 # matcher uses to keep negation from reaching across a comma.
 _WORD = r"[^\W_](?:[^\W_]|[\u00ad\u0300-\u036f])*(?:['’ʼ`][^\W_]+)*"
-TOKEN_RE = re.compile(rf"{_WORD}|[,;:()\[\]–—]|(?<=\s)-(?=\s)")
 WORD_RE = re.compile(_WORD)
+# The matcher's fast tokenizer: run on `strip_invisible(text)`, where the stress marks
+# and soft hyphens that `_WORD` tolerates inside words are already gone.
+TOKEN_RE = re.compile(
+    r"\w+(?:['’ʼ`]\w+)*|[,;:()\[\]–—]|(?<=\s)-(?=\s)|[.!?…]+(?=[\"'»”’)\]]*\s)|\n"
+)
 PUNCT_BREAKS = frozenset(",;:()[]–—-")
+SENTENCE_MARKS = frozenset(".!?…\n")  # first characters of the sentence-end tokens
+_INVISIBLE_RE = re.compile("[\u00ad\u0300-\u036f]")
+
+
+def strip_invisible(text: str) -> str:
+    """Drop soft hyphens and combining marks (Russian stress marks) from running text."""
+    if "\u00ad" in text or _INVISIBLE_RE.search(text):
+        return _INVISIBLE_RE.sub("", text)
+    return text
+
 
 _CYRILLIC_RE = re.compile("[\u0400-\u04ff]")
+_COMBINING_RE = re.compile("[\u0300-\u036f]")
 
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 _TEXT_TRANSLATION = str.maketrans(
@@ -78,7 +103,7 @@ def normalize(text: str) -> str:
     shorter than the input: never use its offsets against the original.
     """
     folded = text.translate(_TEXT_TRANSLATION).casefold()
-    if any("\u0300" <= char <= "\u036f" for char in folded):
+    if _COMBINING_RE.search(folded):
         decomposed = unicodedata.normalize("NFD", folded)
         # Keep й (и + breve) intact: recompose after dropping acute/grave stress marks.
         kept = "".join(c for c in decomposed if c not in "\u0300\u0301")
@@ -107,6 +132,11 @@ _STEM_CACHE: dict[str, str] = {}
 _STEM_CACHE_LIMIT = 200_000
 
 
+def clear_stem_cache() -> None:
+    """Forget every cached stem (for benchmarks that measure a cold start)."""
+    _STEM_CACHE.clear()
+
+
 def stem(word: str) -> str:
     """Snowball stem of a normalised word, Russian for Cyrillic words, else English.
 
@@ -131,12 +161,108 @@ def stem(word: str) -> str:
 # Sentences
 
 # Words after which a full stop does not end a sentence (lower-case, without the dot).
-_ABBREVIATIONS = frozenset(
-    ["mr", "mrs", "ms", "dr", "prof", "gen", "lt", "col", "maj", "capt", "cpt", "sgt", "adm", "cmdr", "gov", "sen", "rep", "rev", "st", "mt", "ft", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "no", "nos", "vol", "fig", "approx", "est", "dept", "univ", "inc", "ltd", "co", "corp", "jr", "sr", "vs", "etc", "al", "ie", "eg", "cf", "u", "s", "k", "n", "г", "гг", "т", "тт", "д", "др", "им", "ул", "св", "тыс", "млн", "млрд", "руб", "долл", "ген", "см", "стр", "рис", "пос", "обл", "р-н", "кв", "гл", "зам", "пред", "нач", "чел", "мин", "сек", "корр", "ред", "англ", "рус", "кыргыз", "тадж"]
+ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "gen",
+        "lt",
+        "col",
+        "maj",
+        "capt",
+        "cpt",
+        "sgt",
+        "adm",
+        "cmdr",
+        "gov",
+        "sen",
+        "rep",
+        "rev",
+        "st",
+        "mt",
+        "ft",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "no",
+        "nos",
+        "vol",
+        "fig",
+        "approx",
+        "est",
+        "dept",
+        "univ",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "jr",
+        "sr",
+        "vs",
+        "al",
+        "ie",
+        "eg",
+        "cf",
+        "u",
+        "s",
+        "k",
+        "n",
+        "г",
+        "гг",
+        "т",
+        "тт",
+        "д",
+        "им",
+        "ул",
+        "св",
+        "тыс",
+        "млн",
+        "млрд",
+        "руб",
+        "долл",
+        "ген",
+        "см",
+        "стр",
+        "рис",
+        "пос",
+        "обл",
+        "р-н",
+        "кв",
+        "гл",
+        "зам",
+        "пред",
+        "нач",
+        "чел",
+        "мин",
+        "сек",
+        "корр",
+        "ред",
+        "англ",
+        "рус",
+        "кыргыз",
+        "тадж",
+    ]
 )
-# A sentence boundary candidate: end punctuation, closing quotes/brackets, then space.
-_BOUNDARY_RE = re.compile(r"[.!?…]+[\"'»”’)\]]*(?=\s)|\n")
-_WORD_BEFORE_RE = re.compile(r"([^\W\d_][\w-]*)\.*$")
+# A sentence-end candidate: end punctuation followed (after closing quotes) by white
+# space, or a line break. `TOKEN_RE` yields exactly these marks as tokens too, in the
+# same order, so a token stream and `mark_decisions` line up one to one.
+_MARK = r"[.!?…]+(?=[\"'»”’)\]]*\s)|\n"
+MARK_RE = re.compile(_MARK)
+_AFTER_MARK_RE = re.compile(r"(?P<close>[\"'»”’)\]]*)[ \t\u00a0]*(?P<next>\S)?")
+_CLOSING_RE = re.compile(r"[\"'»”’)\]]*")
+_OPENERS = frozenset("\"'«“„—–-([")
 
 
 class Sentence(NamedTuple):
@@ -145,53 +271,85 @@ class Sentence(NamedTuple):
     text: str
 
 
+def is_abbreviation(word: str) -> bool:
+    """Whether a full stop right after `word` closes an abbreviation or an initial
+    ("Gen", "Sept", "г", "т.д" → "д", "В" of "В. Путин", "S" of "U.S.")."""
+    if not word or not word[0].isalpha():
+        return False
+    if len(word) == 1:
+        return True
+    return word.lower().replace("ё", "е") in ABBREVIATIONS
+
+
+# Abbreviations that usually close a sentence ("… танки, БТР и т.д. Всё прибыло.").
+FINAL_ABBREVIATIONS = frozenset(["т.д", "т.п", "etc", "др"])
+
+
 def _is_abbreviation(text: str, dot_at: int) -> bool:
     """Whether the full stop at `dot_at` closes an abbreviation or an initial."""
-    found = _WORD_BEFORE_RE.search(text, max(0, dot_at - 12), dot_at + 1)
-    if found is None:
+    begin = max(text.rfind(" ", 0, dot_at), text.rfind("\n", 0, dot_at)) + 1
+    whole = text[begin:dot_at].lstrip("\"'«“„([")
+    if whole.lower() in FINAL_ABBREVIATIONS:
         return False
-    word = found.group(1)
-    if len(word) == 1 and word.isalpha():
-        return True  # an initial: "В. Путин", "J. Smith"; also "U.S."
-    return normalize(word) in _ABBREVIATIONS
+    return is_abbreviation(whole.rsplit(".", 1)[-1])
+
+
+def iter_mark_ends(text: str) -> Iterator[int]:
+    """Offset just after each sentence-end candidate of `text` (closing quotes too)."""
+    close = _CLOSING_RE.match
+    for mark in MARK_RE.finditer(text):
+        if mark.group() == "\n":
+            yield mark.end()
+            continue
+        closing = close(text, mark.end())
+        yield closing.end() if closing is not None else mark.end()
+
+
+def mark_decisions(text: str) -> list[tuple[int, bool]]:
+    """For each sentence-end candidate of `text` (see `MARK_RE`), in order: the offset
+    just after it (closing quotes included) and whether it really ends a sentence.
+
+    A line break always does. `.`, `!`, `?` or `…` do when the next visible character
+    is an upper-case letter, a digit, a quote, a dash or an opening bracket (or there
+    is none), unless a full stop closes an abbreviation ("Gen.", "Sept.", "г.",
+    "т.д.") or an initial ("В. Путин", "U.S.").
+    """
+    decisions: list[tuple[int, bool]] = []
+    for mark in MARK_RE.finditer(text):
+        if mark.group() == "\n":
+            decisions.append((mark.end(), True))
+            continue
+        after = _AFTER_MARK_RE.match(text, mark.end())
+        assert after is not None  # the pattern can match the empty string
+        nxt = after.group("next")
+        ends = nxt is None or nxt.isupper() or nxt.isdigit() or nxt in _OPENERS
+        if ends and mark.group()[0] == "." and _is_abbreviation(text, mark.start()):
+            ends = False
+        decisions.append((after.end("close"), ends))
+    return decisions
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) character spans of the sentences of `text`, stripped of blanks.
 
-    A sentence ends at a line break, or at `.`, `!`, `?` or `…` followed by a space and
-    an upper-case letter, digit, quote or dash; a full stop after an abbreviation
-    ("Gen.", "Sept.", "г.", "т.д.") or an initial ("В. Путин") does not end one.
+    Sentences end where `mark_decisions` says so, and at the end of the text.
     """
     spans: list[tuple[int, int]] = []
     start = 0
-    length = len(text)
-    for boundary in _BOUNDARY_RE.finditer(text):
-        end = boundary.end()
-        mark = boundary.group()
-        if mark != "\n":
-            following = end
-            while following < length and text[following] in " \t\u00a0":
-                following += 1
-            if following < length:
-                nxt = text[following]
-                if not (nxt.isupper() or nxt.isdigit() or nxt in "\"'«“„—–-([\n"):
-                    continue
-            if mark[0] == "." and _is_abbreviation(text, boundary.start()):
-                continue
-        _append_span(text, start, end, spans)
-        start = end
-    _append_span(text, start, length, spans)
+    for end, ends in mark_decisions(text):
+        if ends:
+            _append_span(text, start, end, spans)
+            start = end
+    _append_span(text, start, len(text), spans)
     return spans
 
 
 def _append_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        spans.append((start, end))
+    piece = text[start:end]
+    stripped = piece.strip()
+    if stripped:
+        first = start + len(piece) - len(piece.lstrip())
+        spans.append((first, first + len(stripped)))
 
 
 def split_sentences(text: str) -> list[Sentence]:
@@ -222,7 +380,5 @@ def tokenize(text: str) -> list[Token]:
             norm = normalize_word(found.group())
             if not norm:
                 continue
-            tokens.append(
-                Token(found.group(), norm, stem(norm), found.start(), found.end(), index)
-            )
+            tokens.append(Token(found.group(), norm, stem(norm), found.start(), found.end(), index))
     return tokens

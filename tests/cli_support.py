@@ -100,3 +100,54 @@ def build_database(path: Path, *, days: int = 30, gap: tuple[int, int] | None = 
                 )
             )
     return path
+
+
+RU_FEED = Feed(id="ru-wire", url="https://ru-wire.example/rss", name="Пограничный вестник")
+
+# (feed, entry id, days after START, language, title, summary, matches as
+# (indicator, theatre, confidence)); e3 is a denial: kept, but below the counting threshold.
+ARTICLES = (
+    (FEED, "e2", 12.0, "en", "Armenia says Azerbaijani troops shelled Jermuk",
+     "Yerevan accused Baku of aggression after overnight shelling.",
+     (("border_clash", "am-az", 0.85), ("accusation_of_aggression", "am-az", 0.7))),
+    (FEED, "e3", 16.0, "en", "Tajikistan denies border clash reports near Batken",
+     "Officials in Dushanbe said no shots were fired.", (("border_clash", "kg-tj", 0.2),)),
+    (RU_FEED, "r1", 15.25, "ru", "Перестрелка на кыргызско-таджикской границе",
+     "Пограничники сообщили о стрельбе у границы.", (("border_clash", "kg-tj", 0.9),)),
+    (RU_FEED, "r2", 20.0, "ru", "Кыргызстан отменил учения ОДКБ",
+     "Учения должны были пройти в Иссык-Кульской области.",
+     (("exercise_cancellation", "csto", 0.9),)),
+    (FEED, "e4", 5.0, "en", "Dushanbe hosts a regional trade fair",
+     "Traders from five countries came.", ()),
+)  # fmt: skip
+
+
+def add_articles(path: Path) -> Path:
+    """Add English and Russian articles with matches (and a denial) to a prepared database."""
+    with db.Store.open(path) as store:
+        store.sync_feeds([FEED, RU_FEED], now=START)
+        for feed, entry_id, days, language, title, summary, matches in ARTICLES:
+            at = START + timedelta(days=days)
+            with store.transaction():
+                [article] = store.store_entries(
+                    feed,
+                    [
+                        Entry(
+                            entry_id=entry_id,
+                            feed_id=feed.id,
+                            url=f"https://{feed.id}.example/{entry_id}",
+                            title=title,
+                            summary=summary,
+                            published_at=at,
+                            language=language,
+                            content_hash=entry_id,
+                        )
+                    ],
+                    now=at,
+                )
+                store.store_matches(
+                    article,
+                    [Match(ind, theatre, conf, summary, ("x",)) for ind, theatre, conf in matches],
+                    now=at,
+                )
+    return path

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -148,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
 class FeedServer:
     """A scripted HTTP server on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, *, latency: float = 0.0) -> None:
+    def __init__(self, *, latency: float = 0.0, tls: ssl.SSLContext | None = None) -> None:
         self.lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
         self.connections = 0
@@ -159,6 +161,8 @@ class FeedServer:
         self._routes: dict[str, _Route] = {}
         self._prefix_routes: dict[str, _Route] = {}
         self._server = _Server(self, ("127.0.0.1", 0))
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -542,3 +546,31 @@ class Blackhole:
     def __exit__(self, *exc: object) -> None:
         for s in self._sockets:
             s.close()
+
+
+def self_signed_certificate(directory: str, name: str = "localhost") -> tuple[str, str]:
+    """A throw-away certificate and key for `name`, made with the openssl command."""
+    cert, key = f"{directory}/cert.pem", f"{directory}/key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName=DNS:{name}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key

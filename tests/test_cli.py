@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_support import build_database
+from cli_support import add_articles, build_database
 from click.testing import CliRunner
 
 from monitor import db
@@ -172,3 +172,168 @@ def test_version_and_help() -> None:
         "test-email",
     ):
         assert command in out
+
+
+# -- every query command, in every format, on a full, a gappy and an empty database ---------
+
+
+@pytest.fixture(scope="module")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from datetime import UTC, datetime, timedelta
+
+    folder = tmp_path_factory.mktemp("kinds")
+    full = add_articles(build_database(folder / "full.db", gap=None))
+    gappy = add_articles(build_database(folder / "gappy.db"))
+    empty = folder / "empty.db"
+    db.Store.open(empty).close()
+    now = datetime.now(UTC)  # status judges against the real clock; the runs are placed near it
+    with db.Store.open(full) as store:  # a timer deployment between two rounds (degraded:
+        # build_database's pending message has waited since 2022)
+        store.record_run(
+            "once",
+            started_at=now - timedelta(minutes=3),
+            finished_at=now - timedelta(minutes=2),
+            ok=True,
+            summary={"feeds": 2},
+        )
+    with db.Store.open(gappy) as store:  # the daemon's last round two hours ago: down
+        store.record_run(
+            "poll",
+            started_at=now - timedelta(hours=2),
+            finished_at=now - timedelta(hours=2),
+            ok=True,
+            summary={"feeds": 2},
+        )
+    return {"full": full, "gappy": gappy, "empty": empty}
+
+
+ROWS = {
+    "history": {"full": 120, "gappy": 108, "empty": 0},
+    "alerts": {"full": 2, "gappy": 2, "empty": 0},
+    "articles": {"full": 6, "gappy": 6, "empty": 0},
+    "feeds": {"full": 2, "gappy": 2, "empty": 0},
+}
+ARGS = {
+    "history": ["history", "--since", "2022-09-01", "--until", "2022-10-01"],
+    "alerts": ["alerts"],
+    "articles": ["articles"],
+    "feeds": ["feeds"],
+}
+TABLE_MARK = {
+    "history": "peak 60",
+    "alerts": "level_up",
+    "articles": "kg-tj:border_clash",
+    "feeds": "ru-wire",
+}
+EMPTY_TABLE = {
+    "history": "(no score points between",
+    "alerts": "(no alerts)",
+    "articles": "(no articles match)",
+    "feeds": "(no feeds polled yet)",
+}
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+@pytest.mark.parametrize("kind", ["full", "gappy", "empty"])
+@pytest.mark.parametrize("command", list(ROWS))
+def test_listing_commands(databases: dict[str, Path], command: str, kind: str, fmt: str) -> None:
+    code, out, err = invoke("--db", str(databases[kind]), *ARGS[command], "--format", fmt)
+    assert code == 0 and err == ""
+    expected = ROWS[command][kind]
+    if fmt == "json":
+        assert len(json.loads(out)) == expected
+    elif fmt == "csv":
+        rows = list(csv.reader(io.StringIO(out)))
+        assert len(rows) == 1 + expected and rows[0]
+    elif expected:
+        assert TABLE_MARK[command] in out
+    else:
+        assert out.startswith(EMPTY_TABLE[command])
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+@pytest.mark.parametrize("kind", ["full", "gappy", "empty"])
+def test_explain_every_format(databases: dict[str, Path], kind: str, fmt: str) -> None:
+    code, out, err = invoke("--db", str(databases[kind]), "explain", "kg-tj", "--format", fmt)
+    if kind == "empty":
+        assert code == 1 and out == "" and err.startswith("monitor: no score for theatre 'kg-tj'")
+        return
+    assert code == 0
+    if fmt == "json":
+        data = json.loads(out)
+        assert data["score"]["at"] == "2022-09-30T18:00:00Z" and data["score"]["score"] == 4.0
+        assert [c["indicator_id"] for c in data["contributions"]] == ["border_clash"]
+    elif fmt == "csv":
+        [row] = list(csv.DictReader(io.StringIO(out)))
+        assert row["indicator_id"] == "border_clash" and row["points"] == "2.0"
+    else:
+        assert out.startswith(
+            "kg-tj at 2022-09-30T18:00:00Z: score 4 (low), 1 contributing stories"
+        )
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+@pytest.mark.parametrize(
+    ("kind", "code", "state"), [("full", 1, "degraded"), ("gappy", 2, "down"), ("empty", 2, "down")]
+)
+def test_status_every_format(
+    databases: dict[str, Path], kind: str, code: int, state: str, fmt: str
+) -> None:
+    exit_code, out, err = invoke("--db", str(databases[kind]), "status", "--format", fmt)
+    assert exit_code == code and err == ""
+    if fmt == "json":
+        data = json.loads(out)
+        assert data["state"] == state and data["exit_status"] == code
+        assert data["daemon"]["running"] is False
+    else:
+        assert out.startswith(f"monitor status: {state.upper()} (exit {code})")
+    if kind == "full":
+        assert "1 pending message(s) overdue" in out
+
+
+def test_status_of_a_missing_database_is_down(tmp_path: Path) -> None:
+    code, out, _ = invoke("--db", str(tmp_path / "none.db"), "status", "--format", "json")
+    data = json.loads(out)
+    assert code == 2 and data["state"] == "down" and "no database here yet" in data["reasons"][0]
+
+
+def test_status_max_age(databases: dict[str, Path]) -> None:
+    code, out, _ = invoke("--db", str(databases["gappy"]), "status", "--max-age", "3h")
+    assert code == 2 and "the daemon is not running" in out and "no cycle for" not in out
+    code, _, err = invoke("--db", str(databases["gappy"]), "status", "--max-age", "soon")
+    assert code == 2 and "not a duration" in err
+
+
+def test_articles_search_and_bad_time(databases: dict[str, Path]) -> None:
+    code, out, _ = invoke(
+        "--db", str(databases["full"]), "articles", "-s", "границ*", "--format", "json"
+    )
+    assert code == 0 and [r["title"] for r in json.loads(out)] == [
+        "Перестрелка на кыргызско-таджикской границе"
+    ]
+    code, _, err = invoke("--db", str(databases["full"]), "articles", "--since", "next week")
+    assert code == 2 and "not a time" in err
+
+
+@pytest.mark.parametrize("kind", ["full", "gappy", "empty"])
+def test_chart_on_each_database(databases: dict[str, Path], tmp_path: Path, kind: str) -> None:
+    pytest.importorskip(
+        "matplotlib", reason="matplotlib is not installed (pip install 'monitor[chart]')"
+    )
+    out = tmp_path / "c.png"
+    code, _, err = invoke(
+        "--db",
+        str(databases[kind]),
+        "chart",
+        "kg-tj",
+        "--since",
+        "2022-09-01",
+        "--until",
+        "2022-10-01",
+        "--out",
+        str(out),
+    )
+    if kind == "empty":
+        assert code == 1 and "no score points" in err and not out.exists()
+    else:
+        assert code == 0 and out.read_bytes().startswith(b"\x89PNG")

@@ -12,6 +12,8 @@ import asyncio
 import gzip
 import itertools
 import resource
+import shutil
+import ssl
 import zlib
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import replace
@@ -43,6 +45,7 @@ from tests.http_support import (
     hang,
     huge_body,
     refused_port,
+    self_signed_certificate,
 )
 from tests.parsing_support import good_rss
 
@@ -576,21 +579,22 @@ def test_a_silent_server_trips_the_read_timeout(server: FeedServer) -> None:
 
 
 def test_a_blackholed_connect_times_out_without_delaying_other_feeds(server: FeedServer) -> None:
+    """One feed hangs in connect; with two slots, the other six feeds all finish before it."""
     server.route("/feed", Reply(200, FEED))
-    http = settings(connect_timeout=0.5, global_concurrency=4)
+    http = settings(connect_timeout=1.0, global_concurrency=2)
 
     async def round_() -> list[FetchResult]:
         with Blackhole() as hole:
             states = [FeedState("stuck", f"http://127.0.0.1:{hole.port}/feed")]
-            states += [FeedState(f"ok{n}", server.url("/feed")) for n in range(3)]
+            states += [FeedState(f"ok{n}", server.url("/feed")) for n in range(6)]
             async with Fetcher(http) as fetcher:
-                return await fetcher.fetch_many(states, now=NOW)
+                return [result async for result in fetcher.iter_fetches(states, now=NOW)]
 
-    stuck, *others = run(round_())
+    *others, stuck = run(round_())
+    assert stuck.feed_id == "stuck"
     assert stuck.error_kind == "timeout"
     assert "connect" in (stuck.error_message or "")
-    assert [r.outcome for r in others] == ["ok"] * 3
-    assert max(r.elapsed_seconds for r in others) < 0.5  # not queued behind the stuck one
+    assert [r.outcome for r in others] == ["ok"] * 6
 
 
 def test_a_stalled_tls_handshake_hits_the_connect_timeout() -> None:
@@ -604,6 +608,58 @@ def test_a_stalled_tls_handshake_hits_the_connect_timeout() -> None:
 def test_tls_to_a_plain_http_server_is_a_tls_error(server: FeedServer) -> None:
     result = fetch_sync(f"https://127.0.0.1:{server.port}/feed")
     assert result.error_kind == "tls_error"
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    return self_signed_certificate(str(tmp_path_factory.mktemp("tls")))
+
+
+@pytest.fixture
+def tls_server(certificate: tuple[str, str]) -> Iterator[FeedServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    with FeedServer(tls=context) as feed_server:
+        feed_server.route("/feed", Reply(200, FEED))
+        yield feed_server
+
+
+def test_https_with_a_trusted_certificate(
+    tls_server: FeedServer, certificate: tuple[str, str]
+) -> None:
+    trusted = ssl.create_default_context(cafile=certificate[0])
+
+    async def fetch_tls() -> FetchResult:
+        async with Fetcher(settings(), ssl_context=trusted) as fetcher:
+            state = FeedState("feed", f"https://localhost:{tls_server.port}/feed")
+            return await fetcher.fetch(state, now=NOW)
+
+    result = run(fetch_tls())
+    assert (result.outcome, result.body) == ("ok", FEED)
+    assert tls_server.requests[0].headers["host"] == f"localhost:{tls_server.port}"
+
+
+def test_https_with_an_untrusted_certificate_is_a_tls_error(tls_server: FeedServer) -> None:
+    result = fetch_sync(f"https://localhost:{tls_server.port}/feed")
+    assert result.error_kind == "tls_error"
+    assert "certificate verify failed" in (result.error_message or "")
+
+
+def test_https_checks_the_name_not_the_address(
+    tls_server: FeedServer, certificate: tuple[str, str]
+) -> None:
+    trusted = ssl.create_default_context(cafile=certificate[0])
+
+    async def fetch_by_ip() -> FetchResult:
+        async with Fetcher(settings(), ssl_context=trusted) as fetcher:
+            state = FeedState("feed", f"https://127.0.0.1:{tls_server.port}/feed")
+            return await fetcher.fetch(state, now=NOW)
+
+    result = run(fetch_by_ip())
+    assert result.error_kind == "tls_error"
+    assert tls_server.requests == []
 
 
 def _peak_rss_mib() -> float:
@@ -682,7 +738,10 @@ def test_one_host_gets_at_most_k_concurrent_requests_with_minimum_spacing() -> N
     assert all(r.outcome == "ok" for r in results)
     assert server.max_in_flight == 2
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) >= 0.045
+    # Spacing is enforced when requests leave the client; the server sees them with a few
+    # ms of scheduling jitter, so single gaps get a tolerance and the whole span none.
+    assert min(gaps) >= 0.035
+    assert starts[-1] - starts[0] >= 19 * 0.05 - 0.01
 
 
 def test_the_global_limit_caps_concurrency_across_hosts() -> None:

@@ -220,3 +220,20 @@ def test_close_is_idempotent_and_a_closed_pool_refuses_work() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         run(parse_with(pool, good_rss(1)))
     assert time.monotonic() - started < 30
+
+
+def test_a_pool_serves_successive_event_loops() -> None:
+    pool = ParserPool(workers=2)
+    try:
+        bodies = [good_rss(n) for n in range(1, 5)]
+
+        async def batch() -> list[int]:
+            results = await asyncio.gather(*(parse_with(pool, b) for b in bodies))
+            return [len(r.entries) for r in results]
+
+        assert run(batch()) == [1, 2, 3, 4]
+        first_pids = set(pool.worker_pids())
+        assert run(batch()) == [1, 2, 3, 4]
+        assert set(pool.worker_pids()) == first_pids  # the same workers, not new ones
+    finally:
+        pool.close()

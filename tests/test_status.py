@@ -1,0 +1,231 @@
+"""`monitor status`: the health rules, the lock look-up, the report, on real databases."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor import db, status
+from monitor.instance_lock import acquire_instance_lock, lock_path_for
+from monitor.models import AlertDecision, Feed, FeedState, FetchResult
+
+NOW = datetime(2024, 9, 16, 12, 0, tzinfo=UTC)
+POLICY = status.StatusPolicy(
+    max_cycle_age=timedelta(minutes=45),
+    feed_failing_after=timedelta(hours=24),
+    pending_overdue_after=timedelta(hours=1),
+    dead_window=timedelta(days=7),
+)
+RUNNING = status.DaemonState(True, 4242, "running (pid 4242 holds monitor.db.lock)")
+STOPPED = status.DaemonState(False, None, "not running (monitor.db.lock is not locked)")
+
+
+@dataclass
+class Scene:
+    """What the database records: runs (job, minutes ago, error), feeds (id, kind) and
+    outbox messages (status, hours ago, held until hours from now)."""
+
+    runs: list[tuple[str, float, str | None]] = field(default_factory=list)
+    feeds: list[tuple[str, str]] = field(default_factory=list)
+    outbox: list[tuple[str, float, float | None]] = field(default_factory=list)
+
+
+def build(path: Path, scene: Scene) -> Path:
+    with db.Store.open(path) as store:
+        for job, minutes, error in scene.runs:
+            at = NOW - timedelta(minutes=minutes)
+            store.record_run(job, started_at=at - timedelta(seconds=5), finished_at=at,
+                             ok=error is None, summary={"feeds": 3, "errors": 0}, error=error)  # fmt: skip
+        store.sync_feeds(
+            [Feed(f, f"https://{f}.example/rss", f.upper()) for f, _ in scene.feeds], now=NOW
+        )
+        for feed_id, kind in scene.feeds:
+            if kind == "never":
+                continue
+            url = f"https://{feed_id}.example/rss"
+            fetched = NOW - timedelta(minutes=5)
+            if kind == "ok":
+                state = FeedState(feed_id, url)
+                result = FetchResult(feed_id, "not_modified", fetched, http_status=304)
+            elif kind == "gone":
+                state = FeedState(feed_id, url, consecutive_failures=1, failing_since=fetched,
+                                  disabled=True)  # fmt: skip
+                result = FetchResult(feed_id, "gone", fetched, http_status=410,
+                                     error_kind="http_410", error_message="Gone")  # fmt: skip
+            else:  # "failing-<hours>"
+                since = NOW - timedelta(hours=float(kind.split("-")[1]))
+                state = FeedState(feed_id, url, consecutive_failures=4, failing_since=since)
+                result = FetchResult(feed_id, "error", fetched, http_status=503,
+                                     error_kind="http_503", error_message="Service Unavailable")  # fmt: skip
+            with store.transaction():
+                store.record_poll(state, result, None, entries_seen=0)
+        for n, (state_name, hours, held) in enumerate(scene.outbox):
+            created = NOW - timedelta(hours=hours)
+            with store.transaction():
+                alert_id = store.insert_alert(
+                    AlertDecision(f"k{n}", "level_up", "kg-tj", created, urgent=True, level="high")
+                )
+                assert alert_id is not None
+                outbox_id = store.enqueue(
+                    alert_id, message_id=f"<{n}@x>", recipients=["a@example.org"], subject="s",
+                    message=b"m", now=created,
+                    not_before=None if held is None else NOW + timedelta(hours=held),
+                    dead_reason="550 rejected" if state_name == "dead" else None,
+                )  # fmt: skip
+            if state_name == "sent":
+                store.mark_sent(outbox_id, now=created)
+    return path
+
+
+HEALTHY_RUNS = [("poll", 1, None), ("score", 6, None)]
+HEALTHY_FEEDS = [("a", "ok"), ("b", "ok")]
+
+SCENES = [
+    ("daemon-healthy", Scene(HEALTHY_RUNS, HEALTHY_FEEDS, [("sent", 2, None)]), RUNNING, "ok", None),
+    ("timer-between-rounds", Scene([("once", 4, None)], HEALTHY_FEEDS), STOPPED, "ok", None),
+    ("no-cycle-yet", Scene([], HEALTHY_FEEDS), RUNNING, "down", "no cycle recorded"),
+    ("cycles-stale", Scene([("poll", 50, None)]), RUNNING, "down", "no cycle for 50 min"),
+    ("outbox-runs-are-no-cycle", Scene([("outbox", 1, None), ("poll", 60, None)]), RUNNING,
+     "down", "no cycle for 60 min"),
+    ("daemon-stopped", Scene(HEALTHY_RUNS, HEALTHY_FEEDS), STOPPED, "down", "the daemon is not running"),
+    ("feed-failing-long", Scene(HEALTHY_RUNS, [("a", "ok"), ("b", "failing-30")]), RUNNING,
+     "degraded", "feed b has failed for 30.0 h (http_503: Service Unavailable)"),
+    ("feed-failing-briefly", Scene(HEALTHY_RUNS, [("a", "ok"), ("b", "failing-2")]), RUNNING, "ok", None),
+    ("feed-gone", Scene(HEALTHY_RUNS, [("a", "gone")]), RUNNING, "degraded", "feed a is gone"),
+    ("feed-never-polled", Scene(HEALTHY_RUNS, [("a", "never")]), RUNNING, "ok", None),
+    ("dead-this-week", Scene(HEALTHY_RUNS, HEALTHY_FEEDS, [("dead", 30, None)]), RUNNING,
+     "degraded", "1 message(s) died in the outbox"),
+    ("dead-long-ago", Scene(HEALTHY_RUNS, HEALTHY_FEEDS, [("dead", 240, None)]), RUNNING, "ok", None),
+    ("pending-overdue", Scene(HEALTHY_RUNS, HEALTHY_FEEDS, [("pending", 2, None)]), RUNNING,
+     "degraded", "1 pending message(s) overdue"),
+    ("pending-fresh", Scene(HEALTHY_RUNS, HEALTHY_FEEDS, [("pending", 0.2, None)]), RUNNING, "ok", None),
+    ("pending-held-for-quiet-hours", Scene(HEALTHY_RUNS, HEALTHY_FEEDS, [("pending", 3, 2)]),
+     RUNNING, "ok", None),
+    ("last-run-failed", Scene([*HEALTHY_RUNS, ("outbox", 3, "SMTP: connection refused")]), RUNNING,
+     "degraded", "the last outbox run failed: SMTP: connection refused"),
+    ("down-beats-degraded", Scene([("poll", 90, None)], HEALTHY_FEEDS, [("dead", 1, None)]), RUNNING,
+     "down", "died in the outbox"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scene", "daemon", "expected", "reason"),
+    [s[1:] for s in SCENES],
+    ids=[s[0] for s in SCENES],
+)
+def test_health_rules(
+    tmp_path: Path, scene: Scene, daemon: status.DaemonState, expected: str, reason: str | None
+) -> None:
+    path = build(tmp_path / "m.db", scene)
+    with db.Store.open(path, readonly=True) as store:
+        report = status.assess(store, database=str(path), daemon=daemon, now=NOW, policy=POLICY)
+    assert report.state == expected, report.reasons
+    assert report.exit_status == {"ok": 0, "degraded": 1, "down": 2}[expected]
+    if reason is None:
+        assert report.reasons == ()
+    else:
+        assert any(reason in r for r in report.reasons), report.reasons
+
+
+def test_unreadable_database_is_down() -> None:
+    report = status.assess(None, database="/x/m.db", daemon=STOPPED, now=NOW, policy=POLICY,
+                           open_error="no database here yet")  # fmt: skip
+    assert report.state == "down" and report.exit_status == 2
+    assert "cannot read the database: no database here yet" in report.reasons[0]
+
+
+def test_report_renders_as_table_and_json(tmp_path: Path) -> None:
+    scene = Scene(HEALTHY_RUNS, [("a", "ok"), ("b", "failing-30"), ("c", "never")],
+                  [("sent", 2, None), ("pending", 3, None)])  # fmt: skip
+    path = build(tmp_path / "m.db", scene)
+    with db.Store.open(path, readonly=True) as store:
+        report = status.assess(store, database=str(path), daemon=RUNNING, now=NOW, policy=POLICY)
+    table = status.render_status(report, fmt="table")
+    assert table.splitlines()[0] == "monitor status: DEGRADED (exit 1)"
+    assert "daemon:      running (pid 4242" in table
+    assert "last cycle:  poll ended 2024-09-16T11:59:00Z (60 s ago)" in table
+    assert "feeds:       3 configured: 1 ok, 1 failing, 0 gone, 1 never polled" in table
+    assert "outbox:      1 pending (1 overdue), 1 sent, 0 dead" in table
+    data = json.loads(status.render_status(report, fmt="json"))
+    assert data["state"] == "degraded" and data["exit_status"] == 1
+    assert data["daemon"] == {"running": True, "pid": 4242, "detail": RUNNING.detail}
+    assert data["feeds"]["failing_feeds"][0]["id"] == "b"
+    assert [j["job"] for j in data["jobs"]] == ["poll", "score"]
+    assert data["jobs"][0]["summary"] == {"feeds": 3, "errors": 0}
+
+
+def test_scheduler_counters_are_shown_when_recorded(tmp_path: Path) -> None:
+    path = build(tmp_path / "m.db", Scene(HEALTHY_RUNS, HEALTHY_FEEDS))
+    with db.Store.open(path) as store, store.transaction():
+        store.set_meta(
+            status.SCHEDULER_STATS_META_KEY, json.dumps({"runs": {"poll": 9}, "missed": {}})
+        )
+    with db.Store.open(path, readonly=True) as store:
+        report = status.assess(store, database=str(path), daemon=RUNNING, now=NOW, policy=POLICY)
+    assert report.scheduler == {"runs": {"poll": 9}, "missed": {}}
+    assert "scheduler:   runs: poll=9" in status.render_status(report, fmt="table")
+
+
+def test_meta_key_is_the_daemons() -> None:
+    from monitor.service import JOB_STATS_META_KEY
+
+    assert status.SCHEDULER_STATS_META_KEY == JOB_STATS_META_KEY
+
+
+# -- the instance lock, looked at from outside ---------------------------------------
+
+
+HOLDER = """
+import sys
+from pathlib import Path
+from monitor.instance_lock import acquire_instance_lock
+lock = acquire_instance_lock(Path(sys.argv[1]))
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("proc_locks", ["/proc/locks", "missing"], ids=["proc-locks", "pid-file"])
+def test_lock_held_by_another_process(tmp_path: Path, proc_locks: str) -> None:
+    path = tmp_path / "m.db"
+    locks = Path(proc_locks) if proc_locks.startswith("/") else tmp_path / proc_locks
+    if locks.is_absolute() and proc_locks == "/proc/locks" and not locks.exists():
+        pytest.skip("no /proc/locks on this system")
+    assert status.daemon_state(path, proc_locks=locks).running is False
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        for _ in range(3):  # looking does not disturb the holder
+            state = status.daemon_state(path, proc_locks=locks)
+            assert state.running is True and state.pid == holder.pid, state
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=20)
+    state = status.daemon_state(path, proc_locks=locks)
+    assert state.running is False and state.pid is None, state
+    acquire_instance_lock(path).close()  # and the lock is free for the next daemon
+
+
+def test_lock_file_left_by_a_clean_stop(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    acquire_instance_lock(path).close()  # leaves an empty file behind
+    assert lock_path_for(path).read_text() == ""
+    for locks in (Path("/proc/locks"), tmp_path / "missing"):
+        state = status.daemon_state(path, proc_locks=locks)
+        assert state.running is False, state
+
+
+def test_lock_held_in_this_process_is_seen(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with acquire_instance_lock(path):
+        state = status.daemon_state(path)
+        assert state.running is True
+    assert status.daemon_state(path).running is False
