@@ -436,7 +436,7 @@ def run(args: argparse.Namespace, port: int) -> int:
     cold_cpu = cold.main_cpu_seconds + cold.worker_cpu_seconds
     print(
         f"cold CPU (daemon + workers) / floor: {cold_cpu / floor:.2f} "
-        "(independent of other load on the machine)"
+        "(CPU time: less sensitive than wall time to other load on the machine)"
     )
     print(
         f"ratios: cold/floor {cold.wall_seconds / floor:.2f}, "

@@ -1353,14 +1353,15 @@ def alert_rows(
     )
 
 
-# A search or filter finds its articles one of two ways, whichever reads fewer rows:
-# "candidates first" takes the candidate ids (from the full-text index and/or the matches
-# table; with both, their INTERSECT), looks each article up and sorts them by date;
-# "newest first" walks the articles' date index from the newest down and keeps those
-# among the candidates, stopping at `limit`. A rare word has few candidates (the first way wins); a common one
-# fills `limit` after a short walk (the second way wins), as does a short date range.
-# Candidates first costs about ARTICLE_LOOKUP_COST × candidates (a row lookup and a sort
-# per candidate) against one index step per article walked.
+# A search or filter finds its articles one of two ways, whichever reads fewer rows.
+# "Candidates first" takes the candidate ids (from the full-text index and/or the
+# matches table; with both, the full-text ones that are also match ones), looks each
+# article up and sorts them by date. "Newest first" walks the articles' date index from
+# the newest down and keeps those among the candidates, stopping at `limit`. A rare word
+# has few candidates (the first way wins); a common one fills `limit` after a short walk
+# (the second way wins), as does a short date range. Candidates first costs about
+# ARTICLE_LOOKUP_COST × candidates (a row look-up and a sort per candidate) against one
+# index step per article walked.
 ARTICLE_LOOKUP_COST = 3.0
 
 
@@ -1379,13 +1380,17 @@ def article_rows(
     or indicator. With a search, `snippet` shows the words found in context."""
     from monitor.models import EVENT_CONFIDENCE
 
-    sources: list[tuple[str, list[Any]]] = []  # SQL giving candidate article ids
+    # Each source: SQL giving candidate article ids (a WHERE clause last), the name of its
+    # id column, and its parameters.
+    sources: list[tuple[str, str, list[Any]]] = []
     query = None
     if search:
         query = fts_query(search)
         if not query:
             return []
-        sources.append(("SELECT rowid AS id FROM articles_fts WHERE articles_fts MATCH ?", [query]))
+        sources.append(
+            ("SELECT rowid AS id FROM articles_fts WHERE articles_fts MATCH ?", "rowid", [query])
+        )
     if theatre_id is not None or indicator_id is not None:
         conditions: list[str] = ["confidence >= ?"]
         params: list[Any] = [EVENT_CONFIDENCE]
@@ -1396,7 +1401,11 @@ def article_rows(
             conditions.insert(0, "indicator_id = ?")
             params.insert(0, indicator_id)
         sources.append(
-            (f"SELECT article_id AS id FROM matches WHERE {' AND '.join(conditions)}", params)
+            (
+                f"SELECT article_id AS id FROM matches WHERE {' AND '.join(conditions)}",
+                "article_id",
+                params,
+            )
         )
     in_range: list[str] = ["1"]
     range_params: list[Any] = []
@@ -1415,7 +1424,7 @@ def article_rows(
     else:
         sizes = [
             int(store.conn.execute(f"SELECT count(*) FROM ({sql})", p).fetchone()[0])
-            for sql, p in sources
+            for sql, _, p in sources
         ]
         (total,) = store.conn.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()
         # Articles that are candidates of every source, if the sources were independent.
@@ -1434,18 +1443,22 @@ def article_rows(
                 [*range_params, int(lookups) + 1],
             ).fetchone()
             newest_first = walk <= lookups
-        source_params = [v for _, p in sources for v in p]
+        # The candidates: the first source (the full-text one, when there is one: reading
+        # its matches is cheap), kept when in each other source.
+        (first, first_id, candidate_params), others = sources[0], sources[1:]
+        candidate_sql = first + "".join(f" AND +{first_id} IN ({sql})" for sql, _, _ in others)
+        candidate_params = [*candidate_params, *(v for _, _, p in others for v in p)]
         if newest_first:  # walk the date index from the newest, keep candidates
-            members = " AND ".join(f"+a.id IN ({sql})" for sql, _ in sources)
-            sql = f"SELECT a.id FROM articles a WHERE {where} AND {members} {order}"
-            params = [*range_params, *source_params, limit]
-        else:  # candidates first: look each candidate up, sort by date
-            both = " INTERSECT ".join(sql for sql, _ in sources)
             sql = (
-                f"SELECT a.id FROM ({both}) c CROSS JOIN articles a ON a.id = c.id "
+                f"SELECT a.id FROM articles a WHERE {where} AND +a.id IN ({candidate_sql}) {order}"
+            )
+            params = [*range_params, *candidate_params, limit]
+        else:  # candidates first: look each candidate up, sort by date
+            sql = (
+                f"SELECT a.id FROM ({candidate_sql}) c CROSS JOIN articles a ON a.id = c.id "
                 f"WHERE {where} {order}"
             )
-            params = [*source_params, *range_params, limit]
+            params = [*candidate_params, *range_params, limit]
     ids = [int(row[0]) for row in store.conn.execute(sql, params)]
     return _article_details(store, ids, query)
 

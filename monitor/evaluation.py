@@ -341,7 +341,12 @@ def _scores_table(scores: Scores) -> str:
             "",
         ]
     )
-    table = tabulate(rows, headers=["label", "P", "R", "F1", "tp", "fp", "fn"], tablefmt="simple")
+    table = tabulate(
+        rows,
+        headers=["label", "P", "R", "F1", "tp", "fp", "fn"],
+        tablefmt="simple",
+        disable_numparse=True,
+    )
     theatre = (
         f"theatre accuracy: {_fmt(scores.theatre_accuracy)}"
         f" ({scores.theatre_correct}/{scores.theatre_total} items with a detection)"

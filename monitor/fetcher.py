@@ -68,6 +68,7 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _PERMANENT_REDIRECTS = frozenset({301, 308})
 _DECODE_PIECE = 64 * 1024  # decoded bytes produced per step: bounds memory per chunk
 _MAX_HEADER_VALUE = 8 * 1024
+_POOL_SHARDS = 8
 _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
@@ -574,7 +575,7 @@ class Fetcher:
             resolver=resolver or system_resolver,
             dialer=network_backend or AsyncioDialer(),
         )
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
         self._global: asyncio.Semaphore | None = None
         self._hosts: dict[str, _HostGate] = {}
 
@@ -591,45 +592,56 @@ class Fetcher:
         await self.aclose()
 
     async def open(self) -> None:
-        """Create the HTTP client (idempotent); `async with` does this for you."""
-        if self._client is not None:
+        """Create the HTTP clients (idempotent); `async with` does this for you."""
+        if self._clients:
             return
         settings = self.settings
-        # Idle connections only help feeds of the same host within one round (polls of a
-        # feed are minutes apart), and httpcore scans the whole pool on every request.
+        # httpcore scans its whole pool on every request and response, so one pool of
+        # `global_concurrency` connections costs O(n) per request. Hosts are spread over
+        # a few smaller pools instead (the global semaphore still caps the total). Idle
+        # connections only help feeds of one host within a round, so few are kept.
+        shards = max(1, min(_POOL_SHARDS, settings.global_concurrency // 8))
         limits = httpx.Limits(
             max_connections=max(1, settings.global_concurrency),
-            max_keepalive_connections=max(1, min(settings.global_concurrency, 16)),
+            max_keepalive_connections=max(2, 16 // shards),
             keepalive_expiry=5.0,
         )
-        # A jar whose policy accepts no domain: feeds must not share or keep cookies.
-        no_cookies = http.cookiejar.CookieJar(
-            policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+        ssl_context = self._ssl_context or httpx.create_ssl_context(trust_env=False)
+        timeout = httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.read_timeout,
+            pool=settings.total_deadline_seconds,
         )
-        self._client = httpx.AsyncClient(
-            transport=_GuardedTransport(
-                network_backend=self._backend,
-                ssl_context=self._ssl_context or httpx.create_ssl_context(trust_env=False),
-                limits=limits,
-            ),
-            trust_env=False,
-            follow_redirects=False,
-            cookies=no_cookies,
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout,
-                read=settings.read_timeout,
-                write=settings.read_timeout,
-                pool=settings.total_deadline_seconds,
-            ),
-            headers={"User-Agent": self.user_agent},
-        )
+        for _ in range(shards):
+            # A jar whose policy accepts no domain: feeds must not share or keep cookies.
+            no_cookies = http.cookiejar.CookieJar(
+                policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+            )
+            transport = _GuardedTransport(
+                network_backend=self._backend, ssl_context=ssl_context, limits=limits
+            )
+            self._clients.append(
+                httpx.AsyncClient(
+                    transport=transport,
+                    trust_env=False,
+                    follow_redirects=False,
+                    cookies=no_cookies,
+                    timeout=timeout,
+                    headers={"User-Agent": self.user_agent},
+                )
+            )
         self._global = asyncio.Semaphore(max(1, settings.global_concurrency))
 
     async def aclose(self) -> None:
         """Close pooled connections."""
-        if self._client is not None:
-            client, self._client = self._client, None
+        clients, self._clients = self._clients, []
+        for client in clients:
             await client.aclose()
+
+    def _client_for(self, url: str) -> httpx.AsyncClient:
+        key = _host_key(url).encode("utf-8", "replace")
+        return self._clients[zlib.crc32(key) % len(self._clients)]
 
     async def fetch_many(self, states: Sequence[FeedState], *, now: datetime) -> list[FetchResult]:
         """Fetch every feed concurrently within the limits; results in the order given."""
@@ -737,16 +749,16 @@ class Fetcher:
         return headers
 
     async def _follow_redirects(self, state: FeedState, url: str, now: datetime) -> FetchResult:
-        assert self._client is not None
         headers = self._request_headers(state)
         current = url
         redirects = 0
         permanent_url: str | None = None
         only_permanent_so_far = True
         while True:
-            request = self._client.build_request("GET", current, headers=headers)
+            client = self._client_for(current)
+            request = client.build_request("GET", current, headers=headers)
             try:
-                response = await self._client.send(request, stream=True)
+                response = await client.send(request, stream=True)
             except httpx.InvalidURL as exc:  # httpx pre-builds the next hop of a redirect
                 raise FetchError("bad_redirect", f"redirect to an invalid URL: {exc}") from None
             try:

@@ -486,7 +486,7 @@ def _spans(node: Node, doc: _Doc, low: int, high: int) -> list[Span]:
         joined: list[Span] = []
         for start, end, matched in current:
             # after: the next item starts within `gap` words of this end
-            for start2, end2, matched2 in following[
+            for _, end2, matched2 in following[
                 bisect_left(starts, end) : bisect_right(starts, end + gap)
             ]:
                 joined.append((start, end2, matched + matched2))
@@ -856,8 +856,6 @@ def _hits(
         for need in pattern.needs[1:]:
             sentences = sentences & doc.sentences_with(need)
         for sentence in sorted(sentences):
-            if any(judge.spans_in(node, sentence) for node in pattern.excluded):
-                continue
             first = judge.spans_in(pattern.required[0], sentence)
             if not first:
                 continue
@@ -868,6 +866,8 @@ def _hits(
                     break
                 extra += found[0][2]
             else:
+                if any(judge.spans_in(node, sentence) for node in pattern.excluded):
+                    continue
                 bucket = raw.setdefault(sentence, [])
                 bucket.extend((pattern.confidence, span, extra) for span in first)
     hits: list[_Hit] = []
@@ -899,8 +899,8 @@ def match_article(article: ArticleText, rules: RuleSet) -> list[Match]:
     if len(article.text) > MAX_ARTICLE_CHARS:  # bound the work a hostile item can cause
         article = replace(article, text=article.text[:MAX_ARTICLE_CHARS])
     doc = _Doc(article, rules)
-    if not doc.index:
-        return []
+    if rules.actor_terms.isdisjoint(doc.present):
+        return []  # no theatre is named: nothing can count (most world news)
     candidates = _candidates(doc, rules)
     if not candidates:
         return []

@@ -291,6 +291,8 @@ class RuleSet:
     cues: Cues
     source: str = field(default="indicators.yaml")
     anchor_terms: frozenset[int] = field(default=frozenset())  # the keys of anchor_index
+    # words of which an article must hold one for any theatre to be named at all
+    actor_terms: frozenset[int] = field(default=frozenset())
 
     def pattern_count(self) -> int:
         return sum(len(ci.patterns) for ci in self.compiled_indicators)
@@ -1060,4 +1062,5 @@ def compile_ruleset(
         cues=cues,
         source=source,
         anchor_terms=frozenset(anchor_index),
+        actor_terms=_needs(compiler.macros["actor"]),
     )
