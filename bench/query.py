@@ -199,7 +199,7 @@ def build(path: Path, *, articles: int, matches: int, alerts: int, contribution_
         )
         timings["articles"] = time.perf_counter() - t0
 
-        # Matches: a fifth of the articles have one, a quarter of those are non-events.
+        # Matches: a fifth of the articles have one; a fifth of those are non-events.
         t1 = time.perf_counter()
         picked = rng.sample(range(articles), min(matches, articles))
         match_rows = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import sys
@@ -343,13 +342,13 @@ def test_email(obj: Context) -> None:
     click.echo(send_test_email(obj.config, now=_now()))
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+# Commands that live in their own modules (they import this one lazily).
+from monitor import cli_query  # noqa: E402
+from monitor import replay as _replay  # noqa: E402
+
+cli.add_command(_replay.replay_command)
+cli_query.register(cli)
 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-from monitor import replay as _replay  # noqa: E402
-cli.add_command(_replay.replay_command)
-from monitor import cli_query  # noqa: E402
-cli_query.register(cli)

@@ -41,6 +41,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from itertools import chain, compress, count
 
 from monitor.models import EVENT_CONFIDENCE, ArticleText, Match
 from monitor.rules import (
@@ -50,6 +51,7 @@ from monitor.rules import (
     AltNode,
     ChainNode,
     CompiledIndicator,
+    Lexicon,
     Node,
     RuleSet,
     TermNode,
@@ -57,7 +59,6 @@ from monitor.rules import (
 from monitor.text import (
     ABBREVIATIONS,
     FINAL_ABBREVIATIONS,
-    TOKEN_RE,
     iter_mark_ends,
     strip_invisible,
 )
@@ -175,6 +176,33 @@ _DATELINE_RE = re.compile(
 )
 
 
+def _read(text: str, lexicon: Lexicon, words: list[str], found: list[tuple[int, ...]]) -> None:
+    """Append the tokens of `text` and their term ids, read chunk by chunk.
+
+    Equivalent to `TOKEN_RE.findall(f" {text} ")` (line breaks are mark tokens), but each
+    distinct white-space delimited chunk is tokenised and looked up once per process.
+    """
+    tokens_get = lexicon.chunk_tokens.get
+    ids_get = lexicon.chunk_ids.get
+    newline_ids = lexicon.lookup("\n")
+    for number, line in enumerate(text.split("\n")):
+        if number:
+            words.append("\n")
+            found.append(newline_ids)
+        chunks = line.split()
+        if not chunks:
+            continue
+        tokens = list(map(tokens_get, chunks))
+        ids = list(map(ids_get, chunks))
+        if None in tokens or None in ids:  # new chunks (or a cache just cleared at its bound)
+            for i, chunk in enumerate(chunks):
+                if tokens[i] is None or ids[i] is None:
+                    tokens[i] = lexicon.read_chunk(chunk)
+                    ids[i] = lexicon.chunk_ids[chunk]
+        words.extend(chain.from_iterable(tokens))  # type: ignore[arg-type]
+        found.extend(chain.from_iterable(ids))  # type: ignore[arg-type]
+
+
 class _Doc:
     """An article read once: tokens, positions per term, sentences, punctuation, years.
 
@@ -219,27 +247,27 @@ class _Doc:
             cut = dateline.end()
         body = body[cut:]
         self.title = title
-        self.body = body
         self.has_title = bool(title)
 
+        body += " "  # a final mark is then followed by white space, as any other
+        self.body = body
         lexicon = rules.lexicon
-        cache_get = lexicon.cache.get
-        lookup = lexicon.lookup
-        findall = TOKEN_RE.findall
-        title_tokens = findall(title) if title else []
-        body_tokens = findall(body)
-        words = title_tokens + body_tokens
-        found = list(map(cache_get, words))
-        if None in found:
-            found = [ids if ids is not None else lookup(words[i]) for i, ids in enumerate(found)]
+        title_tokens: list[str] = []
+        title_ids: list[tuple[int, ...]] = []
+        if title:
+            _read(title, lexicon, title_tokens, title_ids)
+        title_count = len(title_tokens)
+        words = title_tokens
+        found = title_ids
+        _read(body, lexicon, words, found)
         index: defaultdict[int, list[int]] = defaultdict(list)
-        for position in [i for i, ids in enumerate(found) if ids]:
-            for term_id in found[position]:  # type: ignore[union-attr]
+        for position in compress(count(), found):
+            for term_id in found[position]:
                 index[term_id].append(position)
 
         # Sentences: the title, then the body cut after each mark that ends a sentence.
         self.words = words
-        title_size = len(title_tokens)
+        title_size = title_count
         marks = [p for p in index.pop(MARK_TERM, []) if p >= title_size]  # the body's
         total = len(words)
         bounds: list[tuple[int, int]] = [(0, title_size)] if title else []
@@ -295,7 +323,7 @@ class _Doc:
         self.present = frozenset(index)
         self.punct = index.get(PUNCT_TERM, [])
         self.possible: dict[int, bool] = {}  # id(chain) → all its items have a word here
-        self.sentence_sets: dict[int, frozenset[int]] = {}  # id(term set) → sentences
+        self.sentence_sets: dict[int, set[int]] = {}  # id(term set) → sentences
         # id(alternatives) → (position lists of its words here, options that can match)
         self.alternatives: dict[int, tuple[tuple[list[int], ...], tuple[Node, ...]]] = {}
         self._years: dict[int, list[tuple[int, int]]] | None = None
@@ -317,16 +345,16 @@ class _Doc:
             offsets.append(next(self._mark_iter, len(self.body)))  # type: ignore[arg-type]
         return offsets[rank]
 
-    def sentences_with(self, terms: frozenset[int]) -> frozenset[int]:
+    def sentences_with(self, terms: frozenset[int]) -> set[int]:
         """The sentences holding at least one of `terms` (memoised per article)."""
         key = id(terms)
         found = self.sentence_sets.get(key)
         if found is None:
             sent_of = self.sent_of
             index = self.index
-            found = frozenset(
+            found = {
                 sent_of[position] for term_id in terms & self.present for position in index[term_id]
-            )
+            }
             self.sentence_sets[key] = found
         return found
 
@@ -407,16 +435,10 @@ class _Doc:
 
 
 def _term_spans(positions: list[int], low: int, high: int) -> list[Span]:
-    out: list[Span] = []
-    i = bisect_left(positions, low)
-    count = len(positions)
-    while i < count:
-        position = positions[i]
-        if position >= high:
-            break
-        out.append((position, position + 1, (position,)))
-        i += 1
-    return out
+    return [
+        (position, position + 1, (position,))
+        for position in positions[bisect_left(positions, low) : bisect_left(positions, high)]
+    ]
 
 
 def _is_possible(node: ChainNode, doc: _Doc) -> bool:

@@ -148,6 +148,13 @@ def explain_report(store: db.Store, *, theatre_id: str, at: datetime | None, fmt
             f"… and {count - len(rows)} smaller contributions adding {rest:+.2f} points "
             f"(all of them: --format csv or json)"
         )
+    # `stories` counts every contributing story; only the largest are kept as evidence.
+    unstored = (point["stories"] or 0) - count
+    if unstored > 0:
+        lines.append(
+            f"… and {unstored} more stories each adding under {db.MIN_STORED_POINTS} points "
+            f"or beyond the largest {db.MAX_STORED_CONTRIBUTIONS} (not kept as evidence)"
+        )
     return "\n".join(lines)
 
 

@@ -41,7 +41,7 @@ from typing import Any, Literal, cast
 
 from monitor.errors import ConfigError
 from monitor.models import Indicator, Theatre
-from monitor.text import PUNCT_BREAKS, SENTENCE_MARKS, WORD_RE, normalize_word, stem
+from monitor.text import PUNCT_BREAKS, SENTENCE_MARKS, TOKEN_RE, WORD_RE, normalize_word, stem
 
 __all__ = [
     "DEFAULT_PATTERN_CONFIDENCE",
@@ -207,6 +207,10 @@ class Lexicon:
         self._prefixes: dict[str, int] = {}
         self._prefix_lengths: tuple[int, ...] = ()
         self._cache: dict[str, tuple[int, ...]] = {}
+        # white-space delimited chunk of a text ("border,", "drills.") → its tokens, and
+        # the term ids of each: a text is read with two lookups per chunk
+        self._chunk_tokens: dict[str, tuple[str, ...]] = {}
+        self._chunk_ids: dict[str, tuple[tuple[int, ...], ...]] = {}
 
     def intern(self, kind: Literal["stem", "exact", "prefix"], key: str, label: str) -> int:
         found = self._ids.get((kind, key))
@@ -223,6 +227,8 @@ class Lexicon:
             self._prefixes[key] = term_id
             self._prefix_lengths = tuple(sorted({len(p) for p in self._prefixes}))
         self._cache.clear()
+        self._chunk_tokens.clear()
+        self._chunk_ids.clear()
         return term_id
 
     def label(self, term_id: int) -> str:
@@ -235,6 +241,30 @@ class Lexicon:
     def cache(self) -> dict[str, tuple[int, ...]]:
         """word → term ids; the matcher reads it directly on its hot path."""
         return self._cache
+
+    @property
+    def chunk_tokens(self) -> dict[str, tuple[str, ...]]:
+        """chunk → tokens, for the chunks seen so far (the matcher's hot path)."""
+        return self._chunk_tokens
+
+    @property
+    def chunk_ids(self) -> dict[str, tuple[tuple[int, ...], ...]]:
+        """chunk → the term ids of each of its tokens (the matcher's hot path)."""
+        return self._chunk_ids
+
+    def read_chunk(self, chunk: str) -> tuple[str, ...]:
+        """Tokenise one white-space delimited chunk and cache its tokens and their ids.
+
+        The chunk is padded with spaces, so `TOKEN_RE` sees exactly what it would see
+        inside a text: a mark at its end is followed by white space, a lone "-" is a dash.
+        """
+        tokens = tuple(TOKEN_RE.findall(f" {chunk} "))
+        if len(self._chunk_tokens) >= self._CACHE_LIMIT:
+            self._chunk_tokens.clear()
+            self._chunk_ids.clear()
+        self._chunk_tokens[chunk] = tokens
+        self._chunk_ids[chunk] = tuple(self.lookup(token) for token in tokens)
+        return tokens
 
     def lookup(self, word: str) -> tuple[int, ...]:
         """Ids of the terms `word` (as written in a text) satisfies; () for most words."""

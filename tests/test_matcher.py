@@ -12,9 +12,12 @@ from datetime import UTC, datetime
 
 import pytest
 from detection_support import article, events, find, shipped_rules
+from hypothesis import given
+from hypothesis import strategies as st
 
-from monitor.matcher import MAX_ARTICLE_CHARS, match_article
+from monitor.matcher import MAX_ARTICLE_CHARS, _read, match_article
 from monitor.models import ArticleText
+from monitor.text import TOKEN_RE
 
 
 @dataclass(frozen=True)
@@ -742,3 +745,18 @@ def test_matching_is_pure_and_repeatable() -> None:
 )
 def test_nothing_to_find_gives_no_matches(given: ArticleText) -> None:
     assert match_article(given, shipped_rules()) == []
+
+
+_PIECES = st.sampled_from(
+    [*"aZ яЁ.,;:!?…()-—–\n\"'«»", "  ", "\u00a0", "U.S.", "7.5", "Kyrgyz-Tajik", "didn't", "г."]
+)
+
+
+@given(st.lists(_PIECES, max_size=40).map("".join))
+def test_reading_by_chunks_gives_the_tokens_of_the_regex(text: str) -> None:
+    """The matcher reads a text chunk by chunk (cached); it must see what TOKEN_RE sees."""
+    words: list[str] = []
+    ids: list[tuple[int, ...]] = []
+    _read(text, shipped_rules().lexicon, words, ids)
+    assert words == TOKEN_RE.findall(f" {text} ")
+    assert len(ids) == len(words)
