@@ -1699,3 +1699,39 @@ def _is_permission_error(exc: sqlite3.Error) -> bool:
 
 def _wal_path(target: Path) -> Path:
     return target.with_name(target.name + "-wal")
+
+
+def metrics_figures(store: Store) -> dict[str, Any]:
+    """The counts behind /metrics: feeds, polls, errors by kind, matches, scores, outbox."""
+    feeds = store.query(
+        "SELECT count(*) AS feeds, coalesce(sum(polls), 0) AS polls, "
+        "coalesce(sum(not_modified_polls), 0) AS not_modified, "
+        "coalesce(sum(entries_seen), 0) AS entries, "
+        "coalesce(sum(consecutive_failures > 0), 0) AS failing FROM feeds WHERE configured = 1"
+    )[0]
+    errors = {
+        str(row["kind"]): int(row["n"])
+        for row in store.query(
+            "SELECT last_error_kind AS kind, count(*) AS n FROM feeds "
+            "WHERE configured = 1 AND consecutive_failures > 0 AND last_error_kind IS NOT NULL "
+            "GROUP BY last_error_kind"
+        )
+    }
+    matches = store.query(
+        "SELECT count(*) AS n, coalesce(sum(confidence >= 0.5), 0) AS events FROM matches"
+    )[0]
+    scores = {
+        str(row["theatre_id"]): float(row["score"])
+        for row in store.query("SELECT theatre_id, score FROM latest_scores")
+    }
+    outbox = store.query(
+        "SELECT status, count(*) AS n, coalesce(sum(attempts), 0) AS attempts FROM outbox GROUP BY status"
+    )
+    return {
+        "feeds": feeds,
+        "errors_by_kind": errors,
+        "articles": store.query("SELECT count(*) AS n FROM articles")[0]["n"],
+        "matches": matches,
+        "scores": scores,
+        "outbox": {str(r["status"]): (int(r["n"]), int(r["attempts"])) for r in outbox},
+    }

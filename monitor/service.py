@@ -404,9 +404,13 @@ class Daemon:
 
     # -- health --------------------------------------------------------------
 
-    def health(self) -> tuple[bool, str]:
-        """Healthy while the poll and score jobs ran recently and the database answers."""
-        if self.store is None or not self.store.ping():
+    def health(self, *, check_database: bool = True) -> tuple[bool, str]:
+        """Healthy while the poll and score jobs ran recently and the database answers.
+
+        `check_database=False` is for other threads (the metrics server), which check the
+        database on their own connection.
+        """
+        if check_database and (self.store is None or not self.store.ping()):
             return False, "database does not answer"
         now = time.monotonic()
         for job_id in ("poll", "score"):

@@ -52,6 +52,7 @@ def write_deployment(
     poll_tick_seconds: int = 1,
     score_tick_seconds: int = 2,
     outbox_tick_seconds: int = 1,
+    metrics_port: int | None = None,
 ) -> Deployment:
     """Settings + indicators for a daemon that polls `feeds` (id -> URL) and mails to a sink."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,6 +61,7 @@ def write_deployment(
     settings.write_text(
         f"""
 database_path = "{db}"
+{f'metrics_listen = "127.0.0.1:{metrics_port}"' if metrics_port else ""}
 
 [smtp]
 host = "127.0.0.1"

@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from daemon_support import (
     CLASH_ITEMS,
@@ -28,7 +29,11 @@ from systemd_support import FakeNotifySocket
 
 from monitor import db
 from monitor.config import load_config
-from monitor.mailsink import MailSink
+from monitor.mailsink import MailSink, free_port
+
+
+def deployment_metrics(deployment: Deployment) -> str:
+    return load_config(settings_path=deployment.settings, env={}).settings.metrics_listen or ""
 
 
 @pytest.fixture
@@ -49,7 +54,10 @@ def sink(tmp_path: Path) -> Iterator[MailSink]:
 @pytest.fixture
 def deployment(tmp_path: Path, feed_server: FeedServer, sink: MailSink) -> Deployment:
     return write_deployment(
-        tmp_path / "deploy", feeds={"wire": feed_server.url("/wire.xml")}, smtp_port=sink.port
+        tmp_path / "deploy",
+        feeds={"wire": feed_server.url("/wire.xml")},
+        smtp_port=sink.port,
+        metrics_port=free_port(),
     )
 
 
@@ -62,6 +70,13 @@ def test_daemon_lifecycle(deployment: Deployment, sink: MailSink, feed_server: F
             message = received.parsed()
             assert "Kyrgyzstan" in str(message["Subject"])
             assert feed_server.hits("/wire.xml")
+
+            # The optional loopback endpoint: health and Prometheus metrics.
+            metrics_url = f"http://{deployment_metrics(deployment)}"
+            assert httpx.get(f"{metrics_url}/healthz", timeout=5).status_code == 200
+            scrape = httpx.get(f"{metrics_url}/metrics", timeout=5).text
+            assert 'monitor_score{theatre="kg-tj"}' in scrape
+            assert "monitor_feed_polls_total" in scrape and "monitor_job_runs_total" in scrape
 
             # A second instance on the same database is refused with a clear message.
             second = subprocess.run(
