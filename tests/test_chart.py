@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cli_support import START, build_database
 from click.testing import CliRunner
 
 from monitor import chart, db
 from monitor.cli import cli
 from monitor.models import Level
+from tests.cli_support import START, build_database
 
 LEVELS = (
     Level("low", 0.0, 0.0),

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_support import add_articles, build_database
 from click.testing import CliRunner
 
 from monitor import db
 from monitor.cli import cli
+from tests.cli_support import add_articles, build_database
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from detection_support import DEV_CORPUS
 
 from monitor.corpus import CorpusError, CorpusItem, load_corpus, parse_corpus_date
 from monitor.errors import MonitorError
 from monitor.models import ArticleText
+from tests.detection_support import DEV_CORPUS
 
 
 def test_dev_corpus_loads_with_the_documented_counts() -> None:

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from daemon_support import (
+
+from monitor import db
+from monitor.config import load_config
+from monitor.mailsink import MailSink, free_port
+from tests.daemon_support import (
     CLASH_ITEMS,
     DaemonProcess,
     Deployment,
@@ -24,12 +28,8 @@ from daemon_support import (
     write_deployment,
     write_indicators,
 )
-from http_support import FeedServer, Reply
-from systemd_support import FakeNotifySocket
-
-from monitor import db
-from monitor.config import load_config
-from monitor.mailsink import MailSink, free_port
+from tests.http_support import FeedServer, Reply
+from tests.systemd_support import FakeNotifySocket
 
 
 def deployment_metrics(deployment: Deployment) -> str:

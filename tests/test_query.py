@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import START, add_articles, build_database
 
 from monitor import db, query
 from monitor.models import Contribution, Entry, Feed, Match, ScorePoint
+from tests.cli_support import START, add_articles, build_database
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import START, add_articles, build_database
 from click.testing import CliRunner
 
 from monitor import db
 from monitor.cli import cli
 from monitor.errors import DatabaseError
 from monitor.models import ScorePoint
+from tests.cli_support import START, add_articles, build_database
 
 NOBODY = 65534
 QUERIES = [
