@@ -106,8 +106,11 @@ class StoryLine:
     match_id: int | None = None  # lets a "critical" alert name its critical story first
 
     @classmethod
-    def from_scored(cls, match: ScoredMatch, contribution: Contribution) -> StoryLine:
-        """Build the line for a stored match and its contribution to a score point."""
+    def from_scored(
+        cls, match: ScoredMatch, contribution: Contribution | None = None
+    ) -> StoryLine:
+        """Build the line for a stored match and its contribution to a score point (none: a
+        critical match shown for itself, with no points)."""
         return cls(
             title=match.title,
             outlet=match.outlet,
@@ -115,7 +118,7 @@ class StoryLine:
             url=match.url,
             indicator_id=match.indicator_id,
             evidence=match.evidence,
-            points=contribution.points,
+            points=contribution.points if contribution is not None else 0.0,
             match_id=match.match_id,
         )
 

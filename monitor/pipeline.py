@@ -411,12 +411,12 @@ def compose_email(
         by_id = {m.match_id: m for m in matches}
         if decision.kind == "critical":
             chosen = [by_id[i] for i in decision.match_ids if i in by_id]
-            stories = [_story_line(m, points=0.0) for m in chosen]
+            stories = [notify.StoryLine.from_scored(m) for m in chosen]
         elif point is not None:
             for contribution in point.contributions[:TOP_STORIES]:
                 match = by_id.get(contribution.match_id)
                 if match is not None:
-                    stories.append(_story_line(match, points=contribution.points))
+                    stories.append(notify.StoryLine.from_scored(match, contribution))
         series = store.score_series(
             decision.theatre_id,
             since=decision.created_at - timedelta(days=HISTORY_DAYS_IN_EMAIL),
@@ -445,19 +445,6 @@ def compose_email(
         command_hint=hint,
         feed=notice,
         lines=tuple(lines),
-    )
-
-
-def _story_line(match: ScoredMatch, *, points: float) -> notify.StoryLine:
-    return notify.StoryLine(
-        title=match.title,
-        outlet=match.outlet,
-        published_at=match.occurred_at,
-        url=match.url,
-        indicator_id=match.indicator_id,
-        evidence=match.evidence,
-        points=points,
-        match_id=match.match_id,
     )
 
 
