@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import shutil
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -300,11 +302,10 @@ async def _run_demo(
     echo(
         f"Emails:    {mail_dir / 'eml'} (.eml files, {total_received} received this run) and {mail_dir / 'Maildir'}"
     )
-    echo(
-        f"Try:       monitor --db {database} history --theatre kg-tj --since 2021-01-01 --every 1w"
-    )
-    echo(f"           monitor --db {database} explain kg-tj --at 2022-09-17")
-    echo(f"           monitor --db {database} alerts")
+    prog = _program_name()
+    echo(f"Try:       {prog} --db {database} history -t kg-tj --since 2021-01-01 --every 1w")
+    echo(f"           {prog} --db {database} explain kg-tj --at 2022-09-17")
+    echo(f"           {prog} --db {database} alerts")
     return DemoResult(
         db_path=database,
         mail_dir=mail_dir,
@@ -313,6 +314,14 @@ async def _run_demo(
         emails_sent=sent,
         resumed=resumed,
     )
+
+
+def _program_name() -> str:
+    """How the user ran us, so the suggested commands can be pasted as they are."""
+    invoked = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if invoked is not None and invoked.name == "monitor":
+        return str(invoked) if shutil.which("monitor") != str(invoked.resolve()) else "monitor"
+    return "python -m monitor"
 
 
 def render_story(store: db.Store, config: Config) -> str:
