@@ -106,9 +106,7 @@ class StoryLine:
     match_id: int | None = None  # lets a "critical" alert name its critical story first
 
     @classmethod
-    def from_scored(
-        cls, match: ScoredMatch, contribution: Contribution | None = None
-    ) -> StoryLine:
+    def from_scored(cls, match: ScoredMatch, contribution: Contribution | None = None) -> StoryLine:
         """Build the line for a stored match and its contribution to a score point (none: a
         critical match shown for itself, with no points)."""
         return cls(

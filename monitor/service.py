@@ -242,6 +242,9 @@ class Daemon:
             scheduler.add_job(
                 self._named(job_id, func), "interval", seconds=seconds, id=job_id, name=job_id
             )
+        # Job errors are logged once, by `_on_event` (a traceback only when unexpected);
+        # APScheduler's executor would log each again with a traceback.
+        logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
         scheduler.add_listener(
             self._on_event,
             EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_EXECUTED,
@@ -255,7 +258,11 @@ class Daemon:
             task = asyncio.current_task()
             if task is not None:
                 task.set_name(f"job:{job_id}")
-            await func()
+            try:
+                await func()
+            except asyncio.CancelledError:
+                # Only the stop deadline cancels a job; its transactions are whole.
+                log.warning("job cancelled at shutdown job=%s", job_id)
 
         return run
 

@@ -9,8 +9,10 @@ process, a job that always raises: counted, and the watchdog stops.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from tests.daemon_support import (
     write_deployment,
     write_indicators,
 )
-from tests.http_support import FeedServer, Reply
+from tests.http_support import FeedServer, Reply, hang
 from tests.systemd_support import FakeNotifySocket
 
 
@@ -229,3 +231,54 @@ def test_a_job_that_always_raises_is_counted_and_stops_the_watchdog(
 
         asyncio.run(scenario())
     assert daemon.stats.errors["score"] >= service.FAILURES_BEFORE_UNHEALTHY
+
+
+def test_sigterm_during_a_hanging_fetch_exits_0_within_10_seconds(
+    tmp_path: Path, feed_server: FeedServer, sink: MailSink
+) -> None:
+    """A poll round is under way (one feed never answers) when SIGTERM arrives: the
+    daemon stops within systemd's budget, exits 0, and leaves an intact database."""
+    feed_server.script("/hangs.xml", hang)
+    deployment = write_deployment(
+        tmp_path / "deploy-hang",
+        feeds={"wire": feed_server.url("/wire.xml"), "stuck": feed_server.url("/hangs.xml")},
+        smtp_port=sink.port,
+    )
+    daemon = DaemonProcess(deployment)
+    try:
+        daemon.wait_for_log("started")
+        deadline = time.monotonic() + 30
+        while not feed_server.hits("/hangs.xml"):
+            assert time.monotonic() < deadline, "the hanging feed was never requested"
+            time.sleep(0.05)
+        started = time.monotonic()
+        assert daemon.stop(timeout=15) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if daemon.process.poll() is None:
+            daemon.kill()
+    assert "Traceback" not in daemon.log()
+    with db.Store.open(deployment.db, readonly=True) as store:
+        assert store.integrity_check() == "ok"
+
+
+def test_test_email_command_reports_delivery(deployment: Deployment, sink: MailSink) -> None:
+    result = subprocess.run(
+        deployment.args("test-email"), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sent to analyst@example.org" in result.stdout
+    [received] = sink.wait_for(1, timeout=10)
+    assert "test" in str(received.parsed()["Subject"]).lower()
+
+
+def test_test_email_command_says_what_went_wrong(deployment: Deployment) -> None:
+    from tests.http_support import refused_port
+
+    env = {**os.environ, "MONITOR_SMTP_PORT": str(refused_port())}
+    result = subprocess.run(
+        deployment.args("test-email"), capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("monitor: ") and "127.0.0.1" in line
