@@ -21,7 +21,18 @@ and a qualifier saying which and why:
   reported speech, a conditional around it ("if", "unless", "если"), a question;
 - historical: a phrase like "last year", "years ago", "в прошлом году", or a year
   before the publication year that governs the match (same clause, within a few
-  words, or opening the sentence: "In 2021, …").
+  words, or opening the sentence: "In 2021, …"); without a year, a month two to six
+  months before the publication month ("в конце апреля" in an October story);
+- background: a recent event recalled as the setting of today's news: a past time
+  frame near it ("last week's fighting", "Earlier this year, …", "ранее"), a relative
+  past clause whose object it is ("comes six months AFTER deadly fighting", "residents
+  WHO FLED the fighting", "через месяц ПОСЛЕ конфликта"), or a past adjective right
+  before it ("since the clashes", "недавних боев"). A day of this week or a renewal in
+  the match's own clause ("on Tuesday", "resumed", "again", "вновь") keeps it news;
+- reversed (opt-in, for agreements): a contrast or relative clause after the match
+  saying it failed ("a truce, but it quickly broke down", "но оно было нарушено");
+- weapon type (opt-in, for violence): the event word is the modifier of a weapon
+  ("STRIKE drones", "УДАРНЫЕ беспилотники"), not its head ("drone STRIKE").
 
 Theatres. A hit counts for a theatre when the article names it: a pair by both sides
 or a disputed place, an alliance by its own names (with one of its members, or its
@@ -39,13 +50,15 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime, time
 from itertools import chain, compress, count
 
 from monitor.models import EVENT_CONFIDENCE, ArticleText, Match
 from monitor.rules import (
     MARK_TERM,
+    MONTH_TERM,
     PUNCT_TERM,
     YEAR_TERM,
     AltNode,
@@ -60,6 +73,7 @@ from monitor.text import (
     ABBREVIATIONS,
     FINAL_ABBREVIATIONS,
     iter_mark_ends,
+    month_number,
     strip_invisible,
 )
 
@@ -69,6 +83,9 @@ __all__ = ["match_article"]
 NEGATED_FACTOR = 0.1
 HYPOTHETICAL_FACTOR = 0.4
 HISTORICAL_FACTOR = 0.2
+BACKGROUND_FACTOR = 0.2
+REVERSED_FACTOR = 0.2
+WEAPON_TYPE_FACTOR = 0.0
 OTHER_SENSE_FACTOR = 0.0
 CORROBORATION_BONUS = 0.05  # per further sentence with event-grade evidence
 MAX_ARTICLE_CHARS = 100_000  # text beyond this is not read (news bodies are far shorter)
@@ -83,6 +100,12 @@ CONDITIONAL_AFTER_WINDOW = 6  # "would leave the bloc IF it fails to act"
 MODAL_WINDOW = 4
 YEAR_WINDOW = 6  # a year this close to a match dates it…
 SENTENCE_OPENING = 3  # …and so does one opening the sentence ("In 2021, …")
+BACKGROUND_WINDOW = 8  # "comes six months after deadly FIGHTING"
+BACKGROUND_CLOSE_WINDOW = 2  # "since the CLASHES", "прошлых боев"
+BACKGROUND_AFTER_WINDOW = 3  # "the CLASHES last week"
+REVERSAL_WINDOW = 10  # "a TRUCE, but it quickly broke down"
+MONTHS_BACK = (2, 6)  # a month this many months before publication is background
+
 
 Span = tuple[int, int, tuple[int, ...]]  # first word, one past the last, matched words
 
@@ -416,6 +439,22 @@ class _Doc:
                 years.setdefault(sentence, []).append((position, int(digits)))
         return years
 
+    def months(self, sentence: int) -> list[tuple[int, int]]:
+        """[(position, month)] of the month names in one sentence ("May" opening a
+        sentence may be the modal: not counted)."""
+        positions = self.index.get(MONTH_TERM)
+        if not positions:
+            return []
+        low, high = self.bounds[sentence]
+        words = self.words
+        found = []
+        for position in positions[bisect_left(positions, low) : bisect_left(positions, high)]:
+            word = words[position]
+            if position == low and word == "May":
+                continue
+            found.append((position, month_number(word)))
+        return found
+
     def is_title_case(self, sentence: int) -> bool:
         cached = self._title_case.get(sentence)
         if cached is None:
@@ -539,13 +578,26 @@ class _Hit:
 class _Judge:
     """Non-event checks for the hits of one article (cue spans cached per sentence)."""
 
-    def __init__(self, doc: _Doc, rules: RuleSet, published_year: int | None) -> None:
+    def __init__(self, doc: _Doc, rules: RuleSet, published_at: datetime | None) -> None:
         self.doc = doc
         self.cues = rules.cues
-        self.published_year = published_year
+        self.published_year = published_at.year if published_at is not None else None
+        # A date at midnight on 1 January is a bare year (month unknown): no month check.
+        self.published_month = (
+            published_at.month
+            if published_at is not None
+            and not (
+                published_at.month == 1
+                and published_at.day == 1
+                and published_at.time() == time(0, 0)
+            )
+            else None
+        )
         self._cache: dict[tuple[int, int], list[Span]] = {}
         self._cue_cache: dict[int, dict[int, list[Span]]] = {}
         self._article_other_sense: dict[int, str | None] = {}
+        self._background_sentences: set[int] | None = None
+        self._weapon_modifiers: set[int] | None = None
 
     def spans_in(self, node: Node, sentence: int) -> list[Span]:
         """Occurrences of `node` in one sentence (memoised per article)."""
@@ -561,6 +613,13 @@ class _Judge:
         """Occurrences of an engine cue in one sentence. Cues are looked for in several
         sentences of most articles, so each is found once over the whole article and
         sorted by sentence (marks are tokens: no cue runs across a sentence end)."""
+        return self._cue_by_sentence(node).get(sentence, [])
+
+    def cue_sentences(self, node: Node) -> Iterable[int]:
+        """The sentences where an engine cue occurs."""
+        return self._cue_by_sentence(node).keys()
+
+    def _cue_by_sentence(self, node: Node) -> dict[int, list[Span]]:
         by_sentence = self._cue_cache.get(id(node))
         if by_sentence is None:
             by_sentence = {}
@@ -568,7 +627,18 @@ class _Judge:
             for span in _spans(node, self.doc, 0, len(self.doc.words)):
                 by_sentence.setdefault(sent_of[span[0]], []).append(span)
             self._cue_cache[id(node)] = by_sentence
-        return by_sentence.get(sentence, [])
+        return by_sentence
+
+    def weapon_modifiers(self) -> set[int]:
+        """Positions of the words that may modify a weapon noun ("strike", "ударные")."""
+        if self._weapon_modifiers is None:
+            index = self.doc.index
+            self._weapon_modifiers = {
+                position
+                for term_id in self.cues.weapon_gate & self.doc.present
+                for position in index[term_id]
+            }
+        return self._weapon_modifiers
 
     def text(self, span: Span) -> str:
         return " ".join(self.doc.words[span[0] : span[1]])
@@ -587,6 +657,7 @@ class _Judge:
         matched = set(span[2]) | set(extra)
         factor = base
         qualifiers: list[str] = []
+        cues = self.cues
 
         if ci.exclude is not None:
             other = self._other_sense(ci, sentence)
@@ -629,6 +700,28 @@ class _Judge:
             if why is not None:
                 factor *= HISTORICAL_FACTOR
                 qualifiers.append(f"historical: {why}")
+        if "background" in ci.non_events and factor >= EVENT_CONFIDENCE:
+            why = self._background(sentence, starts, end, matched)
+            if why is not None:
+                factor *= BACKGROUND_FACTOR
+                qualifiers.append(f"background: '{why}'")
+        if "reversed" in ci.non_events and not cues.reversal_gate.isdisjoint(self.doc.present):
+            reversal = self._cue_in(
+                cues.reversal,
+                sentence,
+                end,
+                min(self.doc.bounds[sentence][1], end + REVERSAL_WINDOW),
+                matched,
+            )
+            if reversal is not None:
+                factor *= REVERSED_FACTOR
+                qualifiers.append(f"reversed: '{self.text(reversal)}'")
+        if "weapon_type" in ci.non_events and not self.weapon_modifiers().isdisjoint(span[2]):
+            for cue in self.cue_spans(cues.weapon_types, sentence):
+                if cue[0] in span[2]:  # the event word modifies a weapon noun
+                    factor *= WEAPON_TYPE_FACTOR
+                    qualifiers.append(f"weapon type: '{self.text(cue)}'")
+                    break
         return max(0.0, min(1.0, factor)), tuple(qualifiers)
 
     def _other_sense(self, ci: CompiledIndicator, sentence: int) -> str | None:
@@ -745,8 +838,13 @@ class _Judge:
         if self.published_year is None:
             return None
         years = self.doc.years.get(sentence)
-        if not years:
+        if not years and (
+            self.published_month is None
+            or MONTH_TERM not in self.doc.present
+            or not self.doc.months(sentence)
+        ):
             return None
+        years = years or []
         same_clause = self.doc.same_clause
 
         def governs(position: int) -> bool:
@@ -763,11 +861,117 @@ class _Judge:
 
         relevant = [item for item in years if governs(item[0])]
         if not relevant:
-            return None
+            return self._month_before(sentence, governs, distance)
         position, year = min(relevant, key=distance)
         if year < self.published_year:
             return f"'{self.doc.words[position]}' before {self.published_year}"
         return None
+
+    def _month_before(
+        self,
+        sentence: int,
+        governs: Callable[[int], bool],
+        distance: Callable[[tuple[int, int]], int],
+    ) -> str | None:
+        """A month named without a year, two to six months before publication (further
+        back it reads as a plan: "drills due in October" in a May story)."""
+        published = self.published_month
+        if published is None:
+            return None
+        months = self.doc.months(sentence)
+        relevant = [item for item in months if governs(item[0])]
+        if not relevant:
+            return None
+        position, month = min(relevant, key=distance)
+        low, high = MONTHS_BACK
+        if low <= (published - month) % 12 <= high:
+            return f"'{self.doc.words[position]}' months before month {published}"
+        return None
+
+    def _background(
+        self, sentence: int, starts: tuple[int, ...], end: int, matched: set[int]
+    ) -> str | None:
+        """The cue that makes the match a recalled recent event, unless the match's own
+        clause says it is today's news."""
+        cues = self.cues
+        if cues.background_gate.isdisjoint(self.doc.present):
+            return None  # most articles: none of the cues' rarest words
+        if sentence not in self.doc.sentences_with(cues.background_gate):
+            return None  # nor most sentences
+        if self._background_sentences is None:
+            self._background_sentences = {
+                found
+                for node in (
+                    cues.background_frames,
+                    cues.background_relative,
+                    cues.background_close,
+                )
+                for found in self.cue_sentences(node)
+            }
+        if sentence not in self._background_sentences:
+            return None  # a gate word, but no whole cue
+        doc = self.doc
+        same_clause = doc.same_clause
+        first = doc.bounds[sentence][0]
+        excepted: set[int] | None = None
+
+        def usable(cue: Span) -> bool:
+            nonlocal excepted
+            if matched.intersection(cue[2]) or not self.is_cue_word(cue[0], sentence):
+                return False
+            if excepted is None:
+                excepted = {
+                    position
+                    for span in self.cue_spans(cues.background_exceptions, sentence)
+                    for position in span[2]
+                }
+            return excepted.isdisjoint(cue[2])
+
+        found: tuple[Span, int] | None = None
+        for node, window, opening in (
+            (cues.background_frames, BACKGROUND_WINDOW, True),
+            (cues.background_relative, BACKGROUND_WINDOW, False),
+            (cues.background_close, BACKGROUND_CLOSE_WINDOW, False),
+        ):
+            spans = self.cue_spans(node, sentence)
+            if len(spans) > 1:  # the longest cue at a place names it best
+                spans = sorted(spans, key=lambda c: (c[0], -c[1]))  # "Earlier this year"
+            for cue in spans:
+                for anchor in starts:
+                    if cue[1] <= anchor and (
+                        (anchor - cue[1] <= window and same_clause(cue[0], anchor))
+                        or (opening and cue[0] < first + SENTENCE_OPENING)
+                    ):
+                        if usable(cue):
+                            found = (cue, anchor)
+                        break
+                if found is not None:
+                    break
+            if found is not None:
+                break
+        if found is None:
+            for cue in self.cue_spans(cues.background_frames, sentence):
+                if (
+                    end <= cue[0] < end + BACKGROUND_AFTER_WINDOW
+                    and same_clause(end - 1, cue[0])
+                    and usable(cue)
+                ):
+                    found = (cue, end - 1)
+                    break
+        if found is None:
+            return None
+        cue, anchor = found
+        # the match's clause: from the mark before the anchor to the mark after it
+        punct = doc.punct
+        low, high = doc.bounds[sentence]
+        i = bisect_right(punct, anchor)
+        clause_low = max(low, punct[i - 1] + 1) if i else low
+        clause_high = min(high, punct[i]) if i < len(punct) else high
+        cue_words = set(range(cue[0], cue[1]))
+        for current in self.cue_spans(cues.current, sentence):
+            if clause_low <= current[0] < clause_high and cue_words.isdisjoint(current[2]):
+                return None
+        return self.text(cue)
 
 
 # ---------------------------------------------------------------------------
@@ -926,8 +1130,7 @@ def match_article(article: ArticleText, rules: RuleSet) -> list[Match]:
     candidates = _candidates(doc, rules)
     if not candidates:
         return []
-    published_year = article.published_at.year if article.published_at is not None else None
-    judge = _Judge(doc, rules, published_year)
+    judge = _Judge(doc, rules, article.published_at)
     presence = _presence(doc, rules)
     if not any(p.any_side for p in presence.values()):
         return []

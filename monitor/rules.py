@@ -41,11 +41,21 @@ from typing import Any, Literal, cast
 
 from monitor.errors import ConfigError
 from monitor.models import Indicator, Theatre
-from monitor.text import PUNCT_BREAKS, SENTENCE_MARKS, TOKEN_RE, WORD_RE, normalize_word, stem
+from monitor.text import (
+    PUNCT_BREAKS,
+    SENTENCE_MARKS,
+    TOKEN_RE,
+    WORD_RE,
+    month_number,
+    normalize_word,
+    stem,
+)
 
 __all__ = [
+    "DEFAULT_NON_EVENTS",
     "DEFAULT_PATTERN_CONFIDENCE",
     "MARK_TERM",
+    "MONTH_TERM",
     "NON_EVENT_KINDS",
     "PUNCT_TERM",
     "YEAR_TERM",
@@ -64,7 +74,19 @@ __all__ = [
 ]
 
 DEFAULT_PATTERN_CONFIDENCE = 0.85
-NON_EVENT_KINDS = ("negated", "hypothetical", "historical")
+# Every engine check an indicator may name under `non_events`; without that key an
+# indicator gets the default ones. "reversed" (an agreement that broke down) and
+# "weapon_type" ("strike drones" are a kind of weapon, not a strike) are opt-in: they
+# suit agreements and violence respectively, not every sign.
+NON_EVENT_KINDS = (
+    "negated",
+    "hypothetical",
+    "historical",
+    "background",
+    "reversed",
+    "weapon_type",
+)
+DEFAULT_NON_EVENTS = ("negated", "hypothetical", "historical", "background")
 LANGUAGES = ("en", "ru")
 MAX_WINDOW = 30
 MIN_PREFIX = 3
@@ -178,11 +200,25 @@ class Cues:
     reporting: Node  # "said", "announced": makes a later "would" a reported future
     questions_after: Node  # "ли" right after the match: "отменят ли …"
     history: Node  # "last year", "years ago", "в прошлом году", "годовщина"
+    # Background framing: a recent event recalled as the setting of today's news.
+    background_frames: Node  # "last week", "earlier this year", "ранее": before, after, opening
+    background_relative: Node  # "months after", "comes after", "who fled": before, same clause
+    background_close: Node  # "since", "previous", "недавних": right before the match
+    background_exceptions: Node  # "followed by", "минувшей ночью": not background
+    current: Node  # "on Tuesday", "resumed", "again", "вновь": the match is today's news
+    reversal: Node  # "…, but it broke down", "но оно было нарушено": after the match
+    weapon_types: Node  # "strike drones", "ударные беспилотники": a weapon, not an attack
+    # Words of which a text must hold one for a cue group to occur at all (each option's
+    # rarest word): the matcher skips a check at once when the text has none.
+    background_gate: frozenset[int] = frozenset()
+    reversal_gate: frozenset[int] = frozenset()
+    weapon_gate: frozenset[int] = frozenset()
 
 
 PUNCT_TERM = -1  # pseudo term: a clause-breaking punctuation mark
 YEAR_TERM = -2  # pseudo term: a number that may be a year (1900-2099, or "1990s")
 MARK_TERM = -3  # pseudo term: a sentence-end candidate (".", "?", a line break…)
+MONTH_TERM = -4  # pseudo term: a month name ("October", "апреля"; see `text.month_number`)
 _YEAR_LIKE_RE = re.compile(r"^(?:19|20)\d\d(?:s|-х|х)?$")
 
 
@@ -193,8 +229,8 @@ class Lexicon:
     it appears in a text to the ids of every term it satisfies, computing that once
     per distinct token (normalise, stem, probe prefixes) and caching the answer.
     Pseudo terms mark clause punctuation (`PUNCT_TERM`), sentence-end candidates
-    (`MARK_TERM`) and year-like numbers (`YEAR_TERM`), so the matcher learns all of
-    them from the same single lookup.
+    (`MARK_TERM`), year-like numbers (`YEAR_TERM`) and month names (`MONTH_TERM`),
+    so the matcher learns all of them from the same single lookup.
     """
 
     _CACHE_LIMIT = 500_000
@@ -281,6 +317,8 @@ class Lexicon:
         found: list[int] = []
         if norm[:1] in ("1", "2") and _YEAR_LIKE_RE.match(norm):
             found.append(YEAR_TERM)
+        elif month_number(word):
+            found.append(MONTH_TERM)
         stem_id = self._stems.get(stem(norm))
         if stem_id is not None:
             found.append(stem_id)
@@ -401,6 +439,87 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "годовщин*",
         "(=советское|=советские) (=время|=времена)",
         "в свое время",
+    ),
+    # A past time frame: governs a match when it comes within a few words before it in
+    # the same clause, opens the sentence ("Earlier this year, …"), or follows the match
+    # closely ("the clashes last week").
+    "background_frames": (
+        "=last (=week|=weekend|=month)",
+        "(=previous|=prior|=past) (=week|=weekend|=month)",
+        "(=earlier|=previously|=formerly)",
+        "=earlier (=this|=in =the) (=week|=month|=year)",
+        "(=на =прошлой|=на =минувшей|=на =прошедшей|=на =позапрошлой) =неделе",
+        "(=в =прошлом|=в =минувшем|=в =прошедшем|=в =позапрошлом) =месяце",
+        "=на (=прошлых|=минувших|=прошедших) =выходных",
+        "(=ранее|=прежде)",
+    ),
+    # A relative past clause whose object is the match: "six months AFTER deadly
+    # fighting", "the purchase COMES weeks AFTER…", "residents WHO FLED the fighting".
+    # Bare "after"/"после" is not enough: "killed after troops opened fire" is news.
+    "background_relative": (
+        "(day|week|month|year|decade) (=after|=since|=following|=before)",
+        "(=comes|=came|=coming|=come) ..4 (=after|=following)",
+        "(=followed|=follows)",
+        "(=wake|=aftermath|=heels) =of",
+        "(=who|=that) ..2 (=fled|=escaped)",
+        "(=displaced|=uprooted) =by",
+        "(=дней|=дня|=день|=недель|=недели|=неделю|=неделя|=месяцев|=месяца|=месяц) (=после|=спустя)",
+        "(=лет|=года|=год|=полгода|=полугода) (=после|=спустя)",
+        "=через ..4 =после",
+        "(бежавш*|покинувш*)",
+        "(=последовал|=последовала|=последовало|=последовали|=последовавший) =за",
+    ),
+    # Right before the match (three words at most): "SINCE the clashes", "PREVIOUS
+    # fighting", "в результате НЕДАВНИХ боев".
+    "background_close": (
+        "(=since|=previous|=prior|=earlier|=former|=recent)",
+        "(=прошлых|=прошлые|=прошлого|=прошлой|=прошлым|=прошлыми|=прошлая|=прошлый|=прошлую)",
+        "(=прошедших|=прошедшие|=прошедшего|=прошедшей|=прошедшим|=прошедшими)",
+        "(=минувших|=минувшие|=минувшего|=минувшей|=минувшим|=минувшими)",
+        "(недавн*|прежн*|предыдущ*)",
+        "=с (=момента|=времени|=тех)",
+    ),
+    # A background cue inside one of these is not one: "followed BY", "said EARLIER".
+    "background_exceptions": (
+        "(=followed|=follows) (=by|=up)",
+        "=earlier (=than|=report|=reports|=statement|=statements)",
+        "(=said|=says|=told|=reported|=announced|=confirmed) =earlier",
+        "=recent (=days|=hours|=weeks)",
+        "(=прошлой|=минувшей|=прошедшей) (=ночью|=ночи)",
+        "(=минувшие|=прошедшие|=минувших|=прошедших|=последние) (=сутки|=суток)",
+        "(=недавно|=ранее|=прежде) (=сегодня|=утром|=днем|=вечером|=ночью)",
+    ),
+    # Anywhere in the match's own clause, these make it today's news again: a day of
+    # this week, or a renewal ("fighting RESUMED days after the truce").
+    "current": (
+        "(=today|=tonight|=overnight|=yesterday)",
+        "=this (=morning|=afternoon|=evening|=week)",
+        "(=monday|=tuesday|=wednesday|=thursday|=friday|=saturday|=sunday)",
+        "(resum*|renew*|=again|=fresh|=continued|=continues|=continuing|=despite|reignit*)",
+        "(=сегодня|=вчера|=накануне|=утром|=днем|=вечером|=ночью)",
+        "(=понедельник|=вторник|=среду|=четверг|=пятницу|=субботу|=воскресенье)",
+        "(=вновь|=снова|=опять|возобнов*|продолжа*|продолжил*|=несмотря)",
+    ),
+    # A contrast or relative clause after an agreement saying that it failed.
+    "reversal": (
+        "(=but|=however|=yet|=though|=although|=which|=that) ..4"
+        " (=collapsed|=collapses|=broke =down|=breaks =down|=fell =apart|=fell =through"
+        "|=unravelled|=unraveled|=did =not =hold|=didn't =hold|=failed|=violated|=breached"
+        "|=shattered|=crumbled|=revoked|=reversed|=ignored)",
+        "=only =to (=collapse|=break =down|=fall =apart|=unravel|=be =violated|=be =broken)",
+        "(=но|=однако|=который|=которое|=которая|=которые|=которого|=которую) ..4"
+        " (=нарушено|=нарушен|=нарушена|=нарушены|=нарушалось|=нарушался|=нарушалась"
+        "|=нарушались|=нарушили|=нарушила|=нарушил|сорвал*|=рухнуло|=рухнул|=рухнула"
+        "|=рухнули|провалил*|развалил*|=не продержал*|=не соблюдал*|=не =соблюдается)",
+    ),
+    # A modifier naming a kind of weapon: the hit is a weapon when its event word is
+    # the modifier ("STRIKE drones", "УДАРНЫЕ беспилотники"), not when it is the head
+    # ("drone STRIKE", "удар беспилотника").
+    "weapon_types": (
+        "(=strike|=attack|=combat|=assault|=kamikaze|=loitering|=suicide)"
+        " (drone|uav|ucav|helicopt*|aircraft|jet|plane|warplan*|munit*|boat|vehicl*|system)",
+        "(ударн*|боев*|штурмов*|атакующ*|барражирующ*)"
+        " (беспилотник*|дрон*|=бпла|вертолет*|самолет*|авиац*|комплекс*|катер*|машин*)",
     ),
 }
 
@@ -721,6 +840,16 @@ def _make_alt(options: list[Node], lexicon: Lexicon) -> Node:
     )
 
 
+def _gate(node: Node) -> frozenset[int]:
+    """Term ids of which one must occur for `node` to match: its one-word options and
+    the gate word (rarest part) of each of its other options."""
+    if isinstance(node, TermNode):
+        return frozenset((node.id,))
+    if isinstance(node, AltNode):
+        return node.terms | node.gate_terms
+    return _needs(node)
+
+
 def _anchors(node: Node, lexicon: Lexicon) -> frozenset[int]:
     """Term ids of which at least one must occur for `node` to match anywhere."""
     if isinstance(node, TermNode):
@@ -946,7 +1075,7 @@ class _Compiler:
         one_side = False
         if "one_side" in entry:
             one_side = self.errors.boolean(entry["one_side"], f"{path}.one_side")
-        non_events = frozenset(NON_EVENT_KINDS)
+        non_events = frozenset(DEFAULT_NON_EVENTS)
         if "non_events" in entry:
             listed = self.errors.string_list(
                 entry["non_events"], f"{path}.non_events", allow_empty=True
@@ -1047,7 +1176,13 @@ class _Compiler:
         for name, texts in _CUE_VOCABULARY.items():
             nodes = [self.node(text, f"<cues>.{name}") for text in texts]
             compiled[name] = _make_alt(nodes, self.lexicon)
-        return Cues(**compiled)
+        background = ("background_frames", "background_relative", "background_close")
+        return Cues(
+            **compiled,
+            background_gate=frozenset().union(*(_gate(compiled[name]) for name in background)),
+            reversal_gate=_gate(compiled["reversal"]),
+            weapon_gate=_gate(compiled["weapon_types"]),
+        )
 
 
 def compile_ruleset(

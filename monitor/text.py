@@ -36,6 +36,7 @@ __all__ = [
     "is_cyrillic",
     "iter_mark_ends",
     "mark_decisions",
+    "month_number",
     "normalize",
     "normalize_word",
     "sentence_spans",
@@ -155,6 +156,42 @@ def stem(word: str) -> str:
         _STEM_CACHE.clear()
     _STEM_CACHE[word] = result
     return result
+
+
+# ---------------------------------------------------------------------------
+# Month names
+
+_MONTH_NAMES = (
+    ("january jan", "январ"),
+    ("february feb", "феврал"),
+    ("march", "март"),
+    ("april apr", "апрел"),
+    ("may", ""),
+    ("june jun", "июн"),
+    ("july jul", "июл"),
+    ("august aug", "август"),
+    ("september sep sept", "сентябр"),
+    ("october oct", "октябр"),
+    ("november nov", "ноябр"),
+    ("december dec", "декабр"),
+)
+_MONTHS: dict[str, int] = {"май": 5, "мая": 5, "мае": 5, "маем": 5}
+for _number, (_english, _russian) in enumerate(_MONTH_NAMES, start=1):
+    _MONTHS.update(dict.fromkeys(_english.split(), _number))
+    if _russian:
+        _MONTHS.update({_russian + ending: _number for ending in ("ь", "я", "е", "ем", "а", "")})
+
+
+def month_number(word: str) -> int:
+    """The month (1-12) a word names, or 0: "October", "Sept", "апреля", "мае".
+
+    An English name counts only capitalised ("may", "march" are other words); the
+    caller decides about a capitalised "May" or "March" opening a sentence.
+    """
+    first = word[:1]
+    if first.isascii() and not first.isupper():
+        return 0
+    return _MONTHS.get(word.lower().replace("ё", "е"), 0)
 
 
 # ---------------------------------------------------------------------------

@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHIPPED_INDICATORS = REPO / "indicators.yaml"
 CORPUS_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "corpus"
 DEV_CORPUS = CORPUS_FIXTURES / "dev.jsonl"
+# Written independently of the dev corpus and never tuned on: the held-out check.
+DEMO_CORPUS = REPO / "monitor" / "demo_data" / "items.jsonl"
 
 
 @cache

@@ -291,6 +291,97 @@ DETECTIONS = [
         ),
         id="ru-deesc-troop-pullback",
     ),
+    # current news with a background clause elsewhere: the lead counts by itself
+    pytest.param(
+        row(
+            "Kyrgyz and Tajik border guards traded fire near Kok-Tash on Thursday. The shooting"
+            " comes two months after deadly fighting over a reservoir in the same district.",
+            "border_clash@kg-tj",
+        ),
+        id="en-background-recap-beside-a-current-lead",
+    ),
+    pytest.param(
+        row(
+            "Азербайджанские подразделения обстреляли армянские позиции у Сотка. Это произошло"
+            " через месяц после столкновений на границе у Джермука.",
+            "border_clash@am-az",
+            language="ru",
+        ),
+        id="ru-background-recap-beside-a-current-lead",
+    ),
+    pytest.param(
+        row(
+            "Shooting resumed on the Armenian-Azerbaijani border near Tavush on Sunday after"
+            " a quiet week.",
+            "border_clash@am-az",
+        ),
+        id="en-current-fighting-resumed-after-a-lull",
+    ),
+    pytest.param(
+        row(
+            "Clashes between Kyrgyz and Tajik troops went on despite the truce, with mortar"
+            " fire reported near Isfara.",
+            "border_clash@kg-tj",
+        ),
+        id="en-current-fighting-despite-a-truce",
+    ),
+    pytest.param(
+        row(
+            "Days after the ceasefire, Tajik and Kyrgyz soldiers clashed again at a border"
+            " post near Leilek.",
+            "border_clash@kg-tj",
+        ),
+        id="en-current-a-clause-of-its-own-after-a-relative-opener",
+    ),
+    pytest.param(
+        row(
+            "Таджикские военные вновь открыли огонь по киргизскому посту спустя неделю после"
+            " подписания протокола.",
+            "border_clash@kg-tj",
+            language="ru",
+        ),
+        id="ru-current-renewed-fire-a-week-after-a-protocol",
+    ),
+    # a weapon type is not an attack
+    pytest.param(
+        row(
+            "Tajikistan has ordered Chinese strike drones for its army, officials in Dushanbe"
+            " said as talks with Kyrgyzstan stalled.",
+            "arms_delivery@kg-tj",
+        ),
+        id="en-strike-drone-purchase-is-arms-not-a-clash",
+    ),
+    pytest.param(
+        row(
+            "Armenia bought attack helicopters for troops guarding the border with Azerbaijan.",
+            "arms_delivery@am-az",
+        ),
+        id="en-attack-helicopters-for-border-troops",
+    ),
+    pytest.param(
+        row(
+            "Пограничная служба Кыргызстана получила ударные беспилотники, сообщили в Бишкеке"
+            " на фоне споров с Таджикистаном.",
+            "arms_delivery@kg-tj",
+            language="ru",
+        ),
+        id="ru-strike-drone-purchase-is-arms-not-a-clash",
+    ),
+    pytest.param(
+        row(
+            "Azerbaijani strike drones hit Armenian artillery positions near Goris.",
+            "border_clash@am-az",
+        ),
+        id="en-strike-drones-that-hit-are-a-clash",
+    ),
+    pytest.param(
+        row(
+            "Удар таджикского беспилотника пришелся по кыргызскому селу у границы.",
+            "border_clash@kg-tj",
+            language="ru",
+        ),
+        id="ru-a-drone-strike-noun-is-a-clash",
+    ),
     # extras
     pytest.param(
         row(
@@ -407,6 +498,79 @@ NEAR_MISSES = [
     pytest.param(
         row("Poland took delivery of the last Bayraktar TB2 drones ordered from Turkey."),
         id="en-arms-outside-the-region",
+    ),
+    # background recaps of recent fighting, in stories about something else
+    pytest.param(
+        row(
+            "Bishkek signed the radar contract weeks after Kyrgyz and Tajik troops clashed over"
+            " a canal."
+        ),
+        id="en-background-weeks-after",
+    ),
+    pytest.param(
+        row(
+            "Cross-border trade between Kyrgyzstan and Tajikistan has not recovered since the"
+            " clashes in the Isfara valley."
+        ),
+        id="en-background-since-the-clashes",
+    ),
+    pytest.param(
+        row(
+            "Families from Batken who fled the shelling say Kyrgyz and Tajik officials promised"
+            " them new houses."
+        ),
+        id="en-background-who-fled",
+    ),
+    pytest.param(
+        row(
+            "Last month's shootout between Armenian and Azerbaijani units near Sotk left three"
+            " soldiers dead, the envoy recalled at the talks."
+        ),
+        id="en-background-last-months",
+    ),
+    pytest.param(
+        row(
+            "На прошлой неделе таджикские военные обстреляли кыргызский пост, напомнил"
+            " депутат на сессии.",
+            language="ru",
+        ),
+        id="ru-background-last-week",
+    ),
+    pytest.param(
+        row(
+            "В результате недавних столкновений на армяно-азербайджанской границе пострадали"
+            " десятки домов, сообщили строители.",
+            language="ru",
+        ),
+        id="ru-background-recent-clashes",
+    ),
+    pytest.param(
+        row(
+            "Ереван закупил гаубицы у Индии через два месяца после боев на границе с"
+            " Азербайджаном.",
+            "arms_delivery@am-az",
+            language="ru",
+        ),
+        id="ru-background-months-after-fighting-in-an-arms-story",
+    ),
+    # an agreement that broke down is not de-escalation
+    pytest.param(
+        row("Moscow brokered a truce between Armenia and Azerbaijan, but it collapsed by evening."),
+        id="en-truce-that-collapsed",
+    ),
+    pytest.param(
+        row(
+            "Turkey announced a ceasefire between Kyrgyz and Tajik forces which broke down the"
+            " next morning."
+        ),
+        id="en-truce-which-broke-down",
+    ),
+    pytest.param(
+        row(
+            "Москва объявила о перемирии между Арменией и Азербайджаном, но оно сразу сорвалось.",
+            language="ru",
+        ),
+        id="ru-truce-that-fell-through",
     ),
 ]
 
@@ -563,6 +727,80 @@ NON_EVENTS = [
         "other sense",
         id="en-other-sense-football",
     ),
+    pytest.param(
+        "The radar deal comes three weeks after Kyrgyz and Tajik guards exchanged fire near"
+        " Vorukh.",
+        None,
+        "border_clash@kg-tj",
+        "background: 'comes three weeks after'",
+        id="en-background-comes-weeks-after",
+    ),
+    pytest.param(
+        "Earlier this month, Armenian and Azerbaijani troops traded fire near Tavush, and the"
+        " talks are meant to stop a repeat.",
+        None,
+        "border_clash@am-az",
+        "background: 'Earlier this month'",
+        id="en-background-opening-time-frame",
+    ),
+    pytest.param(
+        "The summit followed a demand by Aliyev that Armenia drop its territorial claims.",
+        None,
+        "territorial_claim@am-az",
+        "background: 'followed'",
+        id="en-background-followed-a-demand",
+    ),
+    pytest.param(
+        "Объявленное ранее перемирие в Баткене не раз нарушалось, напомнили в Бишкеке и Душанбе.",
+        None,
+        "border_clash@kg-tj",
+        "background: 'ранее'",
+        id="ru-background-earlier-truce-violations",
+    ),
+    pytest.param(
+        "Переговоры прошли спустя полгода после перестрелки на кыргызско-таджикской границе.",
+        None,
+        "border_clash@kg-tj",
+        "background: 'полгода после'",
+        id="ru-background-half-a-year-after",
+    ),
+    pytest.param(
+        "The bridge opened in Batken, where in late March Kyrgyz and Tajik troops exchanged fire.",
+        datetime(2024, 8, 10, tzinfo=UTC),
+        "border_clash@kg-tj",
+        "historical: 'March' months before",
+        id="en-historical-a-month-months-back",
+    ),
+    pytest.param(
+        "Moscow says it brokered a truce between Kyrgyzstan and Tajikistan, but it fell"
+        " apart within hours.",
+        None,
+        "de_escalation@kg-tj",
+        "reversed: 'but it fell apart'",
+        id="en-reversed-truce-fell-apart",
+    ),
+    pytest.param(
+        "Стороны объявили о перемирии между Арменией и Азербайджаном, но оно рухнуло в ту же ночь.",
+        None,
+        "de_escalation@am-az",
+        "reversed: 'но оно рухнуло'",
+        id="ru-reversed-truce-collapsed",
+    ),
+    pytest.param(
+        "Kyrgyzstan will get Turkish attack drones, Tashiev said after talks with Tajikistan.",
+        None,
+        "border_clash@kg-tj",
+        "weapon type: 'attack drones'",
+        id="en-weapon-type-attack-drones",
+    ),
+    pytest.param(
+        "Армия Таджикистана получит ударные беспилотники, заявили в Душанбе после встречи с"
+        " киргизской делегацией.",
+        None,
+        "border_clash@kg-tj",
+        "weapon type: 'ударные беспилотники'",
+        id="ru-weapon-type-udarnye",
+    ),
 ]
 
 
@@ -623,6 +861,40 @@ def test_background_in_one_sentence_does_not_hide_current_news_in_another() -> N
     match = find(matches, "border_clash@kg-tj")
     assert match is not None and match.is_event
     assert "opened fire" in match.evidence and match.qualifiers == ()
+
+
+@pytest.mark.parametrize(
+    ("month", "published", "is_event"),
+    [
+        pytest.param("March", datetime(2024, 3, 20, tzinfo=UTC), True, id="this-month"),
+        pytest.param("February", datetime(2024, 3, 20, tzinfo=UTC), True, id="last-month"),
+        pytest.param("January", datetime(2024, 3, 20, tzinfo=UTC), False, id="two-months-back"),
+        pytest.param("October", datetime(2024, 3, 20, tzinfo=UTC), False, id="across-new-year"),
+        pytest.param("July", datetime(2024, 3, 20, tzinfo=UTC), True, id="ahead-reads-as-a-plan"),
+        pytest.param("January", None, True, id="publication-date-unknown"),
+        pytest.param("July", datetime(2024, 1, 1, tzinfo=UTC), True, id="bare-year-date"),
+    ],
+)
+def test_a_month_dates_a_match_only_two_to_six_months_back(
+    month: str, published: datetime | None, is_event: bool
+) -> None:
+    text = f"In {month} Tajik troops opened fire on a Kyrgyz border post."
+    match = find(
+        match_article(article(text, published=published), shipped_rules()), "border_clash@kg-tj"
+    )
+    assert match is not None and match.is_event is is_event, match
+
+
+def test_a_current_day_in_the_clause_overrides_a_background_cue() -> None:
+    rules = shipped_rules()
+    recap = "Armenian and Azerbaijani troops exchanged fire near Sotk weeks after the last round."
+    background = "Weeks after deadly clashes near Sotk Armenian and Azerbaijani troops met."
+    today = "Earlier on Monday Armenian and Azerbaijani troops exchanged fire near Sotk."
+    assert events(match_article(article(recap), rules)) == {"border_clash@am-az"}
+    match = find(match_article(article(background), rules), "border_clash@am-az")
+    assert match is not None and not match.is_event
+    assert match.qualifiers == ("background: 'Weeks after'",)
+    assert events(match_article(article(today), rules)) == {"border_clash@am-az"}
 
 
 def test_one_match_per_indicator_and_theatre_with_the_best_sentence() -> None:

@@ -15,7 +15,7 @@ from detection_support import article, events, shipped_rules
 from monitor.errors import ConfigError
 from monitor.matcher import match_article
 from monitor.models import Indicator, Theatre
-from monitor.rules import RuleSet, compile_ruleset
+from monitor.rules import DEFAULT_NON_EVENTS, RuleSet, compile_ruleset
 
 THEATRES: dict[str, Any] = {
     "kg-tj": {
@@ -152,6 +152,55 @@ def test_shipped_indicators_compile_with_the_required_signs() -> None:
         assert paths == {"en", "ru"}, compiled.indicator.id
 
 
+def test_engine_checks_default_to_four_and_the_rest_are_opt_in() -> None:
+    rules = compile_ruleset(THEATRES, INDICATORS)
+    assert rules.compiled_indicators[1].non_events == frozenset(DEFAULT_NON_EVENTS)
+    assert set(DEFAULT_NON_EVENTS) == {"negated", "hypothetical", "historical", "background"}
+    shipped = {ci.indicator.id: ci.non_events for ci in shipped_rules().compiled_indicators}
+    assert "weapon_type" in shipped["border_clash"]
+    assert "weapon_type" not in shipped["arms_delivery"]  # a strike drone IS the arms sign
+    assert "reversed" in shipped["de_escalation"]
+    assert "reversed" not in shipped["border_clash"]  # an attack that failed still happened
+
+
+@pytest.mark.parametrize(
+    ("non_events", "text", "qualifier"),
+    [
+        pytest.param(
+            ["background"],
+            "The vote comes weeks after Kyrgyz and Tajik troops opened fire.",
+            "background: 'comes weeks after'",
+            id="background",
+        ),
+        pytest.param(
+            ["weapon_type"],
+            "Kyrgyz and Tajik armies buy attack drones.",
+            "weapon type: 'attack drones'",
+            id="weapon-type",
+        ),
+        pytest.param(
+            ["reversed"],
+            "Kyrgyz and Tajik commanders agreed a truce, but it collapsed.",
+            "reversed: 'but it collapsed'",
+            id="reversed",
+        ),
+    ],
+)
+def test_an_engine_check_applies_only_when_listed(
+    non_events: list[str], text: str, qualifier: str
+) -> None:
+    indicator: dict[str, Any] = {
+        "description": "Test.",
+        "weight": 10,
+        "en": ["open* fire", "attack ~3 drone*", "truce & agre*"],
+    }
+    without = compile_ruleset(THEATRES, {"sign": {**indicator, "non_events": []}})
+    assert events(match_article(article(text), without)) == {"sign@kg-tj"}
+    with_check = compile_ruleset(THEATRES, {"sign": {**indicator, "non_events": non_events}})
+    (match,) = match_article(article(text), with_check)
+    assert not match.is_event and match.qualifiers == (qualifier,)
+
+
 def test_the_source_name_starts_every_message() -> None:
     bad = copy.deepcopy(INDICATORS)
     bad["border_clash"]["weight"] = "high"
@@ -233,7 +282,8 @@ BAD = [
     ),
     pytest.param(
         _set("indicators.border_clash.non_events", ["negated", "sarcastic"]),
-        f"{P}.non_events[1]: expected one of negated, hypothetical, historical, got 'sarcastic'",
+        f"{P}.non_events[1]: expected one of negated, hypothetical, historical, background,"
+        " reversed, weapon_type, got 'sarcastic'",
         id="unknown-non-event",
     ),
     pytest.param(

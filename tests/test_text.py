@@ -12,6 +12,7 @@ from monitor.text import (
     is_abbreviation,
     iter_mark_ends,
     mark_decisions,
+    month_number,
     normalize,
     normalize_word,
     split_sentences,
@@ -155,6 +156,26 @@ def test_split_sentences(text: str, sentences: list[str]) -> None:
 )
 def test_is_abbreviation(word: str, expected: bool) -> None:
     assert is_abbreviation(word) is expected
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        pytest.param("October", 10, id="en-name"),
+        pytest.param("Sept", 9, id="en-abbreviation"),
+        pytest.param("May", 5, id="en-may-capitalised"),
+        pytest.param("may", 0, id="en-modal"),
+        pytest.param("march", 0, id="en-verb"),
+        pytest.param("апреля", 4, id="ru-genitive"),
+        pytest.param("мае", 5, id="ru-may-prepositional"),
+        pytest.param("Декабрь", 12, id="ru-capitalised"),
+        pytest.param("мартовский", 0, id="ru-adjective"),
+        pytest.param("маршрут", 0, id="ru-other-word"),
+        pytest.param("2024", 0, id="number"),
+    ],
+)
+def test_month_number(word: str, expected: int) -> None:
+    assert month_number(word) == expected
 
 
 def test_strip_invisible_only_touches_marks() -> None:
