@@ -422,6 +422,16 @@ def _build_result(
         exc = parsed.get("bozo_exception")
         bozo_message = clean_line(f"{type(exc).__name__}: {exc}" if exc else "malformed", limit=300)
     ttl = _ttl_seconds(feed)
+    if not entries and not raw_entries and not bozo_message and parsed.get("version"):
+        # A well-formed RSS/Atom document that simply has no items now (a quiet
+        # keyword-search feed): healthy, not a failure to back off from.
+        return ParseResult(
+            entries=(),
+            status="warning",
+            error_kind="empty_feed",
+            message=f"a valid {parsed.get('version')} feed with no items",
+            feed_ttl_seconds=ttl,
+        )
     if not entries:
         reason = "no feed entries found"
         if raw_entries:

@@ -384,7 +384,7 @@ def structure_cases(xxe_url: str) -> list[Case]:
             "structure",
             rss(item(1, title="abc\u202egnp.exe\u202c \u2066x\u2069")).encode(),
         ),
-        Case("no-items", "structure", rss("").encode(), expect_kind="no_entries"),
+        Case("no-items", "structure", rss("").encode(), expect_kind="empty_feed"),
         Case(
             "empty-items",
             "structure",

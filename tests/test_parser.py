@@ -89,7 +89,7 @@ def test_hostile_corpus_case_is_recorded_without_exception(
         assert result.entries == ()
         assert result.error_kind
         assert result.message
-    else:
+    elif result.error_kind != "empty_feed":  # a valid feed with no items is only a warning
         assert result.entries
     if case.expect_kind is not None:
         assert result.error_kind == case.expect_kind, result.message
@@ -431,3 +431,23 @@ def test_a_good_feed_is_ok() -> None:
     assert result.entries[0].url == "https://news.example.org/a/1"
     assert result.entries[0].summary == "Paragraph 1 about the border."
     assert result.feed_ttl_seconds == 45 * 60
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet search</title>'
+            b"<link>https://news.example.org/</link><description>x</description></channel></rss>",
+            id="rss-no-items",
+        ),
+        pytest.param(
+            b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Quiet</title>'
+            b"<id>urn:x</id><updated>2024-01-01T00:00:00Z</updated></feed>",
+            id="atom-no-entries",
+        ),
+    ],
+)
+def test_a_valid_feed_with_no_items_is_a_warning_not_a_failure(body: bytes) -> None:
+    result = parse(body)
+    assert (result.status, result.error_kind, result.entries) == ("warning", "empty_feed", ())
