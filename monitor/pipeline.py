@@ -96,62 +96,34 @@ async def poll_feeds(
     states = [state for state in states if state.feed_id in feeds]
     if not states:
         return summary
-    # Parse each body as soon as its fetch completes (all parser workers busy, bodies
-    # dropped early), and record each feed as soon as it is parsed. Transactions stay
-    # short and hold no await.
-    done: asyncio.Queue[tuple[FeedState, FetchResult, ParseResult | None]] = asyncio.Queue()
+    # Each feed is parsed as soon as its fetch completes (all parser workers busy,
+    # bodies dropped early) and recorded as soon as it is parsed. Recording is
+    # synchronous, so its transaction never spans an await of another feed.
     by_id = {state.feed_id: state for state in states}
 
-    async def parse(result: FetchResult) -> None:
+    async def parse_and_record(result: FetchResult) -> None:
         feed = feeds[result.feed_id]
         parsed: ParseResult | None = None
-        try:
-            if result.outcome == "ok" and result.body is not None:
-                parsed = await parsers.parse(
-                    result.body,
-                    feed_id=feed.id,
-                    fetched_at=result.fetched_at,
-                    headers=result.headers,
-                    language_hint=feed.language,
-                )
-        finally:
-            done.put_nowait((by_id[result.feed_id], replace(result, body=None), parsed))
-
-    async def fetch_and_parse() -> None:
-        parsing: list[asyncio.Task[None]] = []
-        try:
-            async for result in fetcher.iter_fetches(states, now=now):
-                parsing.append(asyncio.create_task(parse(result)))
-            await asyncio.gather(*parsing)
-        finally:
-            for task in parsing:
-                task.cancel()
-
-    producer = asyncio.create_task(fetch_and_parse())
-    try:
-        for _ in states:
-            getter = asyncio.ensure_future(done.get())
-            await asyncio.wait({getter, producer}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()
-                producer.result()  # the producer failed: raise its error
-                break
-            state, result, parsed = getter.result()
-            record_feed_result(
-                store,
-                config,
-                feeds[state.feed_id],
-                state,
-                result,
-                parsed,
-                now=now,
-                rng=rng,
-                summary=summary,
+        if result.outcome == "ok" and result.body is not None:
+            parsed = await parsers.parse(
+                result.body,
+                feed_id=feed.id,
+                fetched_at=result.fetched_at,
+                headers=result.headers,
+                language_hint=feed.language,
             )
-        await producer
+        record_feed_result(
+            store, config, feed, by_id[feed.id], result, parsed, now=now, rng=rng, summary=summary
+        )
+
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        async for result in fetcher.iter_fetches(states, now=now):
+            tasks.append(asyncio.create_task(parse_and_record(result)))
+        await asyncio.gather(*tasks)
     finally:
-        if not producer.done():
-            producer.cancel()
+        for task in tasks:
+            task.cancel()
     return summary
 
 
