@@ -257,9 +257,7 @@ async def _run_demo(
                 f"{len(steps)} steps of simulated time from {steps[0]:%Y-%m-%d} to {steps[-1]:%Y-%m-%d}"
                 + (" (resuming)" if resumed else "")
             )
-            parsers = ParserPool(
-                timeout_seconds=20.0, memory_bytes=config.settings.http.parse_memory_bytes
-            )
+            parsers = ParserPool.for_settings(config.settings.http)
             try:
                 async with Fetcher(config.settings.http) as fetcher:
                     for now in steps:

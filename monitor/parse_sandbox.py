@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from monitor.models import ParseResult
+from monitor.models import HttpSettings, ParseResult
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +185,11 @@ class ParserPool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._all: set[_Worker] = set()
         self._closed = False
+
+    @classmethod
+    def for_settings(cls, http: HttpSettings) -> ParserPool:
+        """The pool with the deployment's parse time and memory bounds."""
+        return cls(timeout_seconds=http.parse_timeout_seconds, memory_bytes=http.parse_memory_bytes)
 
     async def parse(
         self,

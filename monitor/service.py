@@ -121,10 +121,7 @@ class Daemon:
                 self.store.sync_feeds(self.config.feeds, now=self.clock())
                 async with Fetcher(settings.http) as fetcher:
                     self.fetcher = fetcher
-                    self.parsers = ParserPool(
-                        timeout_seconds=settings.http.parse_timeout_seconds,
-                        memory_bytes=settings.http.parse_memory_bytes,
-                    )
+                    self.parsers = ParserPool.for_settings(settings.http)
                     try:
                         await self._serve_until_stopped()
                     finally:
@@ -462,10 +459,7 @@ async def run_once(config: Config, *, now: datetime | None = None) -> pipeline.C
         moment = now or utcnow()
         store.sync_feeds(config.feeds, now=moment)
         async with Fetcher(settings.http) as fetcher:
-            parsers = ParserPool(
-                timeout_seconds=settings.http.parse_timeout_seconds,
-                memory_bytes=settings.http.parse_memory_bytes,
-            )
+            parsers = ParserPool.for_settings(settings.http)
             try:
                 summary = await pipeline.run_cycle(
                     store, config, fetcher, parsers, now=moment, rng=random.Random()
