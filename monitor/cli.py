@@ -8,93 +8,17 @@ error's exit status (2 for configuration errors), never as a traceback.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from monitor import __version__, db, output
-from monitor.config import Config, load_config
-from monitor.errors import MonitorError
-from monitor.timeparse import TimeArgumentError, parse_time
-
-F = TypeVar("F", bound=Callable[..., Any])
-log = logging.getLogger("monitor")
-
-
-class Context:
-    """What the global options say; the configuration is loaded on first use."""
-
-    def __init__(self, config_path: str | None, indicators_path: str | None, db_path: str | None):
-        self.config_path = config_path
-        self.indicators_path = indicators_path
-        self.db_path = db_path
-        self._config: Config | None = None
-
-    def load(self) -> Config:
-        return load_config(
-            indicators_path=self.indicators_path,
-            settings_path=self.config_path,
-            db_path=self.db_path,
-        )
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            self._config = self.load()
-        return self._config
-
-    def db_path_for_reading(self) -> Path:
-        """The database path, without compiling indicators when only the path is needed."""
-        if self.db_path:
-            return Path(self.db_path)
-        return self.config.settings.db_path
-
-    def open_readonly(self) -> db.Store:
-        return db.Store.open(self.db_path_for_reading(), readonly=True)
-
-
-def handle_errors(func: F) -> F:
-    """Turn expected failures into one line on stderr and the right exit status."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except MonitorError as exc:
-            click.echo(f"monitor: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except TimeArgumentError as exc:
-            click.echo(f"monitor: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _time_option(value: str | None) -> datetime | None:
-    return None if value is None else parse_time(value, now=_now())
-
-
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(output.FORMATS),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+from monitor import __version__, cli_query, db, output
+from monitor.cli_common import Context, format_option, handle_errors, time_option, utcnow
+from monitor.replay import replay_command
+from monitor.timeparse import parse_time
 
 
 def _setup_logging(verbose: int) -> None:
@@ -246,8 +170,8 @@ def history(
             history_report(
                 store,
                 theatre_id=theatre,
-                since=parse_time(since, now=_now()),
-                until=_time_option(until) or _now(),
+                since=parse_time(since, now=utcnow()),
+                until=time_option(until) or utcnow(),
                 every=every,
                 fmt=fmt,
             )
@@ -268,7 +192,7 @@ def alerts(
 ) -> None:
     """Alerts and their delivery."""
     with obj.open_readonly() as store:
-        rows = db.alert_rows(store, theatre_id=theatre, since=_time_option(since), status=status)
+        rows = db.alert_rows(store, theatre_id=theatre, since=time_option(since), status=status)
     columns = [
         "created_at",
         "kind",
@@ -312,7 +236,7 @@ def explain(obj: Context, theatre: str, at_text: str | None, fmt: str) -> None:
     from monitor.query import explain_report
 
     with obj.open_readonly() as store:
-        click.echo(explain_report(store, theatre_id=theatre, at=_time_option(at_text), fmt=fmt))
+        click.echo(explain_report(store, theatre_id=theatre, at=time_option(at_text), fmt=fmt))
 
 
 @cli.command("eval")
@@ -339,14 +263,11 @@ def test_email(obj: Context) -> None:
     """Send a test message through the configured SMTP server and say what happened."""
     from monitor.pipeline import send_test_email
 
-    click.echo(send_test_email(obj.config, now=_now()))
+    click.echo(send_test_email(obj.config, now=utcnow()))
 
 
-# Commands that live in their own modules (they import this one lazily).
-from monitor import cli_query  # noqa: E402
-from monitor import replay as _replay  # noqa: E402
-
-cli.add_command(_replay.replay_command)
+# Commands that live in their own modules.
+cli.add_command(replay_command)
 cli_query.register(cli)
 
 

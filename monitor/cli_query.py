@@ -1,52 +1,27 @@
 """The query commands `monitor articles`, `monitor chart` and `monitor status`.
 
 A thin click layer like `monitor.cli` (which registers these through `register`): parse
-the options, call one library function (`query`, `chart`, `status`), print. It imports
-nothing from `monitor.cli` at import time, so either module can be imported first; the
-shared error handling is looked up when a command runs. Every command opens the
-database read-only and never writes.
+the options, call one library function (`query`, `chart`, `status`), print. Shared
+pieces come from `monitor.cli_common`. Every command opens the database read-only and
+never writes.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from monitor import output
-
-if TYPE_CHECKING:
-    from monitor.cli import Context
-
-F = TypeVar("F", bound=Callable[..., Any])
+from monitor.cli_common import Context, handle_errors, utcnow
+from monitor.timeparse import parse_time
 
 TIME_HELP = "7d, 12h, 2024-09-14, or an ISO time (UTC)."
 
 
-def _handle_errors(func: F) -> F:
-    """`monitor.cli.handle_errors`, looked up at call time (no import cycle)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from monitor.cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _time(value: str | None, now: datetime) -> datetime | None:
-    from monitor.timeparse import parse_time
-
     return None if value is None else parse_time(value, now=now)
 
 
@@ -73,7 +48,7 @@ def _time(value: str | None, now: datetime) -> datetime | None:
     help="Output format.",
 )
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def articles(
     obj: Context,
     theatre: str | None,
@@ -93,7 +68,7 @@ def articles(
     """
     from monitor.query import articles_report
 
-    now = _now()
+    now = utcnow()
     with obj.open_readonly() as store:
         click.echo(
             articles_report(
@@ -128,7 +103,7 @@ def articles(
     help="How many top stories to mark.",
 )
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def chart(
     obj: Context, theatre: str, since: str, until: str | None, out_path: str, top: int
 ) -> None:
@@ -145,7 +120,7 @@ def chart(
     except MonitorError as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
     charts.require_matplotlib()
-    now = _now()
+    now = utcnow()
     start = _time(since, now)
     end = _time(until, now) or now
     assert start is not None
@@ -201,7 +176,7 @@ STATUS_HELP = """Is the service alive and well? Prints a report; the exit status
     help="Output format.",
 )
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def status(obj: Context, max_age: str | None, fmt: str) -> None:
     from monitor.errors import DatabaseError
     from monitor.status import StatusPolicy, assess, daemon_state, render_status
@@ -215,7 +190,7 @@ def status(obj: Context, max_age: str | None, fmt: str) -> None:
         feed_failing_after=timedelta(seconds=config.alerts.feed_down_after_seconds),
     )
     db_path = obj.db_path_for_reading()
-    now = _now()
+    now = utcnow()
     daemon = daemon_state(db_path)
     try:
         store = obj.open_readonly()

@@ -27,33 +27,28 @@ continuous run would give.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
 import random
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import click
 
 from monitor import db, output, pipeline
+from monitor.cli_common import Context, handle_errors
 from monitor.config import Config
 from monitor.corpus import CorpusItem, load_corpus, parse_corpus_date
 from monitor.errors import MonitorError
 from monitor.models import Entry, Feed, FetchResult, ParseResult, from_iso, to_iso
 from monitor.parser import clean_block, clean_line, clean_link, content_hash
 from monitor.timeparse import parse_duration
-
-if TYPE_CHECKING:
-    from monitor.cli import Context
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "WARNING_KINDS",
@@ -622,19 +617,6 @@ def _duration_option(name: str, text: str) -> timedelta:
     return span
 
 
-def _handle_errors(func: F) -> F:
-    """`monitor.cli.handle_errors`, looked up when the command runs: `monitor.cli` imports
-    this module at its end, so importing `monitor.cli` here would be circular."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from monitor.cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
 @click.command("replay")
 @click.argument("corpus", type=click.Path(exists=True, dir_okay=False))
 @click.option(
@@ -663,7 +645,7 @@ def _handle_errors(func: F) -> F:
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @click.pass_obj
-@_handle_errors
+@handle_errors
 def replay_command(
     obj: Context,
     corpus: str,
