@@ -11,6 +11,7 @@ nothing is skipped silently. Must not: match, score or write anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -187,3 +188,12 @@ def load_corpus(path: str | Path) -> list[CorpusItem]:
         seen[item.id] = number
         items.append(item)
     return items
+
+
+def source_feed_id(source: str) -> str:
+    """A stable feed id for an outlet named in a corpus (demo feeds, replay feeds):
+    a readable slug plus a short hash, so two names never collapse into one feed."""
+    ascii_text = "".join(c.lower() if c.isascii() and c.isalnum() else "-" for c in source)
+    slug = "-".join(part for part in ascii_text.split("-") if part)[:40].strip("-")
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:8]
+    return f"{slug}-{digest}" if slug else f"feed-{digest}"

@@ -29,7 +29,7 @@ from xml.sax.saxutils import escape
 
 from monitor import db, pipeline
 from monitor.config import Config, load_config
-from monitor.corpus import CorpusItem, load_corpus
+from monitor.corpus import CorpusItem, load_corpus, source_feed_id
 from monitor.fetcher import Fetcher
 from monitor.mailsink import MailSink
 from monitor.models import Feed, Settings, from_iso, to_iso
@@ -66,16 +66,10 @@ def load_demo_items() -> list[DemoItem]:
         if item.published_at is None:
             continue
         published = item.published_at.replace(hour=PUBLISH_HOUR, minute=0, second=0)
-        result.append(DemoItem(feed_slug=slugify(item.source), item=item, published_at=published))
+        result.append(
+            DemoItem(feed_slug=source_feed_id(item.source), item=item, published_at=published)
+        )
     return sorted(result, key=lambda d: (d.published_at, d.item.id))
-
-
-def slugify(text: str) -> str:
-    ascii_text = "".join(c.lower() if c.isascii() and c.isalnum() else "-" for c in text)
-    slug = "-".join(part for part in ascii_text.split("-") if part)
-    if not slug or slug == "demo":
-        slug = "feed-" + hashlib.sha1(text.encode()).hexdigest()[:8]
-    return slug
 
 
 # ---------------------------------------------------------------------------

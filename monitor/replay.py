@@ -27,7 +27,6 @@ continuous run would give.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -44,7 +43,7 @@ import click
 from monitor import db, output, pipeline
 from monitor.cli_common import Context, handle_errors
 from monitor.config import Config
-from monitor.corpus import CorpusItem, load_corpus, parse_corpus_date
+from monitor.corpus import CorpusItem, load_corpus, parse_corpus_date, source_feed_id
 from monitor.errors import MonitorError
 from monitor.models import Entry, Feed, FetchResult, ParseResult, from_iso, to_iso
 from monitor.parser import clean_block, clean_line, clean_link, content_hash
@@ -87,18 +86,11 @@ class ReplayError(MonitorError):
 # Corpus items as feed entries
 
 
-def _feed_id(source: str) -> str:
-    ascii_text = "".join(c.lower() if c.isascii() and c.isalnum() else "-" for c in source)
-    slug = "-".join(part for part in ascii_text.split("-") if part)[:40].strip("-")
-    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:8]
-    return f"{slug}-{digest}" if slug else f"feed-{digest}"
-
-
 def replay_feeds(items: Sequence[CorpusItem]) -> dict[str, Feed]:
     """One synthetic feed per `source` (the outlet), keyed by source."""
     feeds: dict[str, Feed] = {}
     for source in sorted({item.source for item in items}):
-        feed_id = _feed_id(source)
+        feed_id = source_feed_id(source)
         feeds[source] = Feed(id=feed_id, url=FEED_URL.format(feed_id=feed_id), name=source)
     return feeds
 

@@ -191,3 +191,13 @@ def test_an_empty_file_is_an_empty_corpus(tmp_path: Path) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_text("", encoding="utf-8")
     assert load_corpus(path) == []
+
+
+def test_source_feed_ids_are_stable_distinct_and_readable() -> None:
+    from monitor.corpus import source_feed_id
+
+    names = ["Border Wire (demo)", "Border-Wire (demo)", "Новости Центральной Азии (демо)"]
+    ids = [source_feed_id(name) for name in names]
+    assert len(set(ids)) == 3
+    assert ids[0].startswith("border-wire-demo-") and ids[2].startswith("feed-")
+    assert ids == [source_feed_id(name) for name in names]
