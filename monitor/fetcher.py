@@ -120,7 +120,19 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
 # Connect-time address guard
 
 
-class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
+class _TcpOnlyBackend(httpcore.AsyncNetworkBackend):
+    """A network backend that never dials a unix socket (a feed URL cannot name one)."""
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise FetchError("ssrf_blocked", "unix sockets are never fetched")
+
+
+class GuardedNetworkBackend(_TcpOnlyBackend):
     """An httpcore network backend that resolves, checks and then dials the checked IP.
 
     httpcore calls `connect_tcp` with the host name of the URL for every new connection
@@ -200,14 +212,6 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
             raise FetchError("dns_error", f"{host} has no addresses")
         return addresses
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise FetchError("ssrf_blocked", "unix sockets are never fetched")
-
     async def sleep(self, seconds: float) -> None:
         await self._dialer.sleep(seconds)
 
@@ -281,7 +285,7 @@ def _is_socket_readable(sock: Any) -> bool:
         return True
 
 
-class AsyncioDialer(httpcore.AsyncNetworkBackend):
+class AsyncioDialer(_TcpOnlyBackend):
     """Dials IP literals with asyncio directly.
 
     httpcore's default (anyio) backend costs about a third more CPU per connection
@@ -310,14 +314,6 @@ class AsyncioDialer(httpcore.AsyncNetworkBackend):
         for option in socket_options or ():
             sock.setsockopt(*option)
         return _AsyncioStream(reader, writer)
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise FetchError("ssrf_blocked", "unix sockets are never fetched")
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
