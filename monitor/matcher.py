@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, time
@@ -57,6 +56,7 @@ from itertools import chain, compress, count
 
 from monitor.models import EVENT_CONFIDENCE, ArticleText, Match
 from monitor.rules import (
+    LINE_BREAK_CHUNK,
     MARK_TERM,
     MONTH_TERM,
     PUNCT_TERM,
@@ -108,6 +108,8 @@ MONTHS_BACK = (2, 6)  # a month this many months before publication is backgroun
 
 
 Span = tuple[int, int, tuple[int, ...]]  # first word, one past the last, matched words
+_NO_SPANS: list[Span] = []  # shared: never mutated
+_NO_TERMS: frozenset[int] = frozenset()
 
 _YEAR_BEFORE = frozenset(
     [
@@ -189,6 +191,7 @@ _YEAR_BEFORE = frozenset(
         "декабря",
     ]
 )
+_LINE_BREAK = f" {LINE_BREAK_CHUNK} "
 _OPENER_TOKENS = frozenset(["(", "[", "—", "–", "-"])
 _YEAR_AFTER = frozenset(["год", "года", "году", "годах", "годом", "годы", "г", "гг"])
 
@@ -205,25 +208,16 @@ def _read(text: str, lexicon: Lexicon, words: list[str], found: list[tuple[int, 
     Equivalent to `TOKEN_RE.findall(f" {text} ")` (line breaks are mark tokens), but each
     distinct white-space delimited chunk is tokenised and looked up once per process.
     """
-    tokens_get = lexicon.chunk_tokens.get
-    ids_get = lexicon.chunk_ids.get
-    newline_ids = lexicon.lookup("\n")
-    for number, line in enumerate(text.split("\n")):
-        if number:
-            words.append("\n")
-            found.append(newline_ids)
-        chunks = line.split()
-        if not chunks:
-            continue
-        tokens = list(map(tokens_get, chunks))
-        ids = list(map(ids_get, chunks))
-        if None in tokens or None in ids:  # new chunks (or a cache just cleared at its bound)
-            for i, chunk in enumerate(chunks):
-                if tokens[i] is None or ids[i] is None:
-                    tokens[i] = lexicon.read_chunk(chunk)
-                    ids[i] = lexicon.chunk_ids[chunk]
-        words.extend(chain.from_iterable(tokens))  # type: ignore[arg-type]
-        found.extend(chain.from_iterable(ids))  # type: ignore[arg-type]
+    chunks = text.replace("\n", _LINE_BREAK).split()
+    tokens = list(map(lexicon.chunk_tokens.get, chunks))
+    ids = list(map(lexicon.chunk_ids.get, chunks))
+    if None in tokens or None in ids:  # new chunks (or a cache just cleared at its bound)
+        for i, chunk in enumerate(chunks):
+            if tokens[i] is None or ids[i] is None:
+                tokens[i] = lexicon.read_chunk(chunk)
+                ids[i] = lexicon.chunk_ids[chunk]
+    words.extend(chain.from_iterable(tokens))  # type: ignore[arg-type]
+    found.extend(chain.from_iterable(ids))  # type: ignore[arg-type]
 
 
 class _Doc:
@@ -254,6 +248,8 @@ class _Doc:
         "punct",
         "sent_of",
         "sentence_sets",
+        "spans",
+        "term_spans",
         "title",
         "words",
     )
@@ -283,10 +279,13 @@ class _Doc:
         words = title_tokens
         found = title_ids
         _read(body, lexicon, words, found)
-        index: defaultdict[int, list[int]] = defaultdict(list)
+        index: dict[int, list[int]] = {}
         for position in compress(count(), found):
             for term_id in found[position]:
-                index[term_id].append(position)
+                if term_id in index:
+                    index[term_id].append(position)
+                else:
+                    index[term_id] = [position]
 
         # Sentences: the title, then the body cut after each mark that ends a sentence.
         self.words = words
@@ -348,7 +347,9 @@ class _Doc:
         self.possible: dict[int, bool] = {}  # id(chain) → all its items have a word here
         self.sentence_sets: dict[int, set[int]] = {}  # id(term set) → sentences
         # id(alternatives) → (position lists of its words here, options that can match)
-        self.alternatives: dict[int, tuple[tuple[list[int], ...], tuple[Node, ...]]] = {}
+        self.alternatives: dict[int, tuple[frozenset[int], tuple[Node, ...]]] = {}
+        self.spans: dict[int, list[Span]] = {}  # id(node) → its occurrences
+        self.term_spans: dict[int, list[Span]] = {}  # term id → its occurrences
         self._years: dict[int, list[tuple[int, int]]] | None = None
         self._title_case: dict[int, bool] = {}
 
@@ -473,11 +474,13 @@ class _Doc:
 # Evaluating compiled nodes
 
 
-def _term_spans(positions: list[int], low: int, high: int) -> list[Span]:
-    return [
-        (position, position + 1, (position,))
-        for position in positions[bisect_left(positions, low) : bisect_left(positions, high)]
-    ]
+def _term_spans(term_id: int, doc: _Doc) -> list[Span]:
+    """The occurrences of a term present in the article (memoised per article)."""
+    found = doc.term_spans.get(term_id)
+    if found is None:
+        found = [(position, position + 1, (position,)) for position in doc.index[term_id]]
+        doc.term_spans[term_id] = found
+    return found
 
 
 def _is_possible(node: ChainNode, doc: _Doc) -> bool:
@@ -495,53 +498,66 @@ def _is_possible(node: ChainNode, doc: _Doc) -> bool:
     return known
 
 
-def _alternatives_here(node: AltNode, doc: _Doc) -> tuple[tuple[list[int], ...], tuple[Node, ...]]:
-    """The position lists of the node's words present in the article, and the options
-    that can match in it at all (computed once per article and node)."""
+def _alternatives_here(node: AltNode, doc: _Doc) -> tuple[frozenset[int], tuple[Node, ...]]:
+    """The node's one-word options present in the article, and its other options that
+    can match in it at all (computed once per article and node)."""
+    key = id(node)
+    here = doc.alternatives.get(key)
+    if here is not None:
+        return here
     present = doc.present
     if node.needs.isdisjoint(present):
-        return (), ()
-    index = doc.index
-    lists = tuple(index[term_id] for term_id in node.terms & present)
-    gated = node.gate_terms & present
-    if not gated:
-        return lists, ()
-    gates = node.gates
-    numbers = sorted({number for term_id in gated for number in gates[term_id]})
-    options = node.options
-    return lists, tuple(options[n] for n in numbers if _is_possible(options[n], doc))
+        here = (_NO_TERMS, ())
+    else:
+        terms = node.terms & present
+        gated = node.gate_terms & present
+        if not gated:
+            here = (terms, ())
+        else:
+            gates = node.gates
+            numbers = sorted({number for term_id in gated for number in gates[term_id]})
+            options = node.options
+            here = (terms, tuple(options[n] for n in numbers if _is_possible(options[n], doc)))
+    doc.alternatives[key] = here
+    return here
 
 
-def _spans(node: Node, doc: _Doc, low: int, high: int) -> list[Span]:
-    """Every occurrence of `node` within token positions [low, high)."""
-    index = doc.index
+def _spans(node: Node, doc: _Doc) -> list[Span]:
+    """Every occurrence of `node` in the article, memoised per article (nodes are
+    shared between patterns): the list is shared, callers must not change it."""
+    key = id(node)
+    found = doc.spans.get(key)
+    if found is not None:
+        return found
     if type(node) is TermNode:
-        positions = index.get(node.id)
-        return _term_spans(positions, low, high) if positions else []
-    if type(node) is AltNode:
-        out: list[Span] = []
-        key = id(node)
-        here = doc.alternatives.get(key)
-        if here is None:
-            here = _alternatives_here(node, doc)
-            doc.alternatives[key] = here
-        lists, options = here
-        for positions in lists:
-            out.extend(_term_spans(positions, low, high))
-        for option in options:
-            out.extend(_spans(option, doc, low, high))
-        return out
-    assert type(node) is ChainNode
-    if not _is_possible(node, doc):
-        return []
-    current = _spans(node.items[0], doc, low, high)
+        found = _term_spans(node.id, doc) if node.id in doc.present else _NO_SPANS
+    elif type(node) is AltNode:
+        terms, options = _alternatives_here(node, doc)
+        if len(terms) == 1 and not options:
+            found = _term_spans(next(iter(terms)), doc)
+        else:
+            found = []
+            for term_id in terms:
+                found.extend(_term_spans(term_id, doc))
+            for option in options:
+                found.extend(_spans(option, doc))
+    else:
+        assert type(node) is ChainNode
+        found = _chain_spans(node, doc) if _is_possible(node, doc) else _NO_SPANS
+    doc.spans[key] = found
+    return found
+
+
+def _chain_spans(node: ChainNode, doc: _Doc) -> list[Span]:
+    current = _spans(node.items[0], doc)
     for item, (gap, ordered) in zip(node.items[1:], node.joins, strict=True):
         if not current:
-            return current
-        following = _spans(item, doc, low, high)
+            return _NO_SPANS
+        following = _spans(item, doc)
         if not following:
-            return following
-        following.sort()
+            return _NO_SPANS
+        if type(item) is not TermNode:  # a term's occurrences are in text order already
+            following = sorted(following)
         starts = [span[0] for span in following]
         longest = max(span[1] - span[0] for span in following)
         joined: list[Span] = []
@@ -593,40 +609,35 @@ class _Judge:
             )
             else None
         )
-        self._cache: dict[tuple[int, int], list[Span]] = {}
-        self._cue_cache: dict[int, dict[int, list[Span]]] = {}
+        self._cache: dict[int, dict[int, list[Span]]] = {}  # id(node) → by sentence
         self._article_other_sense: dict[int, str | None] = {}
         self._background_sentences: set[int] | None = None
         self._weapon_modifiers: set[int] | None = None
 
     def spans_in(self, node: Node, sentence: int) -> list[Span]:
-        """Occurrences of `node` in one sentence (memoised per article)."""
-        key = (id(node), sentence)
-        found = self._cache.get(key)
-        if found is None:
-            low, high = self.doc.bounds[sentence]
-            found = _spans(node, self.doc, low, high)
-            self._cache[key] = found
-        return found
+        """Occurrences of `node` in one sentence. A node is looked for in several
+        sentences of most articles, so it is found once over the whole article and
+        sorted by sentence; a span that runs across a sentence end belongs to none."""
+        return self.by_sentence(node).get(sentence, _NO_SPANS)
 
-    def cue_spans(self, node: Node, sentence: int) -> list[Span]:
-        """Occurrences of an engine cue in one sentence. Cues are looked for in several
-        sentences of most articles, so each is found once over the whole article and
-        sorted by sentence (marks are tokens: no cue runs across a sentence end)."""
-        return self._cue_by_sentence(node).get(sentence, [])
+    def sentences_of(self, node: Node) -> Iterable[int]:
+        """The sentences where `node` occurs."""
+        return self.by_sentence(node).keys()
 
-    def cue_sentences(self, node: Node) -> Iterable[int]:
-        """The sentences where an engine cue occurs."""
-        return self._cue_by_sentence(node).keys()
-
-    def _cue_by_sentence(self, node: Node) -> dict[int, list[Span]]:
-        by_sentence = self._cue_cache.get(id(node))
+    def by_sentence(self, node: Node) -> dict[int, list[Span]]:
+        """sentence → the occurrences of `node` in it (memoised per article)."""
+        by_sentence = self._cache.get(id(node))
         if by_sentence is None:
             by_sentence = {}
             sent_of = self.doc.sent_of
-            for span in _spans(node, self.doc, 0, len(self.doc.words)):
-                by_sentence.setdefault(sent_of[span[0]], []).append(span)
-            self._cue_cache[id(node)] = by_sentence
+            for span in _spans(node, self.doc):
+                sentence = sent_of[span[0]]
+                if sent_of[span[1] - 1] == sentence:
+                    if sentence in by_sentence:
+                        by_sentence[sentence].append(span)
+                    else:
+                        by_sentence[sentence] = [span]
+            self._cache[id(node)] = by_sentence
         return by_sentence
 
     def weapon_modifiers(self) -> set[int]:
@@ -717,7 +728,7 @@ class _Judge:
                 factor *= REVERSED_FACTOR
                 qualifiers.append(f"reversed: '{self.text(reversal)}'")
         if "weapon_type" in ci.non_events and not self.weapon_modifiers().isdisjoint(span[2]):
-            for cue in self.cue_spans(cues.weapon_types, sentence):
+            for cue in self.spans_in(cues.weapon_types, sentence):
                 if cue[0] in span[2]:  # the event word modifies a weapon noun
                     factor *= WEAPON_TYPE_FACTOR
                     qualifiers.append(f"weapon type: '{self.text(cue)}'")
@@ -731,7 +742,7 @@ class _Judge:
         key = id(ci)
         if key not in self._article_other_sense:
             doc = self.doc
-            found = _spans(ci.exclude, doc, 0, len(doc.words))
+            found = _spans(ci.exclude, doc)
             distinct = {self.text(span).lower() for span in found}
             self._article_other_sense[key] = (
                 ", ".join(sorted(distinct)[:ARTICLE_OTHER_SENSE])
@@ -750,7 +761,7 @@ class _Judge:
         *,
         same_clause_as: int | None = None,
     ) -> Span | None:
-        for cue in self.cue_spans(node, sentence):
+        for cue in self.spans_in(node, sentence):
             position = cue[0]
             if not low <= position < high or matched.intersection(cue[2]):
                 continue
@@ -768,13 +779,13 @@ class _Judge:
         start = starts[0]
         first = self.doc.bounds[sentence][0]
         last = self.doc.bounds[sentence][1]
-        exceptions = {span[0] for span in self.cue_spans(cues.negation_exceptions, sentence)}
+        exceptions = {span[0] for span in self.spans_in(cues.negation_exceptions, sentence)}
         windows: list[tuple[int, int, int | None]] = [
             (max(first, anchor - PARTICLE_WINDOW), anchor, anchor) for anchor in starts
         ]
         windows.append((start + 1, end, None))
         for low, high, clause in windows:
-            for cue in self.cue_spans(cues.negation_particles, sentence):
+            for cue in self.spans_in(cues.negation_particles, sentence):
                 position = cue[0]
                 if not low <= position < high or position in matched or position in exceptions:
                     continue
@@ -906,7 +917,7 @@ class _Judge:
                     cues.background_relative,
                     cues.background_close,
                 )
-                for found in self.cue_sentences(node)
+                for found in self.sentences_of(node)
             }
         if sentence not in self._background_sentences:
             return None  # a gate word, but no whole cue
@@ -922,7 +933,7 @@ class _Judge:
             if excepted is None:
                 excepted = {
                     position
-                    for span in self.cue_spans(cues.background_exceptions, sentence)
+                    for span in self.spans_in(cues.background_exceptions, sentence)
                     for position in span[2]
                 }
             return excepted.isdisjoint(cue[2])
@@ -933,7 +944,7 @@ class _Judge:
             (cues.background_relative, BACKGROUND_WINDOW, False),
             (cues.background_close, BACKGROUND_CLOSE_WINDOW, False),
         ):
-            spans = self.cue_spans(node, sentence)
+            spans = self.spans_in(node, sentence)
             if len(spans) > 1:  # the longest cue at a place names it best
                 spans = sorted(spans, key=lambda c: (c[0], -c[1]))  # "Earlier this year"
             for cue in spans:
@@ -950,7 +961,7 @@ class _Judge:
             if found is not None:
                 break
         if found is None:
-            for cue in self.cue_spans(cues.background_frames, sentence):
+            for cue in self.spans_in(cues.background_frames, sentence):
                 if (
                     end <= cue[0] < end + BACKGROUND_AFTER_WINDOW
                     and same_clause(end - 1, cue[0])
@@ -968,7 +979,7 @@ class _Judge:
         clause_low = max(low, punct[i - 1] + 1) if i else low
         clause_high = min(high, punct[i]) if i < len(punct) else high
         cue_words = set(range(cue[0], cue[1]))
-        for current in self.cue_spans(cues.current, sentence):
+        for current in self.spans_in(cues.current, sentence):
             if clause_low <= current[0] < clause_high and cue_words.isdisjoint(current[2]):
                 return None
         return self.text(cue)
@@ -988,7 +999,6 @@ class _Presence:
 
 
 def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
-    total = len(doc.words)
     sent_of = doc.sent_of
 
     def sentences_of(node: Node | None) -> set[int]:
@@ -998,9 +1008,9 @@ def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
             found = set(doc.sentences_with(node.terms))
             _, options = _alternatives_here(node, doc)
             for option in options:
-                found.update(sent_of[span[0]] for span in _spans(option, doc, 0, total))
+                found.update(sent_of[span[0]] for span in _spans(option, doc))
             return found
-        return {sent_of[span[0]] for span in _spans(node, doc, 0, total)}
+        return {sent_of[span[0]] for span in _spans(node, doc)}
 
     presence: dict[str, _Presence] = {}
     for ct in rules.compiled_theatres:
@@ -1078,13 +1088,9 @@ def _hits(
         pattern = ci.patterns[pattern_index]
         if any(need.isdisjoint(present) for need in pattern.needs):
             continue  # some required part has none of its words in the article
-        sentences = doc.sentences_with(pattern.needs[0])
-        for need in pattern.needs[1:]:
-            sentences = sentences & doc.sentences_with(need)
-        for sentence in sorted(sentences):
-            first = judge.spans_in(pattern.required[0], sentence)
-            if not first:
-                continue
+        by_sentence = judge.by_sentence(pattern.required[0])
+        for sentence in sorted(by_sentence):
+            first = by_sentence[sentence]
             extra: tuple[int, ...] = ()
             for clause in pattern.required[1:]:
                 found = judge.spans_in(clause, sentence)

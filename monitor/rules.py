@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 from monitor.errors import ConfigError
 from monitor.models import Indicator, Theatre
@@ -116,13 +116,15 @@ class AltNode:
     `needs`: term ids of which at least one must be in a text for any option to match.
     `gates`: each option's rarest word → the options it gates; a text can only match
     the options whose gate word it holds (one set intersection finds them).
+    Equal nodes are one object in a rule set (see `Lexicon.share`): the matcher finds
+    each once per article, however many patterns hold it.
     """
 
     terms: frozenset[int]
     options: tuple[ChainNode, ...]
-    needs: frozenset[int]
-    gates: Mapping[int, tuple[int, ...]]
-    gate_terms: frozenset[int]
+    needs: frozenset[int] = field(compare=False)  # derived from the two above
+    gates: Mapping[int, tuple[int, ...]] = field(compare=False)
+    gate_terms: frozenset[int] = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +137,11 @@ class ChainNode:
 
     items: tuple[Node, ...]
     joins: tuple[tuple[int, bool], ...]
-    needs: tuple[frozenset[int], ...]
+    needs: tuple[frozenset[int], ...] = field(compare=False)  # derived from `items`
 
 
 Node = TermNode | AltNode | ChainNode
+N = TypeVar("N", TermNode, AltNode, ChainNode, Node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +222,10 @@ PUNCT_TERM = -1  # pseudo term: a clause-breaking punctuation mark
 YEAR_TERM = -2  # pseudo term: a number that may be a year (1900-2099, or "1990s")
 MARK_TERM = -3  # pseudo term: a sentence-end candidate (".", "?", a line break…)
 MONTH_TERM = -4  # pseudo term: a month name ("October", "апреля"; see `text.month_number`)
+# What the matcher puts in place of each line break before splitting a text on white
+# space, so that a line break is a chunk of its own (a private-use character: a text
+# that holds it alone between spaces reads it as a line break, which only ends a sentence).
+LINE_BREAK_CHUNK = "\ue000"
 _YEAR_LIKE_RE = re.compile(r"^(?:19|20)\d\d(?:s|-х|х)?$")
 
 
@@ -247,6 +254,11 @@ class Lexicon:
         # the term ids of each: a text is read with two lookups per chunk
         self._chunk_tokens: dict[str, tuple[str, ...]] = {}
         self._chunk_ids: dict[str, tuple[tuple[int, ...], ...]] = {}
+        self._nodes: dict[Node, Node] = {}
+
+    def share(self, node: N) -> N:
+        """The one compiled node equal to `node` (itself when it is the first)."""
+        return self._nodes.setdefault(node, node)  # type: ignore[return-value]
 
     def intern(self, kind: Literal["stem", "exact", "prefix"], key: str, label: str) -> int:
         found = self._ids.get((kind, key))
@@ -293,8 +305,12 @@ class Lexicon:
 
         The chunk is padded with spaces, so `TOKEN_RE` sees exactly what it would see
         inside a text: a mark at its end is followed by white space, a lone "-" is a dash.
+        `LINE_BREAK_CHUNK` stands for a line break (its token is "\n", a mark).
         """
-        tokens = tuple(TOKEN_RE.findall(f" {chunk} "))
+        if chunk == LINE_BREAK_CHUNK:
+            tokens: tuple[str, ...] = ("\n",)
+        else:
+            tokens = tuple(TOKEN_RE.findall(f" {chunk} "))
         if len(self._chunk_tokens) >= self._CACHE_LIMIT:
             self._chunk_tokens.clear()
             self._chunk_ids.clear()
@@ -731,7 +747,7 @@ class _Parser:
             else:
                 joins.append((0, True))
             items.append(self.parse_element())
-        return _make_chain(items, joins)
+        return _make_chain(items, joins, self.lexicon)
 
     def parse_element(self) -> Node:
         nxt = self.peek()
@@ -793,7 +809,7 @@ class _Parser:
             else:
                 key = stem(part)
                 nodes.append(TermNode(self.lexicon.intern("stem", key, part), part))
-        return _make_chain(nodes, [(0, True)] * (len(nodes) - 1))
+        return _make_chain(nodes, [(0, True)] * (len(nodes) - 1), self.lexicon)
 
 
 def _needs(node: Node) -> frozenset[int]:
@@ -805,15 +821,17 @@ def _needs(node: Node) -> frozenset[int]:
     return min(node.needs, key=len)
 
 
-def _make_chain(items: list[Node], joins: list[tuple[int, bool]]) -> Node:
+def _make_chain(items: list[Node], joins: list[tuple[int, bool]], lexicon: Lexicon) -> Node:
     if len(items) == 1:
-        return items[0]
-    return ChainNode(tuple(items), tuple(joins), tuple(_needs(item) for item in items))
+        return lexicon.share(items[0])
+    return lexicon.share(
+        ChainNode(tuple(items), tuple(joins), tuple(_needs(item) for item in items))
+    )
 
 
 def _make_alt(options: list[Node], lexicon: Lexicon) -> Node:
     if len(options) == 1:
-        return options[0]
+        return lexicon.share(options[0])
     terms: set[int] = set()
     others: list[ChainNode] = []
     for option in options:
@@ -831,12 +849,14 @@ def _make_alt(options: list[Node], lexicon: Lexicon) -> Node:
         rarest = min(other.needs, key=lambda need: _cost(need, lexicon))
         for term_id in rarest:
             gates.setdefault(term_id, []).append(number)
-    return AltNode(
-        frozenset(terms),
-        tuple(others),
-        frozenset(needs),
-        MappingProxyType({term_id: tuple(numbers) for term_id, numbers in gates.items()}),
-        frozenset(gates),
+    return lexicon.share(
+        AltNode(
+            frozenset(terms),
+            tuple(others),
+            frozenset(needs),
+            MappingProxyType({term_id: tuple(numbers) for term_id, numbers in gates.items()}),
+            frozenset(gates),
+        )
     )
 
 

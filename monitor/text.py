@@ -63,6 +63,8 @@ _INVISIBLE_RE = re.compile("[\u00ad\u0300-\u036f]")
 
 def strip_invisible(text: str) -> str:
     """Drop soft hyphens and combining marks (Russian stress marks) from running text."""
+    if text.isascii():
+        return text
     if "\u00ad" in text or _INVISIBLE_RE.search(text):
         return _INVISIBLE_RE.sub("", text)
     return text
