@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, time
 from itertools import chain, compress, count
+from operator import itemgetter
 
 from monitor.models import EVENT_CONFIDENCE, ArticleText, Match
 from monitor.rules import (
@@ -192,6 +193,8 @@ _YEAR_BEFORE = frozenset(
     ]
 )
 _LINE_BREAK = f" {LINE_BREAK_CHUNK} "
+_TOKENS = itemgetter(0)  # of a chunk's reading
+_IDS = itemgetter(1)
 _OPENER_TOKENS = frozenset(["(", "[", "—", "–", "-"])
 _YEAR_AFTER = frozenset(["год", "года", "году", "годах", "годом", "годы", "г", "гг"])
 
@@ -209,15 +212,13 @@ def _read(text: str, lexicon: Lexicon, words: list[str], found: list[tuple[int, 
     distinct white-space delimited chunk is tokenised and looked up once per process.
     """
     chunks = text.replace("\n", _LINE_BREAK).split()
-    tokens = list(map(lexicon.chunk_tokens.get, chunks))
-    ids = list(map(lexicon.chunk_ids.get, chunks))
-    if None in tokens or None in ids:  # new chunks (or a cache just cleared at its bound)
+    readings = list(map(lexicon.chunks.get, chunks))
+    if None in readings:  # new chunks (or a cache just cleared at its bound)
         for i, chunk in enumerate(chunks):
-            if tokens[i] is None or ids[i] is None:
-                tokens[i] = lexicon.read_chunk(chunk)
-                ids[i] = lexicon.chunk_ids[chunk]
-    words.extend(chain.from_iterable(tokens))  # type: ignore[arg-type]
-    found.extend(chain.from_iterable(ids))  # type: ignore[arg-type]
+            if readings[i] is None:
+                readings[i] = lexicon.read_chunk(chunk)
+    words.extend(chain.from_iterable(map(_TOKENS, readings)))  # type: ignore[arg-type]
+    found.extend(chain.from_iterable(map(_IDS, readings)))  # type: ignore[arg-type]
 
 
 class _Doc:

@@ -226,6 +226,7 @@ MONTH_TERM = -4  # pseudo term: a month name ("October", "апреля"; see `te
 # space, so that a line break is a chunk of its own (a private-use character: a text
 # that holds it alone between spaces reads it as a line break, which only ends a sentence).
 LINE_BREAK_CHUNK = "\ue000"
+ChunkReading = tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]  # tokens, their term ids
 _YEAR_LIKE_RE = re.compile(r"^(?:19|20)\d\d(?:s|-х|х)?$")
 
 
@@ -251,9 +252,8 @@ class Lexicon:
         self._prefix_lengths: tuple[int, ...] = ()
         self._cache: dict[str, tuple[int, ...]] = {}
         # white-space delimited chunk of a text ("border,", "drills.") → its tokens, and
-        # the term ids of each: a text is read with two lookups per chunk
-        self._chunk_tokens: dict[str, tuple[str, ...]] = {}
-        self._chunk_ids: dict[str, tuple[tuple[int, ...], ...]] = {}
+        # the term ids of each: a text is read with one lookup per chunk
+        self._chunks: dict[str, ChunkReading] = {}
         self._nodes: dict[Node, Node] = {}
 
     def share(self, node: N) -> N:
@@ -275,8 +275,7 @@ class Lexicon:
             self._prefixes[key] = term_id
             self._prefix_lengths = tuple(sorted({len(p) for p in self._prefixes}))
         self._cache.clear()
-        self._chunk_tokens.clear()
-        self._chunk_ids.clear()
+        self._chunks.clear()
         return term_id
 
     def label(self, term_id: int) -> str:
@@ -291,16 +290,12 @@ class Lexicon:
         return self._cache
 
     @property
-    def chunk_tokens(self) -> dict[str, tuple[str, ...]]:
-        """chunk → tokens, for the chunks seen so far (the matcher's hot path)."""
-        return self._chunk_tokens
+    def chunks(self) -> dict[str, ChunkReading]:
+        """chunk → (its tokens, the term ids of each), for the chunks seen so far (the
+        matcher's hot path)."""
+        return self._chunks
 
-    @property
-    def chunk_ids(self) -> dict[str, tuple[tuple[int, ...], ...]]:
-        """chunk → the term ids of each of its tokens (the matcher's hot path)."""
-        return self._chunk_ids
-
-    def read_chunk(self, chunk: str) -> tuple[str, ...]:
+    def read_chunk(self, chunk: str) -> ChunkReading:
         """Tokenise one white-space delimited chunk and cache its tokens and their ids.
 
         The chunk is padded with spaces, so `TOKEN_RE` sees exactly what it would see
@@ -311,12 +306,11 @@ class Lexicon:
             tokens: tuple[str, ...] = ("\n",)
         else:
             tokens = tuple(TOKEN_RE.findall(f" {chunk} "))
-        if len(self._chunk_tokens) >= self._CACHE_LIMIT:
-            self._chunk_tokens.clear()
-            self._chunk_ids.clear()
-        self._chunk_tokens[chunk] = tokens
-        self._chunk_ids[chunk] = tuple(self.lookup(token) for token in tokens)
-        return tokens
+        if len(self._chunks) >= self._CACHE_LIMIT:
+            self._chunks.clear()
+        reading = (tokens, tuple(self.lookup(token) for token in tokens))
+        self._chunks[chunk] = reading
+        return reading
 
     def lookup(self, word: str) -> tuple[int, ...]:
         """Ids of the terms `word` (as written in a text) satisfies; () for most words."""
