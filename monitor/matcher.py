@@ -99,8 +99,11 @@ DENIAL_AFTER_WINDOW = 6
 CONDITIONAL_WINDOW = 15
 CONDITIONAL_AFTER_WINDOW = 6  # "would leave the bloc IF it fails to act"
 MODAL_WINDOW = 4
+MODAL_AFTER_WINDOW = 6  # "clashes on the border are NOT RULED OUT"
 YEAR_WINDOW = 6  # a year this close to a match dates it…
 SENTENCE_OPENING = 3  # …and so does one opening the sentence ("In 2021, …")
+YEAR_PAPER_BEFORE = 3  # a year this close after a paper ("maps from 1958") dates it…
+YEAR_PAPER_AFTER = 2  # …and so does one just before it ("1920s documents")
 BACKGROUND_WINDOW = 8  # "comes six months after deadly FIGHTING"
 BACKGROUND_CLOSE_WINDOW = 2  # "since the CLASHES", "прошлых боев"
 BACKGROUND_AFTER_WINDOW = 3  # "the CLASHES last week"
@@ -698,7 +701,10 @@ class _Judge:
                     break
 
         if "negated" in ci.non_events:
-            why = self._negation(sentence, starts, end, matched)
+            # a particle may also negate the word of a further clause: "the peace treaty
+            # will NOT be SIGNED" (pattern "treaty & signed")
+            anchors = starts + tuple(sorted(set(extra) - set(span[2])))
+            why = self._negation(sentence, anchors, end, matched)
             if why is not None:
                 factor *= NEGATED_FACTOR
                 qualifiers.append(f"negated: '{why}'")
@@ -801,6 +807,8 @@ class _Judge:
             denial = self._cue_in(
                 cues.denials_after, sentence, end, min(last, end + DENIAL_AFTER_WINDOW), matched
             )
+        if denial is None:  # "denied reports that …", however far before
+            denial = self._cue_in(cues.denied_reports, sentence, first, start, matched)
         return self.text(denial) if denial is not None else None
 
     def _hypothetical(self, sentence: int, start: int, end: int, matched: set[int]) -> str | None:
@@ -815,6 +823,20 @@ class _Judge:
             matched,
             same_clause_as=start,
         ) or self._cue_in(cues.modals, sentence, start + 1, end, matched)
+        if found is not None and any(
+            span[0] == found[0] for span in self.spans_in(cues.modal_exceptions, sentence)
+        ):
+            found = None  # "considers it inappropriate": a stated view
+        if found is None:  # "new clashes on the border are not ruled out"
+            after = max(end, max(matched) + 1)  # after the last matched word
+            found = self._cue_in(
+                cues.modals_after,
+                sentence,
+                after,
+                min(last, after + MODAL_AFTER_WINDOW),
+                matched,
+                same_clause_as=after - 1,
+            )
         if found is None:
             would = self._cue_in(
                 cues.would, sentence, max(first, start - MODAL_WINDOW), end, matched
@@ -872,6 +894,24 @@ class _Judge:
             return start - position if position < start else max(0, position - end + 1)
 
         relevant = [item for item in years if governs(item[0])]
+        if relevant:
+            papers = [
+                span[0]
+                for span in self.spans_in(self.cues.year_documents, sentence)
+                if matched.isdisjoint(span[2])
+            ]
+            if papers:  # "maps of 1927", "1920s documents": the year dates a paper
+                relevant = [
+                    item
+                    for item in relevant
+                    if not any(
+                        -YEAR_PAPER_AFTER <= item[0] - paper <= YEAR_PAPER_BEFORE
+                        and same_clause(paper, item[0])
+                        for paper in papers
+                    )
+                ]
+                if not relevant:
+                    return None
         if not relevant:
             return self._month_before(sentence, governs, distance)
         position, year = min(relevant, key=distance)
@@ -995,6 +1035,7 @@ class _Presence:
     kind: str
     article: bool  # the theatre counts for this article at all (both sides / core)
     any_side: bool  # at least one side (pairs) or the core (alliances)
+    sides: bool  # a side of a pair is named (not only a disputed place)
     local: set[int]  # sentences naming its actors (an alliance: its own names)
     involved: set[int]  # sentences naming any actor, members of an alliance included
 
@@ -1023,6 +1064,7 @@ def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
                 "pair",
                 bool(side_a and side_b) or bool(disputed),
                 bool(local),
+                bool(side_a or side_b),
                 local,
                 local,
             )
@@ -1030,7 +1072,7 @@ def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
             core = sentences_of(ct.sides[0])
             members = sentences_of(ct.members)
             presence[ct.theatre.id] = _Presence(
-                "alliance", bool(core), bool(core), core, core | members
+                "alliance", bool(core), bool(core), bool(core), core, core | members
             )
     return presence
 
@@ -1052,6 +1094,8 @@ def _theatres_for(
         one_sided = ci.one_side and seen.kind == "pair" and seen.any_side and tier <= 1
         if not (seen.article or one_sided):
             continue  # a pair needs both sides, unless one side suffices and is named here
+        if ci.one_side and seen.kind == "pair" and not seen.sides:
+            continue  # arms "used in Karabakh": a one-sided sign needs a side, not a place
         if seen.kind == "alliance" and not (
             sentence in seen.involved
             or (doc.has_title and 0 in seen.involved)

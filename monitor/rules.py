@@ -197,12 +197,16 @@ class Cues:
     negation_exceptions: Node  # "not only", "no longer", "не только": not negations
     denials_before: Node  # "denied (plans to) …", up to 10 words before
     denials_after: Node  # "… were false", up to 6 words after
+    denied_reports: Node  # "denied reports that …": anywhere before, same sentence
     conditionals: Node  # "if", "unless", "если": anywhere earlier in the sentence
     modals: Node  # "could", "may", "может": within 4 words before, same clause
+    modal_exceptions: Node  # "considers IT inappropriate": a stated view, not a modal
+    modals_after: Node  # "… are not ruled out", "… не исключены": just after
     would: Node  # "would": hypothetical unless reported speech ("said it would")
     reporting: Node  # "said", "announced": makes a later "would" a reported future
     questions_after: Node  # "ли" right after the match: "отменят ли …"
     history: Node  # "last year", "years ago", "в прошлом году", "годовщина"
+    year_documents: Node  # "maps of 1927", "документы 1924 года": the year dates a paper
     # Background framing: a recent event recalled as the setting of today's news.
     background_frames: Node  # "last week", "earlier this year", "ранее": before, after, opening
     background_relative: Node  # "months after", "comes after", "who fled": before, same clause
@@ -392,6 +396,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=hasn't|=haven't|=hadn't|=can't|=couldn't|=shouldn't|=mustn't)",
         "(fail|failed|fails|failing) to",
         "(=не|=нет|=ни|=никогда|=без|=отнюдь)",
+        "(=никакой|=никаких|=никакого|=никакие|=никакая|=никакую|=никаким)",
     ),
     "negation_exceptions": (
         "(not|no) (only|longer|least|less|fewer|later|sooner|doubt|far|more than)",
@@ -411,6 +416,18 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "not true",
         "(опроверг*|фейк*|ложн*|дезинформац*|=вымысел)",
         "=не соответству*",
+        "(no|not|=никто =не|=не) (plan|plans|planned|intend*|intention|=планирует"
+        "|=планируют|=планировал|=планировала|=собирается|=собираются|=намерен|=намерена"
+        "|=намерены)",
+    ),
+    # A denial of reports, before the match anywhere in its sentence: "the ministry
+    # DENIED REPORTS that its troops had shelled …", "назвало НЕ СООТВЕТСТВУЮЩИМИ
+    # ДЕЙСТВИТЕЛЬНОСТИ СООБЩЕНИЯ о том, что …".
+    "denied_reports": (
+        "(deny|denies|denied|reject*|dismiss*|refut*|debunk*) ..6"
+        " (report*|claim*|allegation*|rumour*|rumor*|information|statement*|assertion*)",
+        "(опроверг*|отверг*|=не соответству*|=не =соответствующими) ..8"
+        " (сообщени*|информаци*|утверждени*|слух*|=данные|заявлени*|публикаци*)",
     ),
     "conditionals": (
         "(if|unless|whether)",
@@ -427,6 +444,16 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(возможн*|вероятн*|=наверное|угрожа*|=грозит|=грозят|=грозила|рассматрива*)",
         "(=риск|=риска|=угроза|=угрозу|=угрозы|опасени*|допуска*)",
         "=не исключ*",
+    ),
+    "modal_exceptions": (
+        "(=considers|=considered|=consider|=considering) (=it|=this|=that|=such)",
+    ),
+    # Right after the match: "new clashes are NOT RULED OUT", "столкновения НЕ ИСКЛЮЧЕНЫ".
+    "modals_after": (
+        "(=not =ruled =out|=cannot =be =ruled =out|=not =be =ruled =out)",
+        "(=possible|=likely|=probable|=imminent)",
+        "=не (=исключены|=исключено|=исключен|=исключена|=исключается|=исключаются)",
+        "(=возможны|=возможен|=возможна|=возможно|=вероятны|=вероятно|=неизбежны|=ожидаются)",
     ),
     "would": ("would",),
     "reporting": (
@@ -449,6 +476,16 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "годовщин*",
         "(=советское|=советские) (=время|=времена)",
         "в свое время",
+        "(=previous|=past|=earlier|=prior|=recent) (=years|=decades)",
+        "(=прежние|=прошлые|=предыдущие|=минувшие|=прошедшие|=последние) (=годы|=десятилетия)",
+    ),
+    # Papers a year may belong to: "maps of 1927", "1920s documents", "документам
+    # 1924-1927 годов". Such a year dates the paper, not the event.
+    "year_documents": (
+        "(map|maps|document*|treaty|treaties|agreement*|decree*|census*|archive*|record*"
+        "|protocol*|accord*|charter*|resolution*)",
+        "(карт*|документ*|договор*|соглашени*|указ*|постановлени*|перепис*|архив*|протокол*"
+        "|решени*|резолюц*)",
     ),
     # A past time frame: governs a match when it comes within a few words before it in
     # the same clause, opens the sentence ("Earlier this year, …"), or follows the match
@@ -477,6 +514,9 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=лет|=года|=год|=полгода|=полугода) (=после|=спустя)",
         "=через ..4 =после",
         "(бежавш*|покинувш*)",
+        "(=which|=that) (=began|=started|=erupted|=escalated|=intensified|=grew) ..2"
+        " (=after|=since|=following)",
+        "(начавш*|развернувш*|усилившейся|усилившаяся|возникш*|разгоревш*) ..2 (=после|=с)",
         "(=последовал|=последовала|=последовало|=последовали|=последовавший) =за",
     ),
     # Right before the match (three words at most): "SINCE the clashes", "PREVIOUS
