@@ -95,7 +95,7 @@ ARTICLE_OTHER_SENSE = 3  # distinct `exclude` words across an article that make 
 # Windows, in words.
 PARTICLE_WINDOW = 3
 DENIAL_BEFORE_WINDOW = 10
-DENIAL_AFTER_WINDOW = 6
+DENIAL_AFTER_WINDOW = 10
 CONDITIONAL_WINDOW = 15
 CONDITIONAL_AFTER_WINDOW = 6  # "would leave the bloc IF it fails to act"
 MODAL_WINDOW = 4
@@ -109,6 +109,8 @@ BACKGROUND_CLOSE_WINDOW = 2  # "since the CLASHES", "прошлых боев"
 BACKGROUND_AFTER_WINDOW = 3  # "the CLASHES last week"
 REVERSAL_WINDOW = 10  # "a TRUCE, but it quickly broke down"
 MONTHS_BACK = (2, 6)  # a month this many months before publication is background
+# (and the month just before, named without a day, after this day of the publication month)
+LAST_MONTH_AFTER_DAY = 7
 
 
 Span = tuple[int, int, tuple[int, ...]]  # first word, one past the last, matched words
@@ -613,6 +615,9 @@ class _Judge:
             )
             else None
         )
+        self.published_day = (
+            published_at.day if published_at is not None and self.published_month is not None else 0
+        )
         self._cache: dict[int, dict[int, list[Span]]] = {}  # id(node) → by sentence
         self._article_other_sense: dict[int, str | None] = {}
         self._background_sentences: set[int] | None = None
@@ -719,7 +724,9 @@ class _Judge:
                 factor *= HISTORICAL_FACTOR
                 qualifiers.append(f"historical: {why}")
         if "background" in ci.non_events and factor >= EVENT_CONFIDENCE:
-            why = self._background(sentence, starts, end, matched)
+            # a cue may share a word with a further clause ("after DEADLY fighting",
+            # pattern "fighting & dead*"), not with the event words themselves
+            why = self._background(sentence, starts, end, set(span[2]))
             if why is not None:
                 factor *= BACKGROUND_FACTOR
                 qualifiers.append(f"background: '{why}'")
@@ -926,7 +933,10 @@ class _Judge:
         distance: Callable[[tuple[int, int]], int],
     ) -> str | None:
         """A month named without a year, two to six months before publication (further
-        back it reads as a plan: "drills due in October" in a May story)."""
+        back it reads as a plan: "drills due in October" in a May story); or the month
+        before publication named without a day, in a story from after the first week of
+        its month ("in September" on 9 October, but not "on 30 September", nor "in
+        September" on 2 October: both may be this week)."""
         published = self.published_month
         if published is None:
             return None
@@ -936,9 +946,20 @@ class _Judge:
             return None
         position, month = min(relevant, key=distance)
         low, high = MONTHS_BACK
-        if low <= (published - month) % 12 <= high:
+        back = (published - month) % 12
+        if low <= back <= high or (
+            back == 1 and self.published_day > LAST_MONTH_AFTER_DAY and not self._has_day(position)
+        ):
             return f"'{self.doc.words[position]}' months before month {published}"
         return None
+
+    def _has_day(self, position: int) -> bool:
+        """Whether a day number stands next to the month at `position`."""
+        words = self.doc.words
+        return any(
+            0 <= i < len(words) and words[i].isdigit() and 1 <= int(words[i]) <= 31
+            for i in (position - 1, position + 1)
+        )
 
     def _background(
         self, sentence: int, starts: tuple[int, ...], end: int, matched: set[int]
@@ -1136,17 +1157,23 @@ def _hits(
         by_sentence = judge.by_sentence(pattern.required[0])
         for sentence in sorted(by_sentence):
             first = by_sentence[sentence]
-            extra: tuple[int, ...] = ()
-            for clause in pattern.required[1:]:
-                found = judge.spans_in(clause, sentence)
-                if not found:
-                    break
-                extra += found[0][2]
-            else:
-                if any(judge.spans_in(node, sentence) for node in pattern.excluded):
-                    continue
-                bucket = raw.setdefault(sentence, [])
-                bucket.extend((pattern.confidence, span, extra) for span in first)
+            clauses = [judge.spans_in(clause, sentence) for clause in pattern.required[1:]]
+            if not all(clauses):
+                continue
+            if any(judge.spans_in(node, sentence) for node in pattern.excluded):
+                continue
+            for span in first:
+                # each further clause needs a word of its own: "agreements & agre*" is
+                # not met by the one word "agreements"
+                extra: tuple[int, ...] = ()
+                own = set(span[2])
+                for found in clauses:
+                    other = next((c for c in found if own.isdisjoint(c[2])), None)
+                    if other is None:
+                        break
+                    extra += other[2]
+                else:
+                    raw.setdefault(sentence, []).append((pattern.confidence, span, extra))
     hits: list[_Hit] = []
     for sentence in sorted(raw):
         best: _Hit | None = None

@@ -416,6 +416,9 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "not true",
         "(опроверг*|фейк*|ложн*|дезинформац*|=вымысел)",
         "=не соответству*",
+        "(=not|=no =longer) (=on =the =agenda|=under =consideration)",
+        "=off =the =table",
+        "=не (=стоит|=рассматривается|=обсуждается)",
         "(no|not|=никто =не|=не) (plan|plans|planned|intend*|intention|=планирует"
         "|=планируют|=планировал|=планировала|=собирается|=собираются|=намерен|=намерена"
         "|=намерены)",
@@ -443,6 +446,9 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=может|=могут|=мог|=могла|=могло|=могли|=сможет|=смогут|=бы|=б)",
         "(возможн*|вероятн*|=наверное|угрожа*|=грозит|=грозят|=грозила|рассматрива*)",
         "(=риск|=риска|=угроза|=угрозу|=угрозы|опасени*|допуска*)",
+        "(=future|=eventual|=prospective|=proposed)",
+        "(будущ*|=предлагаемый|=предлагаемого|=предлагаемом|=предлагаемая|=предлагаемой)",
+        "=якобы",  # "allegedly" in Russian copy signals disbelief; "allegedly" in English does not
         "=не исключ*",
     ),
     "modal_exceptions": (
@@ -478,6 +484,8 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "в свое время",
         "(=previous|=past|=earlier|=prior|=recent) (=years|=decades)",
         "(=прежние|=прошлые|=предыдущие|=минувшие|=прошедшие|=последние) (=годы|=десятилетия)",
+        "(=напомним|=напомню|=напоминаем)",
+        "(=as =a =reminder|=it =will =be =recalled)",
     ),
     # Papers a year may belong to: "maps of 1927", "1920s documents", "документам
     # 1924-1927 годов". Such a year dates the paper, not the event.
@@ -523,6 +531,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
     # fighting", "в результате НЕДАВНИХ боев".
     "background_close": (
         "(=since|=previous|=prior|=earlier|=former|=recent)",
+        "(=after|=following) (=deadly|=bloody|=fierce|=heavy|=recent|=last)",
         "(=прошлых|=прошлые|=прошлого|=прошлой|=прошлым|=прошлыми|=прошлая|=прошлый|=прошлую)",
         "(=прошедших|=прошедшие|=прошедшего|=прошедшей|=прошедшим|=прошедшими)",
         "(=минувших|=минувшие|=минувшего|=минувшей|=минувшим|=минувшими)",
