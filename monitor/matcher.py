@@ -67,6 +67,7 @@ from monitor.rules import (
     CompiledIndicator,
     Lexicon,
     Node,
+    Pattern,
     RuleSet,
     TermNode,
 )
@@ -1144,6 +1145,36 @@ def _candidates(doc: _Doc, rules: RuleSet) -> dict[int, set[int]]:
     return found
 
 
+def _pattern_hits(
+    pattern: Pattern, judge: _Judge, raw: dict[int, list[tuple[float, Span, tuple[int, ...]]]]
+) -> None:
+    """Add the pattern's hits to `raw` (sentence → (base confidence, span, extra words))."""
+    by_sentence = judge.by_sentence(pattern.required[0])
+    further = pattern.required[1:]
+    for sentence in sorted(by_sentence):
+        first = by_sentence[sentence]
+        if not further and not pattern.excluded:  # most patterns: one clause
+            raw.setdefault(sentence, []).extend((pattern.confidence, span, ()) for span in first)
+            continue
+        clauses = [judge.spans_in(clause, sentence) for clause in further]
+        if not all(clauses):
+            continue
+        if any(judge.spans_in(node, sentence) for node in pattern.excluded):
+            continue
+        for span in first:
+            # each further clause needs a word of its own: "agreements & agre*" is
+            # not met by the one word "agreements"
+            extra: tuple[int, ...] = ()
+            own = set(span[2])
+            for found in clauses:
+                other = next((c for c in found if own.isdisjoint(c[2])), None)
+                if other is None:
+                    break
+                extra += other[2]
+            else:
+                raw.setdefault(sentence, []).append((pattern.confidence, span, extra))
+
+
 def _hits(
     ci: CompiledIndicator, pattern_ids: Iterable[int], doc: _Doc, judge: _Judge
 ) -> list[_Hit]:
@@ -1152,28 +1183,11 @@ def _hits(
     present = doc.present
     for pattern_index in sorted(pattern_ids):
         pattern = ci.patterns[pattern_index]
-        if any(need.isdisjoint(present) for need in pattern.needs):
-            continue  # some required part has none of its words in the article
-        by_sentence = judge.by_sentence(pattern.required[0])
-        for sentence in sorted(by_sentence):
-            first = by_sentence[sentence]
-            clauses = [judge.spans_in(clause, sentence) for clause in pattern.required[1:]]
-            if not all(clauses):
-                continue
-            if any(judge.spans_in(node, sentence) for node in pattern.excluded):
-                continue
-            for span in first:
-                # each further clause needs a word of its own: "agreements & agre*" is
-                # not met by the one word "agreements"
-                extra: tuple[int, ...] = ()
-                own = set(span[2])
-                for found in clauses:
-                    other = next((c for c in found if own.isdisjoint(c[2])), None)
-                    if other is None:
-                        break
-                    extra += other[2]
-                else:
-                    raw.setdefault(sentence, []).append((pattern.confidence, span, extra))
+        for need in pattern.needs:
+            if need.isdisjoint(present):
+                break  # some required part has none of its words in the article
+        else:
+            _pattern_hits(pattern, judge, raw)
     hits: list[_Hit] = []
     for sentence in sorted(raw):
         best: _Hit | None = None
