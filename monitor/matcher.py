@@ -97,9 +97,9 @@ ARTICLE_OTHER_SENSE = 3  # distinct `exclude` words across an article that make 
 PARTICLE_WINDOW = 3
 DENIAL_BEFORE_WINDOW = 10
 DENIAL_AFTER_WINDOW = 10
-CONDITIONAL_WINDOW = 15
+CONDITIONAL_WINDOW = 25
 CONDITIONAL_AFTER_WINDOW = 6  # "would leave the bloc IF it fails to act"
-MODAL_WINDOW = 4
+MODAL_WINDOW = 6
 MODAL_AFTER_WINDOW = 6  # "clashes on the border are NOT RULED OUT"
 YEAR_WINDOW = 6  # a year this close to a match dates it…
 SENTENCE_OPENING = 3  # …and so does one opening the sentence ("In 2021, …")
@@ -865,7 +865,10 @@ class _Judge:
             found = self._cue_in(cues.questions_after, sentence, end, end + 2, matched)
         if found is not None:
             return f"'{self.text(found)}'"
-        if self.doc.is_question(sentence):
+        if self.doc.is_question(sentence) and not any(
+            cue[0] < first + SENTENCE_OPENING + 2  # "Q: Why did …"
+            for cue in self.spans_in(cues.presupposing_questions, sentence)
+        ):
             return "question"
         return None
 
@@ -873,10 +876,25 @@ class _Judge:
         """A background reference: a phrase like "last year", or an earlier year that
         governs the match (same clause, within a few words, or opening the sentence:
         "In 2021, clashes …"; not one that belongs to another clause)."""
-        first, last = self.doc.bounds[sentence]
-        cue = self._cue_in(self.cues.history, sentence, first, last, matched)
-        if cue is not None:
-            return f"'{self.text(cue)}'"
+        first = self.doc.bounds[sentence][0]
+        same_clause = self.doc.same_clause
+
+        def governs(position: int) -> bool:
+            distance = start - position if position < start else position - end + 1
+            return (
+                distance <= YEAR_WINDOW
+                or position < first + SENTENCE_OPENING
+                or same_clause(position, start)
+            )
+
+        for cue in self.spans_in(self.cues.history, sentence):
+            # a phrase like "years ago" dates the match when it governs it, as a year does
+            if (
+                matched.isdisjoint(cue[2])
+                and governs(cue[0])
+                and self.is_cue_word(cue[0], sentence)
+            ):
+                return f"'{self.text(cue)}'"
         if self.published_year is None:
             return None
         years = self.doc.years.get(sentence)
@@ -887,15 +905,6 @@ class _Judge:
         ):
             return None
         years = years or []
-        same_clause = self.doc.same_clause
-
-        def governs(position: int) -> bool:
-            distance = start - position if position < start else position - end + 1
-            return (
-                distance <= YEAR_WINDOW
-                or position < first + SENTENCE_OPENING
-                or same_clause(position, start)
-            )
 
         def distance(item: tuple[int, int]) -> int:
             position = item[0]

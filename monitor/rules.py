@@ -205,6 +205,7 @@ class Cues:
     would: Node  # "would": hypothetical unless reported speech ("said it would")
     reporting: Node  # "said", "announced": makes a later "would" a reported future
     questions_after: Node  # "ли" right after the match: "отменят ли …"
+    presupposing_questions: Node  # "why …?", "почему …?": the question takes the event as given
     history: Node  # "last year", "years ago", "в прошлом году", "годовщина"
     year_documents: Node  # "maps of 1927", "документы 1924 года": the year dates a paper
     # Background framing: a recent event recalled as the setting of today's news.
@@ -447,6 +448,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(возможн*|вероятн*|=наверное|угрожа*|=грозит|=грозят|=грозила|рассматрива*)",
         "(=риск|=риска|=угроза|=угрозу|=угрозы|опасени*|допуска*)",
         "(=future|=eventual|=prospective|=proposed)",
+        "(=hope|=hopes|=hoped|=hoping|надежд*|=надеются|=надеется|=надеемся|=надеялись)",
         "(будущ*|=предлагаемый|=предлагаемого|=предлагаемом|=предлагаемая|=предлагаемой)",
         "=якобы",  # "allegedly" in Russian copy signals disbelief; "allegedly" in English does not
         "=не исключ*",
@@ -467,6 +469,9 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(claim|insist|warn|declar*|confirm*|wrote|explain*|promis*|pledg*|expect*)",
     ),
     "questions_after": ("=ли",),
+    # A question that opens with one of these takes the event as given: "WHY did Yerevan
+    # decide not to host the drills?" is no hypothetical.
+    "presupposing_questions": ("(=why|=почему|=зачем|=отчего)",),
     "history": (
         "last year",
         "(year|years|decade|decades|month|months) ago",
@@ -521,6 +526,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=дней|=дня|=день|=недель|=недели|=неделю|=неделя|=месяцев|=месяца|=месяц) (=после|=спустя)",
         "(=лет|=года|=год|=полгода|=полугода) (=после|=спустя)",
         "=через ..4 =после",
+        "(=на =фоне|=against =the =backdrop =of)",
         "(бежавш*|покинувш*)",
         "(=which|=that) (=began|=started|=erupted|=escalated|=intensified|=grew) ..2"
         " (=after|=since|=following)",

@@ -25,6 +25,7 @@ DEMO_CORPUS = REPO / "monitor" / "demo_data" / "items.jsonl"
 # see tests/fixtures/corpus/SETS.md for the first-look figures.
 HELDOUT_CORPUS = CORPUS_FIXTURES / "heldout.jsonl"
 UNSEEN_CORPUS = CORPUS_FIXTURES / "unseen.jsonl"
+FINAL_CORPUS = CORPUS_FIXTURES / "final.jsonl"
 
 
 @cache

@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from detection_support import DEMO_CORPUS, DEV_CORPUS, HELDOUT_CORPUS, UNSEEN_CORPUS, shipped_rules
+from detection_support import (
+    DEMO_CORPUS,
+    DEV_CORPUS,
+    FINAL_CORPUS,
+    HELDOUT_CORPUS,
+    UNSEEN_CORPUS,
+    shipped_rules,
+)
 
 from monitor.corpus import CorpusItem, load_corpus
 from monitor.evaluation import (
@@ -98,6 +105,17 @@ def test_blind_written_sets_meet_the_targets(
     for score in scores.labels:
         assert score.f1 is None or score.f1 >= TARGET_LABEL_F1, score
     assert scores.theatre_accuracy >= TARGET_THEATRE_ACCURACY
+
+
+def test_long_feature_set_stays_at_its_measured_level() -> None:
+    """final.jsonl (long analysis pieces, the sign often in a later paragraph) is BELOW
+    the targets: macro F1 0.80 at first look, 0.87 after general fixes. This floor keeps
+    a change from quietly losing what was gained; SETS.md has the story."""
+    report = evaluate(load_corpus(FINAL_CORPUS), shipped_rules())
+    assert report.overall.macro_f1 >= 0.85
+    assert report.overall.theatre_accuracy >= TARGET_THEATRE_ACCURACY
+    for score in report.overall.labels:
+        assert score.f1 is not None and score.f1 >= 0.65, score
 
 
 def test_the_trench_item_raises_an_extra_sign_not_a_label(dev_report: Any) -> None:

@@ -551,10 +551,35 @@ DETECTIONS = [
         ),
         id="en-deesc-withdrawal-after-deadly-fighting-is-no-clash",
     ),
+    pytest.param(
+        row(
+            "Q: Why did Yerevan decide not to host this year's CSTO exercises?",
+            "exercise_cancellation@csto",
+        ),
+        id="en-why-question-takes-the-event-as-given",
+    ),
+    pytest.param(
+        row(
+            "Armenia was absent from the CSTO drills in Belarus for a third year.",
+            "exercise_cancellation@csto",
+        ),
+        id="en-exercise-absent",
+    ),
 ]
 
 
 NEAR_MISSES = [
+    pytest.param(
+        row("Turkey has become Kyrgyzstan's main arms supplier, officials in Bishkek said."),
+        id="en-arms-supplier-is-a-state-not-a-delivery",
+    ),
+    pytest.param(
+        row(
+            "Tashiev said Kyrgyzstan would answer Tajikistan's territorial claims, and recalled"
+            " the land handed over decades ago."
+        ),
+        id="en-history-phrase-in-another-clause-does-not-date-the-match",
+    ),
     pytest.param(
         row(
             "If the talks fail, Dushanbe reserves the right to act under its bilateral"
@@ -799,6 +824,21 @@ def test_detections_are_exactly_the_expected_ones(case: Row) -> None:
 
 NON_EVENTS = [
     # (text, published, the match that must be kept as a non-event, its qualifier kind)
+    pytest.param(
+        "Politicians in Baku and Yerevan spoke of their hope that a peace treaty will be signed.",
+        None,
+        "de_escalation@am-az",
+        "hypothetical: 'hope'",
+        id="en-hope-is-no-treaty",
+    ),
+    pytest.param(
+        "Yerevan complained that arms deliveries paid for in 2021 have not arrived from Russia,"
+        " while Armenia and Azerbaijan traded accusations.",
+        None,
+        "arms_delivery@am-az",
+        "undelivered: 'not arrived'",
+        id="en-arms-not-arrived",
+    ),
     pytest.param(
         "Bishkek said the bloc stood aside while fighting on the Tajik border killed nearly"
         " 100 people in September.",
