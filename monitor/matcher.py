@@ -15,14 +15,21 @@ and a qualifier saying which and why:
 - other sense: a word of the indicator's `exclude` list in the sentence, or three or
   more of them across the article (a football report stays a football report);
 - the indicator's own `context` cues ("a protocol to END the fighting");
-- negated: "not", "no", "не" just before (same clause) or inside the match, a denial
-  before it ("denied plans to cancel") or after it ("… were false", "не соответствует");
-- hypothetical: a modal just before ("could", "may", "может", "бы"), "would" outside
-  reported speech, a conditional around it ("if", "unless", "если"), a question;
-- historical: a phrase like "last year", "years ago", "в прошлом году", or a year
-  before the publication year that governs the match (same clause, within a few
-  words, or opening the sentence: "In 2021, …"); without a year, a month two to six
-  months before the publication month ("в конце апреля" in an October story);
+- negated: "not", "no", "не", "никакой" just before (same clause) the match or a word
+  of a further clause ("the treaty will NOT be SIGNED"), or inside the match; a denial
+  before it ("denied plans to cancel"), after it ("… were false", "не соответствует",
+  "никто не планирует", "not on the agenda"), or a denial of reports anywhere before
+  it in the sentence ("denied reports that its troops had shelled …");
+- hypothetical: a modal just before ("could", "may", "hope", "future", "может", "бы",
+  "якобы"; not "considers IT …", a stated view), one just after ("… are not ruled
+  out", "не исключены"), "would" outside reported speech, a conditional around it
+  ("if", "unless", "если"), a question (not a "why …?", which takes the event as given);
+- historical: a phrase like "last year", "years ago", "в прошлом году", "напомним",
+  or a year before the publication year, that governs the match (same clause, within
+  a few words, or opening the sentence: "In 2021, …"; a year that dates a paper, "maps
+  of 1927", does not); without a year, a month two to six months before the
+  publication month ("в конце апреля" in an October story), or the month before it
+  named without a day in a story from after the first week;
 - background: a recent event recalled as the setting of today's news: a past time
   frame near it ("last week's fighting", "Earlier this year, …", "ранее"), a relative
   past clause whose object it is ("comes six months AFTER deadly fighting", "residents
@@ -34,10 +41,14 @@ and a qualifier saying which and why:
 - weapon type (opt-in, for violence): the event word is the modifier of a weapon
   ("STRIKE drones", "УДАРНЫЕ беспилотники"), not its head ("drone STRIKE").
 
+A pattern's further clauses ("x & y") each need a word of their own: one word cannot
+be both the event and its confirmation ("agreements" for "agreement & agre*").
+
 Theatres. A hit counts for a theatre when the article names it: a pair by both sides
 or a disputed place, an alliance by its own names (with one of its members, or its
 names, near the hit). `one_side` indicators need only one side of a pair, named in the
-hit's sentence or the title. When several theatres qualify, those named in the hit's
+hit's sentence or the title, and always need a side (arms "used in Karabakh" are not
+arms for either side). When several theatres qualify, those named in the hit's
 own sentence win over those named only in the title, then the lede, then elsewhere.
 One Match per (indicator, theatre): the best hit, its confidence nudged up a little
 when other sentences confirm it.
