@@ -533,7 +533,11 @@ def _alternatives_here(node: AltNode, doc: _Doc) -> tuple[frozenset[int], tuple[
             here = (terms, ())
         else:
             gates = node.gates
-            numbers = sorted({number for term_id in gated for number in gates[term_id]})
+            numbers: Iterable[int]
+            if len(gated) == 1:
+                numbers = gates[next(iter(gated))]  # in order already
+            else:
+                numbers = sorted({number for term_id in gated for number in gates[term_id]})
             options = node.options
             here = (terms, tuple(options[n] for n in numbers if _is_possible(options[n], doc)))
     doc.alternatives[key] = here
@@ -574,10 +578,13 @@ def _chain_spans(node: ChainNode, doc: _Doc) -> list[Span]:
         following = _spans(item, doc)
         if not following:
             return _NO_SPANS
-        if type(item) is not TermNode:  # a term's occurrences are in text order already
+        if type(item) is TermNode:  # a term's occurrences: in text order, one word each
+            starts = doc.index[item.id]
+            longest = 1
+        else:
             following = sorted(following)
-        starts = [span[0] for span in following]
-        longest = max(span[1] - span[0] for span in following)
+            starts = [span[0] for span in following]
+            longest = 0 if ordered else max(end - start for start, end, _ in following)
         joined: list[Span] = []
         for start, end, matched in current:
             # after: the next item starts within `gap` words of this end
