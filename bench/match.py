@@ -16,8 +16,10 @@ random words of the corpus itself. Then times on one core:
   the text: the work the matcher's word-by-word lexicon lookup and its index of
   patterns by anchor word avoid.
 
-Prints articles/s, MB/s and the ratio to the baseline. No network; deterministic
-(seeded). Run: `.venv/bin/python bench/match.py [--articles N] [--repeat R]`.
+Prints articles/s, MB/s and the ratio to the baseline, and which matcher ran: the
+Python source or the optional compiled build (`HATCH_BUILD_HOOK_ENABLE_MYPYC=1 pip
+install .`; run this script with that environment's python). No network;
+deterministic (seeded). Run: `.venv/bin/python bench/match.py [--articles N] [--repeat R]`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import TypeVar
 
 import yaml
 
+import monitor.matcher as matcher_module
 from monitor.corpus import load_corpus
 from monitor.matcher import match_article
 from monitor.models import ArticleText
@@ -297,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         f"rules: {len(rules.indicators)} indicators, {rules.pattern_count()} patterns,"
         f" {len(rules.lexicon)} terms; compiled in {compile_ms:.0f} ms"
     )
+    build = "compiled (mypyc)" if matcher_module.__file__.endswith(".so") else "Python source"
+    print(f"matcher: {build}, {matcher_module.__file__}")
     print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
 
