@@ -131,7 +131,8 @@ def check_config(obj: Context) -> None:
     click.echo(f"database:   {settings.db_path}")
     smtp = settings.smtp
     recipients = ", ".join(smtp.recipients) or "(none configured)"
-    click.echo(f"smtp:       {smtp.host}:{smtp.port} ({smtp.security}) → {recipients}")
+    trust = f", CAs from {smtp.ca_file}" if smtp.ca_file else ""
+    click.echo(f"smtp:       {smtp.host}:{smtp.port} ({smtp.security}{trust}) → {recipients}")
     click.echo(f"feeds ({len(config.feeds)}):")
     for feed in config.feeds:
         click.echo(f"  {feed.id:<18} {feed.url}")

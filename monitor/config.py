@@ -10,6 +10,7 @@ bad pattern stops startup like any other config error.
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -355,6 +356,7 @@ _SMTP_KEYS = (
     "timeout_seconds",
     "sender",
     "recipients",
+    "ca_file",
 )
 
 
@@ -414,6 +416,7 @@ _ENV_MAP: dict[str, tuple[str | None, str, str]] = {
     "MONITOR_SMTP_PASSWORD_FILE": ("smtp", "password_file", "str"),
     "MONITOR_SMTP_SENDER": ("smtp", "sender", "str"),
     "MONITOR_SMTP_RECIPIENTS": ("smtp", "recipients", "list"),
+    "MONITOR_SMTP_CA_FILE": ("smtp", "ca_file", "str"),
     "MONITOR_ALLOW_PRIVATE_NETWORKS": ("http", "allow_private_networks", "list"),
 }
 
@@ -474,7 +477,24 @@ def _parse_smtp(
         ),
         sender=sender,
         recipients=recipients,
+        ca_file=_smtp_ca_file(raw.get("ca_file"), at.child("ca_file"), security),
     )
+
+
+def _smtp_ca_file(value: object, at: v.Location, security: str) -> str | None:
+    """A readable PEM file of certificates, checked at load (not at the first alert)."""
+    if value in (None, ""):
+        return None
+    path = Path(v.text(value, at)).expanduser()
+    if security == "none":
+        at.fail("only used with security starttls or tls")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except FileNotFoundError:
+        at.fail(f"no such file: {path}")
+    except (OSError, ssl.SSLError) as error:
+        at.fail(f"not a readable PEM file of CA certificates: {path} ({error})")
+    return str(path)
 
 
 def _smtp_password(raw: Mapping[str, Any], at: v.Location, env: Mapping[str, str]) -> str | None:

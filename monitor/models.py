@@ -120,6 +120,9 @@ class SmtpSettings:
     timeout_seconds: float = 30.0
     sender: str = "monitor@localhost"
     recipients: tuple[str, ...] = ()
+    # PEM file of the CA(s) that signed the relay's certificate (a private CA); None: the
+    # system's CAs. The host name is checked either way.
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

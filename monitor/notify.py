@@ -804,8 +804,8 @@ def send_email(
     """Deliver `message` to the SMTP server in `smtp`; return only once the server accepted it.
 
     Security "none", "starttls" (refused if the server does not offer it: never falls back to
-    plain text) or "tls" (implicit TLS). Certificates are verified against the system CAs, or
-    against `ssl_context` if given. Every network step (connect, each command, the reply after
+    plain text) or "tls" (implicit TLS). Certificates are verified against the system CAs, the
+    CAs of `smtp.ca_file`, or `ssl_context` if given. Every network step (connect, each command, the reply after
     DATA) is bounded by `smtp.timeout_seconds`. The password is never logged or put in errors.
 
     Raises `DeliveryError`:
@@ -836,7 +836,11 @@ def send_email(
     try:
         if smtp.security == "tls":
             client = smtplib.SMTP_SSL(
-                smtp.host, smtp.port, local_hostname, timeout=timeout, context=ssl_context or _ca()
+                smtp.host,
+                smtp.port,
+                local_hostname,
+                timeout=timeout,
+                context=ssl_context or _ca(smtp.ca_file),
             )
         else:
             client = smtplib.SMTP(smtp.host, smtp.port, local_hostname, timeout=timeout)
@@ -850,7 +854,7 @@ def send_email(
                     "not sending in plain text",
                     retryable=True,
                 )
-            client.starttls(context=ssl_context or _ca())
+            client.starttls(context=ssl_context or _ca(smtp.ca_file))
             client.ehlo()
         if smtp.username:
             stage = "login"
@@ -937,10 +941,11 @@ def send_email(
     )
 
 
-def _ca() -> ssl.SSLContext:
-    """Verify the server against the system CAs, with its host name (never smtplib's default,
-    which verifies nothing). Made only when TLS is used: loading the CAs costs ~30 ms."""
-    return ssl.create_default_context()
+def _ca(ca_file: str | None) -> ssl.SSLContext:
+    """Verify the server against the system CAs (or those of `ca_file`), with its host name
+    (never smtplib's default, which verifies nothing). Made only when TLS is used: loading
+    the CAs costs ~30 ms."""
+    return ssl.create_default_context(cafile=ca_file)
 
 
 @functools.cache

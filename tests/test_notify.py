@@ -905,6 +905,30 @@ def test_delivery_over_tls(tmp_path: Path, certificate: Certificate, security: s
     assert received.rcpt_tos == RECIPIENTS
 
 
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_a_relay_signed_by_a_private_ca_is_trusted_through_ca_file(
+    tmp_path: Path, certificate: Certificate, security: str
+) -> None:
+    """No test-only context here: the settings' `ca_file` alone makes the relay trusted,
+    and without it the same relay is refused (system CAs do not know it)."""
+    options: dict[str, Any] = (
+        {"tls_context": certificate.server_context(), "require_starttls": True}
+        if security == "starttls"
+        else {"ssl_context": certificate.server_context()}
+    )
+    with MailSink(tmp_path, **options) as server:
+        system_cas = smtp_for(server.port, security=security)
+        with pytest.raises(DeliveryError) as caught:
+            send_email(render(make_alert()), system_cas)
+        assert caught.value.retryable is True
+        assert "not trusted" in str(caught.value)
+        trusted = replace(system_cas, ca_file=str(certificate.cert_file))
+        send_email(render(make_alert()), trusted)
+        [received] = server.wait_for(1)
+    assert received.tls is True
+    assert received.rcpt_tos == RECIPIENTS
+
+
 def test_login_over_starttls(
     tmp_path: Path, certificate: Certificate, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -117,6 +117,24 @@ def test_password_comes_from_environment_or_credential_and_is_never_shown(tmp_pa
             "monitor.toml: smtp.password_file: cannot read the SMTP password file",
             id="missing-password-file",
         ),
+        pytest.param(
+            "[smtp]\nsecurity = 'tls'\nca_file = '/nonexistent/ca.pem'\n",
+            {},
+            "monitor.toml: smtp.ca_file: no such file: /nonexistent/ca.pem",
+            id="missing-ca-file",
+        ),
+        pytest.param(
+            "[smtp]\nsecurity = 'starttls'\nca_file = '/etc/passwd'\n",
+            {},
+            "monitor.toml: smtp.ca_file: not a readable PEM file of CA certificates",
+            id="ca-file-not-pem",
+        ),
+        pytest.param(
+            "[smtp]\nca_file = 'monitor.toml'\n",
+            {},
+            "monitor.toml: smtp.ca_file: only used with security starttls or tls",
+            id="ca-file-without-tls",
+        ),
     ],
 )
 def test_bad_settings_stop_with_one_line(
