@@ -490,13 +490,24 @@ def _host_key(url: str) -> str:
         return ""
 
 
-def _clean_validator(value: str | None) -> str | None:
-    """A stored ETag/Last-Modified is sent only if it is a safe single-line ASCII value."""
+def _clean_validator(value: str | None) -> bytes | None:
+    """A stored ETag/Last-Modified as the bytes to send back, if it is a safe single line.
+
+    Validators are kept as their raw bytes decoded one byte per character (Latin-1), so
+    a non-ASCII ETag goes back exactly as the server sent it."""
     if not value or len(value) > 1024:
         return None
-    if not value.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or ord(c) > 0xFF for c in value):
         return None
-    return value
+    return value.encode("latin-1")
+
+
+def _raw_validator(headers: httpx.Headers, name: bytes) -> str | None:
+    """A response's ETag or Last-Modified, byte for byte (Latin-1 decoded: lossless)."""
+    for key, value in headers.raw:
+        if key.lower() == name:
+            return value[:_MAX_HEADER_VALUE].decode("latin-1")
+    return None
 
 
 def _lowercase_headers(headers: httpx.Headers) -> dict[str, str]:
@@ -734,14 +745,18 @@ class Fetcher:
         )
         return replace(result, elapsed_seconds=elapsed)
 
-    def _request_headers(self, state: FeedState) -> dict[str, str]:
-        headers = {"Accept": _ACCEPT, "Accept-Encoding": ", ".join(supported_encodings())}
+    def _request_headers(self, state: FeedState) -> dict[bytes, bytes]:
+        """As bytes: a validator goes back exactly as the server sent it."""
+        headers = {
+            b"Accept": _ACCEPT.encode("ascii"),
+            b"Accept-Encoding": ", ".join(supported_encodings()).encode("ascii"),
+        }
         etag = _clean_validator(state.etag)
         if etag:
-            headers["If-None-Match"] = etag
+            headers[b"If-None-Match"] = etag
         last_modified = _clean_validator(state.last_modified)
         if last_modified:
-            headers["If-Modified-Since"] = last_modified
+            headers[b"If-Modified-Since"] = last_modified
         return headers
 
     async def _follow_redirects(self, state: FeedState, url: str, now: datetime) -> FetchResult:
@@ -809,8 +824,8 @@ class Fetcher:
         if status == 304:
             return FetchResult(
                 outcome="not_modified",
-                etag=headers.get("etag"),
-                last_modified=headers.get("last-modified"),
+                etag=_raw_validator(response.headers, b"etag"),
+                last_modified=_raw_validator(response.headers, b"last-modified"),
                 permanent_url=permanent_url,
                 **common,
             )
@@ -826,8 +841,8 @@ class Fetcher:
             return FetchResult(
                 outcome="ok",
                 body=body,
-                etag=headers.get("etag"),
-                last_modified=headers.get("last-modified"),
+                etag=_raw_validator(response.headers, b"etag"),
+                last_modified=_raw_validator(response.headers, b"last-modified"),
                 permanent_url=permanent_url,
                 **common,
             )

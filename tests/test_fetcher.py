@@ -178,6 +178,29 @@ def test_conditional_get_round_trip_sends_the_exact_stored_validators(server: Fe
     assert s3.etag == '"v2"'
 
 
+def test_a_non_ascii_etag_goes_back_byte_for_byte(server: FeedServer) -> None:
+    # The server sends UTF-8 bytes (and a Latin-1 byte in Last-Modified); http.server
+    # writes header strings as Latin-1, so these strings stand for those exact bytes.
+    etag = '"caf\xc3\xa9-\xe2\x80\x94-v1"'  # "café-—-v1" in UTF-8
+    modified = "Fri, 13 Sep 2024 10:00:00 GMT \xe9"
+
+    def conditional(request: RecordedRequest) -> Reply:
+        headers = (("ETag", etag), ("Last-Modified", modified))
+        if request.headers.get("if-none-match") == etag:
+            return Reply(304, b"", headers)
+        return Reply(200, FEED, headers)
+
+    server.route("/feed", conditional)
+    first = fetch_sync(server.url("/feed"), state=FeedState("feed", server.url("/feed")))
+    assert first.outcome == "ok"
+    assert first.etag == etag and first.last_modified == modified
+    state = FeedState("feed", server.url("/feed"), etag=first.etag, last_modified=modified)
+    second = fetch_sync(server.url("/feed"), state=state)
+    assert second.outcome == "not_modified"
+    assert server.requests[1].headers["if-none-match"] == etag
+    assert server.requests[1].headers["if-modified-since"] == modified
+
+
 def test_validators_with_control_characters_are_not_sent(server: FeedServer) -> None:
     server.route("/feed", Reply(200, FEED))
     state = FeedState("feed", server.url("/feed"), etag='"x"\r\nX-Evil: 1', last_modified="ok")
