@@ -39,7 +39,10 @@ and a qualifier saying which and why:
 - reversed (opt-in, for agreements): a contrast or relative clause after the match
   saying it failed ("a truce, but it quickly broke down", "но оно было нарушено");
 - weapon type (opt-in, for violence): the event word is the modifier of a weapon
-  ("STRIKE drones", "УДАРНЫЕ беспилотники"), not its head ("drone STRIKE").
+  ("STRIKE drones", "УДАРНЫЕ беспилотники"), not its head ("drone STRIKE");
+- deep mention (opt-in per indicator, `deep_mentions`): weak evidence after the first
+  few sentences of the text is the story's context, not its news ("delegations meet
+  regularly" in the fifth paragraph of an analysis).
 
 A pattern's further clauses ("x & y") each need a word of their own: one word cannot
 be both the event and its confirmation ("agreements" for "agreement & agre*").
@@ -1227,6 +1230,16 @@ def _hits(
             if best is None or confidence > best.confidence:
                 best = _Hit(sentence, span[0], span[1], span[2] + extra, confidence, qualifiers)
         assert best is not None
+        deep = ci.deep_mentions
+        if (
+            deep is not None
+            and sentence >= doc.lede + deep.after_sentences
+            and EVENT_CONFIDENCE <= best.confidence < deep.below
+        ):
+            best.confidence *= deep.factor
+            best.qualifiers += (
+                f"deep in the story: sentence {sentence - doc.lede + 1} of the text",
+            )
         hits.append(best)
     return hits
 

@@ -65,6 +65,7 @@ __all__ = [
     "CompiledTheatre",
     "Context",
     "Cues",
+    "DeepMentions",
     "Lexicon",
     "Node",
     "Pattern",
@@ -177,6 +178,19 @@ class CompiledIndicator:
     patterns: tuple[Pattern, ...]
     exclude: Node | None
     contexts: tuple[Context, ...]
+    deep_mentions: DeepMentions | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeepMentions:
+    """Weak evidence deep in a story is its context, not its news ("delegations meet
+    regularly" in the fifth paragraph of an analysis): a hit weaker than `below`, in a
+    sentence after the title and the first `after_sentences` sentences of the text, has
+    its confidence multiplied by `factor`."""
+
+    after_sentences: int
+    below: float
+    factor: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -1114,6 +1128,7 @@ class _Compiler:
                 "non_events",
                 "exclude",
                 "context",
+                "deep_mentions",
                 *LANGUAGES,
             ),
         )
@@ -1162,6 +1177,9 @@ class _Compiler:
         contexts: tuple[Context, ...] = ()
         if "context" in entry:
             contexts = self.contexts(entry["context"], f"{path}.context")
+        deep_mentions = None
+        if "deep_mentions" in entry:
+            deep_mentions = self.deep_mentions(entry["deep_mentions"], f"{path}.deep_mentions")
         patterns: list[Pattern] = []
         for language in LANGUAGES:
             if language not in entry:
@@ -1182,7 +1200,22 @@ class _Compiler:
             patterns=tuple(patterns),
             exclude=exclude,
             contexts=contexts,
+            deep_mentions=deep_mentions,
         )
+
+    def deep_mentions(self, raw: object, path: str) -> DeepMentions:
+        entry = self.errors.mapping(raw, path)
+        self.errors.keys(entry, path, required=("after_sentences", "below", "confidence"))
+        after = self.errors.integer(
+            entry["after_sentences"], f"{path}.after_sentences", low=0, high=MAX_WINDOW
+        )
+        numbers = {}
+        for key in ("below", "confidence"):
+            number = self.errors.number(entry[key], f"{path}.{key}")
+            if not 0.0 <= number <= 1.0:
+                raise self.errors.fail(f"{path}.{key}", f"must be between 0 and 1, got {number:g}")
+            numbers[key] = number
+        return DeepMentions(after, numbers["below"], numbers["confidence"])
 
     def applies_to(
         self, raw: object, path: str, theatres: tuple[CompiledTheatre, ...]

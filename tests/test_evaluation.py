@@ -87,8 +87,7 @@ def blind_reports() -> dict[str, Any]:
     [
         ("heldout", None),
         ("heldout", "en"),
-        # heldout/ru is left out: de_escalation scores 0.77 there (two debatable items:
-        # "the situation has stabilised" after a shooting, "delegations meet regularly")
+        ("heldout", "ru"),
         ("unseen", None),
         ("unseen", "en"),
         ("unseen", "ru"),
@@ -109,7 +108,7 @@ def test_blind_written_sets_meet_the_targets(
 
 def test_long_feature_set_stays_at_its_measured_level() -> None:
     """final.jsonl (long analysis pieces, the sign often in a later paragraph) is BELOW
-    the targets: macro F1 0.80 at first look, 0.87 after general fixes. This floor keeps
+    the targets: macro F1 0.80 at first look, 0.88 after general fixes. This floor keeps
     a change from quietly losing what was gained; SETS.md has the story."""
     report = evaluate(load_corpus(FINAL_CORPUS), shipped_rules())
     assert report.overall.macro_f1 >= 0.85

@@ -1175,6 +1175,48 @@ def test_an_article_full_of_another_sense_drops_a_bare_headline() -> None:
     assert match.qualifiers[0].startswith("other sense: '")
 
 
+_ROUND_UP = (
+    "Prices for bread rose in Bishkek this month. The new airport road will open in May."
+    " Cotton exports grew by twelve percent. Schools in Osh reopened after repairs. "
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "qualifier"),
+    [
+        pytest.param(
+            "Kyrgyz and Tajik government delegations met in Batken to discuss the border. "
+            + _ROUND_UP,
+            {"de_escalation@kg-tj"},
+            None,
+            id="weak-sign-at-the-top-is-news",
+        ),
+        pytest.param(
+            _ROUND_UP + "Kyrgyz and Tajik government delegations met in Batken to discuss"
+            " the border.",
+            set(),
+            "deep in the story: sentence 5 of the text",
+            id="weak-sign-deep-is-context",
+        ),
+        pytest.param(
+            _ROUND_UP + "Kyrgyzstan and Tajikistan signed a protocol on the withdrawal of"
+            " troops from the border.",
+            {"de_escalation@kg-tj"},
+            None,
+            id="strong-sign-deep-is-still-news",
+        ),
+    ],
+)
+def test_weak_de_escalation_deep_in_a_story_is_its_context(
+    text: str, expected: set[str], qualifier: str | None
+) -> None:
+    matches = match_article(article(text, title="Central Asia round-up"), shipped_rules())
+    assert events(matches) == expected
+    match = find(matches, "de_escalation@kg-tj")
+    assert match is not None
+    assert (qualifier in match.qualifiers) if qualifier else match.qualifiers == ()
+
+
 def test_the_month_before_with_a_day_is_current_news() -> None:
     text = "Tajik and Kyrgyz troops exchanged fire on the border on 30 September."
     matches = match_article(

@@ -255,8 +255,9 @@ BAD = [
     ),
     pytest.param(
         _set("indicators.border_clash.wieght", 3),
-        f"{P}.wieght: unknown key (expected one of: applies_to, context, description, en,"
-        " exclude, half_life_hours, non_events, one_side, ru, severity, weight)",
+        f"{P}.wieght: unknown key (expected one of: applies_to, context, deep_mentions,"
+        " description, en, exclude, half_life_hours, non_events, one_side, ru, severity,"
+        " weight)",
         id="unknown-key",
     ),
     pytest.param(
@@ -423,6 +424,27 @@ BAD = [
         _delete("theatres.csto.name"),
         "indicators.yaml: theatres.csto: missing required key 'name'",
         id="theatre-without-name",
+    ),
+    pytest.param(
+        _set("indicators.border_clash.deep_mentions", {"after_sentences": 2, "below": 0.8}),
+        f"{P}.deep_mentions: missing required key 'confidence'",
+        id="deep-mentions-incomplete",
+    ),
+    pytest.param(
+        _set(
+            "indicators.border_clash.deep_mentions",
+            {"after_sentences": 2, "below": 0.8, "confidence": 1.5},
+        ),
+        f"{P}.deep_mentions.confidence: must be between 0 and 1, got 1.5",
+        id="deep-mentions-factor-out-of-range",
+    ),
+    pytest.param(
+        _set(
+            "indicators.border_clash.deep_mentions",
+            {"after_sentences": -1, "below": 0.8, "confidence": 0.5},
+        ),
+        f"{P}.deep_mentions.after_sentences: must be between 0 and 30, got -1",
+        id="deep-mentions-negative",
     ),
     pytest.param(
         _set("theatres.KG_TJ", {"name": "x", "kind": "pair"}),
