@@ -154,6 +154,8 @@ def parse_indicators_text(raw_text: str, *, source: str) -> WatchList:
     feeds = _parse_feeds(top.get("feeds"), root.child("feeds"))
     scoring = _parse_scoring(top.get("scoring"), root.child("scoring"))
     alerts = _parse_alerts(top.get("alerts"), root.child("alerts"))
+    if not scoring.timezone:  # the baseline's days are the desk's days unless set apart
+        scoring = replace(scoring, timezone=alerts.timezone)
     rules = compile_ruleset(top.get("theatres"), top.get("indicators"), source=source)
     return WatchList(feeds=feeds, scoring=scoring, alerts=alerts, rules=rules)
 
@@ -207,6 +209,7 @@ _SCORING_KEYS = (
     "corroboration",
     "corroboration_cap",
     "baseline_days",
+    "timezone",
     "levels",
     "methodology_version",
 )
@@ -231,9 +234,18 @@ def _parse_scoring(value: object, at: v.Location) -> ScoringSettings:
         baseline_days=v.integer(
             raw.get("baseline_days", defaults.baseline_days), at.child("baseline_days"), minimum=1
         ),
+        timezone=_scoring_timezone(raw, at),
         levels=levels,
         methodology_version=str(raw.get("methodology_version", defaults.methodology_version)),
     )
+
+
+def _scoring_timezone(raw: dict[str, Any], at: v.Location) -> str:
+    if "timezone" not in raw:
+        return ""  # filled in with alerts.timezone once that is read
+    name = v.text(raw["timezone"], at.child("timezone"))
+    _check_timezone(name, at.child("timezone"))
+    return name
 
 
 def _num(

@@ -90,6 +90,7 @@ class ScoringSettings:
     corroboration: float = 0.25  # extra share per additional distinct source, up to the cap
     corroboration_cap: int = 5  # sources beyond this add nothing more
     baseline_days: int = 28
+    timezone: str = "UTC"  # IANA name: the baseline's days (and weekends) are local days
     levels: tuple[Level, ...] = (
         Level("low", 0.0, 0.0),
         Level("elevated", 30.0, 25.0),

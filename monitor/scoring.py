@@ -19,16 +19,20 @@ Choices (see docs/decisions.md):
 - The raw score is summed with `math.fsum`, so the result does not depend on input order.
 - Changes: `change_24h` / `change_7d` compare with the history point nearest to 24 h / 7 d
   before `now`, if one lies within an eighth of that span (±3 h, ±21 h); else None.
-- Baseline: mean of daily mean indexes over the `baseline_days` whole UTC days before
+- Baseline: mean of daily mean indexes over the `baseline_days` whole days before
   `now`'s day, counting only days of the same type as today (weekday vs Saturday/Sunday),
-  because news volume, and so the index, drops at weekends. Fewer than two such days: None.
+  because news volume, and so the index, drops at weekends. Days are calendar days in
+  `settings.timezone` (a Saturday in Bishkek starts at 18:00 UTC on Friday). Fewer than
+  two such days: None.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from monitor.models import (
     EVENT_CONFIDENCE,
@@ -132,7 +136,7 @@ def score_theatre(
     index = min(100.0, max(0.0, -100.0 * math.expm1(-raw / settings.saturation)))
 
     earlier = [(utc(at), float(value)) for at, value in history if utc(at) < now]
-    baseline = _baseline(now, earlier, settings.baseline_days)
+    baseline = _baseline(now, earlier, settings.baseline_days, _zone(settings.timezone))
     return ScorePoint(
         theatre_id=theatre_id,
         at=now,
@@ -210,15 +214,20 @@ def _is_weekend(day: date) -> bool:
     return day.weekday() >= 5  # Saturday, Sunday: the weekend in KG, TJ, AM, AZ and RU
 
 
+@functools.cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
 def _baseline(
-    now: datetime, earlier: Sequence[tuple[datetime, float]], baseline_days: int
+    now: datetime, earlier: Sequence[tuple[datetime, float]], baseline_days: int, zone: ZoneInfo
 ) -> float | None:
-    today = now.date()
+    today = now.astimezone(zone).date()
     first = today - timedelta(days=baseline_days)
     weekend = _is_weekend(today)
     by_day: dict[date, list[float]] = {}
     for at, value in earlier:
-        day = at.date()
+        day = at.astimezone(zone).date()
         if first <= day < today and _is_weekend(day) == weekend:
             by_day.setdefault(day, []).append(value)
     if len(by_day) < _MIN_BASELINE_DAYS:

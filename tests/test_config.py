@@ -98,3 +98,24 @@ def test_environment_variable_names_the_indicators_file(tmp_path: Path) -> None:
 def test_shipped_file_is_plain_yaml_for_other_tools() -> None:
     document = yaml.safe_load((REPO / "indicators.yaml").read_text(encoding="utf-8"))
     assert set(document) == {"version", "feeds", "scoring", "alerts", "theatres", "indicators"}
+
+
+def test_the_baseline_keeps_the_desks_days_unless_scoring_sets_its_own_zone() -> None:
+    good = (FIXTURES / "good.yaml").read_text(encoding="utf-8")
+    inherited = parse_indicators_text(good, source="indicators.yaml")
+    assert inherited.scoring.timezone == "Asia/Bishkek"  # from alerts.timezone
+    own = parse_indicators_text(
+        good.replace(
+            "  half_life_hours: 72\n", "  half_life_hours: 72\n  timezone: Asia/Yerevan\n"
+        ),
+        source="indicators.yaml",
+    )
+    assert own.scoring.timezone == "Asia/Yerevan"
+    with pytest.raises(ConfigError) as caught:
+        parse_indicators_text(
+            good.replace(
+                "  half_life_hours: 72\n", "  half_life_hours: 72\n  timezone: Mars/Olympus\n"
+            ),
+            source="indicators.yaml",
+        )
+    assert str(caught.value).startswith("indicators.yaml: scoring.timezone: ")

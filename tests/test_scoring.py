@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -383,6 +384,22 @@ def test_baseline_compares_same_day_type(now: datetime, expected_baseline: float
     point = score([], now=now, history=history)
     assert point.baseline == pytest.approx(expected_baseline)
     assert point.surge == pytest.approx(point.index - expected_baseline)
+
+
+def test_baseline_days_are_local_days() -> None:
+    """Saturday 03:00 in Bishkek is still Friday in UTC: with the desk's time zone the
+    baseline compares with weekends, as the desk lives them."""
+    bishkek = ZoneInfo("Asia/Bishkek")
+
+    def local_weekday_40_weekend_10(at: datetime) -> float:
+        return 10.0 if at.astimezone(bishkek).weekday() >= 5 else 40.0
+
+    now = datetime(2024, 9, 21, 3, tzinfo=bishkek)  # Friday 21:00 UTC
+    history = hourly(now - timedelta(days=40), now, local_weekday_40_weekend_10)
+    local = replace(SETTINGS, timezone="Asia/Bishkek")
+    assert score([], now=now, history=history, settings=local).baseline == pytest.approx(10.0)
+    in_utc = score([], now=now, history=history).baseline  # UTC Fridays: mostly weekday hours
+    assert in_utc is not None and in_utc > 30.0
 
 
 def test_baseline_leaves_out_today_and_days_beyond_the_window() -> None:
