@@ -685,6 +685,13 @@ class _Errors:
             raise self.fail(path, f"expected a finite number, got {_describe(value)}")
         return number
 
+    def fraction(self, value: object, path: str) -> float:
+        """A number from 0 to 1 (a confidence or a multiplier of one)."""
+        number = self.number(value, path)
+        if not 0.0 <= number <= 1.0:
+            raise self.fail(path, f"must be between 0 and 1, got {number:g}")
+        return number
+
     def integer(self, value: object, path: str, *, low: int, high: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(path, f"expected a whole number, got {_describe(value)}")
@@ -1209,13 +1216,9 @@ class _Compiler:
         after = self.errors.integer(
             entry["after_sentences"], f"{path}.after_sentences", low=0, high=MAX_WINDOW
         )
-        numbers = {}
-        for key in ("below", "confidence"):
-            number = self.errors.number(entry[key], f"{path}.{key}")
-            if not 0.0 <= number <= 1.0:
-                raise self.errors.fail(f"{path}.{key}", f"must be between 0 and 1, got {number:g}")
-            numbers[key] = number
-        return DeepMentions(after, numbers["below"], numbers["confidence"])
+        below = self.errors.fraction(entry["below"], f"{path}.below")
+        factor = self.errors.fraction(entry["confidence"], f"{path}.confidence")
+        return DeepMentions(after, below, factor)
 
     def applies_to(
         self, raw: object, path: str, theatres: tuple[CompiledTheatre, ...]
@@ -1262,11 +1265,7 @@ class _Compiler:
             )
             factor = 0.1
             if "confidence" in entry:
-                factor = self.errors.number(entry["confidence"], f"{entry_path}.confidence")
-                if not 0.0 <= factor <= 1.0:
-                    raise self.errors.fail(
-                        f"{entry_path}.confidence", f"must be between 0 and 1, got {factor:g}"
-                    )
+                factor = self.errors.fraction(entry["confidence"], f"{entry_path}.confidence")
             words = {key: entry[key] for key in LANGUAGES if key in entry}
             node = self.word_lists(words, entry_path)
             assert node is not None
