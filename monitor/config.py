@@ -152,10 +152,9 @@ def parse_indicators_text(raw_text: str, *, source: str) -> WatchList:
     if version != 1:
         root.child("version").fail(f"unsupported version {v.describe(version)} (expected 1)")
     feeds = _parse_feeds(top.get("feeds"), root.child("feeds"))
-    scoring = _parse_scoring(top.get("scoring"), root.child("scoring"))
     alerts = _parse_alerts(top.get("alerts"), root.child("alerts"))
-    if not scoring.timezone:  # the baseline's days are the desk's days unless set apart
-        scoring = replace(scoring, timezone=alerts.timezone)
+    # the baseline's days are the desk's days unless scoring names its own zone
+    scoring = _parse_scoring(top.get("scoring"), root.child("scoring"), alerts.timezone)
     rules = compile_ruleset(top.get("theatres"), top.get("indicators"), source=source)
     return WatchList(feeds=feeds, scoring=scoring, alerts=alerts, rules=rules)
 
@@ -215,7 +214,7 @@ _SCORING_KEYS = (
 )
 
 
-def _parse_scoring(value: object, at: v.Location) -> ScoringSettings:
+def _parse_scoring(value: object, at: v.Location, timezone: str) -> ScoringSettings:
     raw = v.mapping(value, at, allowed=_SCORING_KEYS)
     defaults = ScoringSettings()
     levels = defaults.levels
@@ -234,18 +233,10 @@ def _parse_scoring(value: object, at: v.Location) -> ScoringSettings:
         baseline_days=v.integer(
             raw.get("baseline_days", defaults.baseline_days), at.child("baseline_days"), minimum=1
         ),
-        timezone=_scoring_timezone(raw, at),
+        timezone=_timezone(raw.get("timezone", timezone), at.child("timezone")),
         levels=levels,
         methodology_version=str(raw.get("methodology_version", defaults.methodology_version)),
     )
-
-
-def _scoring_timezone(raw: dict[str, Any], at: v.Location) -> str:
-    if "timezone" not in raw:
-        return ""  # filled in with alerts.timezone once that is read
-    name = v.text(raw["timezone"], at.child("timezone"))
-    _check_timezone(name, at.child("timezone"))
-    return name
 
 
 def _num(
@@ -303,8 +294,7 @@ _ALERT_KEYS = (
 def _parse_alerts(value: object, at: v.Location) -> AlertSettings:
     raw = v.mapping(value, at, allowed=_ALERT_KEYS)
     defaults = AlertSettings()
-    timezone = v.text(raw.get("timezone", defaults.timezone), at.child("timezone"))
-    _check_timezone(timezone, at.child("timezone"))
+    timezone = _timezone(raw.get("timezone", defaults.timezone), at.child("timezone"))
     digest_time = _clock(raw.get("digest_time", defaults.digest_time), at.child("digest_time"))
     quiet: tuple[str, str] | None = None
     if raw.get("quiet_hours") is not None:
@@ -345,13 +335,16 @@ def _clock(value: object, at: v.Location) -> str:
     return text
 
 
-def _check_timezone(name: str, at: v.Location) -> None:
+def _timezone(value: object, at: v.Location) -> str:
+    """An IANA time zone name that this machine knows."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    name = v.text(value, at)
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         at.fail(f"unknown time zone {name!r} (use an IANA name such as Asia/Bishkek)")
+    return name
 
 
 # ---------------------------------------------------------------------------

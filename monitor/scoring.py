@@ -28,7 +28,6 @@ Choices (see docs/decisions.md):
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -136,7 +135,7 @@ def score_theatre(
     index = min(100.0, max(0.0, -100.0 * math.expm1(-raw / settings.saturation)))
 
     earlier = [(utc(at), float(value)) for at, value in history if utc(at) < now]
-    baseline = _baseline(now, earlier, settings.baseline_days, _zone(settings.timezone))
+    baseline = _baseline(now, earlier, settings.baseline_days, ZoneInfo(settings.timezone))
     return ScorePoint(
         theatre_id=theatre_id,
         at=now,
@@ -212,11 +211,6 @@ def _change(
 
 def _is_weekend(day: date) -> bool:
     return day.weekday() >= 5  # Saturday, Sunday: the weekend in KG, TJ, AM, AZ and RU
-
-
-@functools.cache
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
 
 
 def _baseline(
