@@ -890,14 +890,16 @@ def test_password_is_not_sent_in_plain_text_to_a_remote_host() -> None:
 # TLS (a throwaway certificate made with the openssl command)
 
 
+def tls_sink_options(certificate: Certificate, security: str) -> dict[str, Any]:
+    """MailSink options for a relay that offers STARTTLS (and requires it) or speaks TLS."""
+    if security == "starttls":
+        return {"tls_context": certificate.server_context(), "require_starttls": True}
+    return {"ssl_context": certificate.server_context()}
+
+
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 def test_delivery_over_tls(tmp_path: Path, certificate: Certificate, security: str) -> None:
-    options: dict[str, Any] = (
-        {"tls_context": certificate.server_context(), "require_starttls": True}
-        if security == "starttls"
-        else {"ssl_context": certificate.server_context()}
-    )
-    with MailSink(tmp_path, **options) as server:
+    with MailSink(tmp_path, **tls_sink_options(certificate, security)) as server:
         settings = smtp_for(server.port, security=security)
         send_email(render(make_alert()), settings, ssl_context=certificate.client_context())
         [received] = server.wait_for(1)
@@ -911,12 +913,7 @@ def test_a_relay_signed_by_a_private_ca_is_trusted_through_ca_file(
 ) -> None:
     """No test-only context here: the settings' `ca_file` alone makes the relay trusted,
     and without it the same relay is refused (system CAs do not know it)."""
-    options: dict[str, Any] = (
-        {"tls_context": certificate.server_context(), "require_starttls": True}
-        if security == "starttls"
-        else {"ssl_context": certificate.server_context()}
-    )
-    with MailSink(tmp_path, **options) as server:
+    with MailSink(tmp_path, **tls_sink_options(certificate, security)) as server:
         system_cas = smtp_for(server.port, security=security)
         with pytest.raises(DeliveryError) as caught:
             send_email(render(make_alert()), system_cas)
