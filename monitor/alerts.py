@@ -38,8 +38,15 @@ Choices (see docs/decisions.md):
 - Critical: the (story, indicator) groups among `critical_matches` that are events
   (confidence >= EVENT_CONFIDENCE) and not alerted before make ONE email per cycle, or
   ride on the cycle's level_up/surge email (a busy reader gets one message, not four);
-  the caller passes the critical matches new in this cycle. Within the repeat interval
-  `last_sent` deduplicates stories; after it the stable key and the outbox's UNIQUE do.
+  the caller passes the critical matches new in this cycle and not alerted before (it
+  keeps the alerted (story, indicator) pairs for good: `alerted_signs` names the pairs a
+  decision carries). Within the repeat interval `last_sent` deduplicates stories too.
+- Repeats are dropped FIRST, and a critical sign rides only on a level_up or surge that
+  actually goes out; otherwise it is an email of its own. Nothing is remembered as said
+  unless it was said.
+- A level change clears what was said in the other direction: after "resolved", a
+  return to HIGH within the repeat interval is a new level_up (the last email the reader
+  saw said "calmed"), and a fall after a fresh rise is a new resolved/level_down.
 - Urgent: level_up, surge, critical, resolved. level_down, feed_down, feed_recovered go
   into the digest (urgent=False).
 - Quiet hours hold urgent alerts other than "critical" (and the digest and test emails,
@@ -69,6 +76,7 @@ from monitor.models import (
 )
 
 __all__ = [
+    "alerted_signs",
     "decide_alerts",
     "digest_due",
     "digest_key",
@@ -117,7 +125,6 @@ def decide_alerts(
     ]
     recent_situations = {_situation(key) for key, _ in recent}
 
-    candidates: list[AlertDecision] = []
     remembered: list[str] = []  # situations covered by another alert
 
     def decision(
@@ -129,28 +136,27 @@ def decide_alerts(
         level: str,
         previous_level: str | None = None,
         match_ids: tuple[int, ...] = (),
-    ) -> None:
-        candidates.append(
-            AlertDecision(
-                dedup_key=key,
-                kind=kind,
-                theatre_id=theatre,
-                created_at=now,
-                urgent=urgent,
-                level=level,
-                previous_level=previous_level,
-                index=point.index,
-                change_24h=point.change_24h,
-                reason=_one_line(reason),
-                match_ids=match_ids,
-            )
+    ) -> AlertDecision:
+        return AlertDecision(
+            dedup_key=key,
+            kind=kind,
+            theatre_id=theatre,
+            created_at=now,
+            urgent=urgent,
+            level=level,
+            previous_level=previous_level,
+            index=point.index,
+            change_24h=point.change_24h,
+            reason=_one_line(reason),
+            match_ids=match_ids,
         )
 
     new_level, new_since = level, since
+    level_change: AlertDecision | None = None
     went_up = rank[point.level] > rank[level]
     if went_up:
         new_level, new_since = point.level, at
-        decision(
+        level_change = decision(
             f"{theatre}:level_up:{new_level}@{to_iso(at)}",
             "level_up",
             urgent=True,
@@ -163,7 +169,7 @@ def decide_alerts(
     ):
         new_level, new_since = point.level, at
         if new_level == lowest:
-            decision(
+            level_change = decision(
                 f"{theatre}:resolved@{to_iso(at)}",
                 "resolved",
                 urgent=True,
@@ -173,7 +179,7 @@ def decide_alerts(
                 f", from {level.upper()}",
             )
         else:
-            decision(
+            level_change = decision(
                 f"{theatre}:level_down:{new_level}@{to_iso(at)}",
                 "level_down",
                 urgent=False,
@@ -181,19 +187,36 @@ def decide_alerts(
                 previous_level=level,
                 reason=f"fell to {new_level.upper()} at {_points(point)}, from {level.upper()}",
             )
+    if new_level != level:
+        # A level change ends what was said in the other direction: after "calmed", a
+        # return to HIGH within the repeat interval is news again, and so is a fall after
+        # a fresh rise.
+        recent = [
+            (key, when)
+            for key, when in recent
+            if not _is_undone_by(_situation(key), theatre, new_level, rank, went_up=went_up)
+        ]
+        recent_situations = {_situation(key) for key, _ in recent}
+
+    # Repeats are dropped first: a critical sign rides only on an email that goes out.
+    sent: list[AlertDecision] = []
+    if level_change is not None and _situation(level_change.dedup_key) not in recent_situations:
+        sent.append(level_change)
 
     if point.change_24h is not None and point.change_24h >= settings.surge_points_24h:
         surge_key = f"{theatre}:surge@{to_iso(at)}"
-        if went_up:
-            remembered.append(surge_key)
-        else:
+        if any(d.kind == "level_up" for d in sent):
+            remembered.append(surge_key)  # the level-up email shows the rise
+        elif _situation(surge_key) not in recent_situations:
             baseline = "" if point.baseline is None else f", baseline {point.baseline:.0f}"
-            decision(
-                surge_key,
-                "surge",
-                urgent=True,
-                level=new_level,
-                reason=f"surge: {point.change_24h:+.0f} in 24 h to {point.index:.0f}{baseline}",
+            sent.append(
+                decision(
+                    surge_key,
+                    "surge",
+                    urgent=True,
+                    level=new_level,
+                    reason=f"surge: {point.change_24h:+.0f} in 24 h to {point.index:.0f}{baseline}",
+                )
             )
 
     fresh = [
@@ -203,8 +226,8 @@ def decide_alerts(
     ]
     if fresh:
         # One email per cycle however many critical stories arrived, and none of its own
-        # when a level_up or surge of the same cycle already goes out: that email names
-        # the critical sign. Each story is remembered, so it never alerts twice.
+        # when a level_up or surge of the same cycle goes out: that email names the
+        # critical sign. Each story is remembered, so it never alerts twice.
         remembered.extend(key for key, _ in fresh)
         match_ids = tuple(m.match_id for _, group in fresh for m in group)
         first = fresh[0][1][0]
@@ -213,34 +236,30 @@ def decide_alerts(
             sign += f" ({first.outlet})"
         if len(fresh) > 1:
             sign += f" and {len(fresh) - 1} more"
-        urgent_now = [c for c in candidates if c.kind in ("level_up", "surge")]
-        if urgent_now:
-            carrier = urgent_now[0]
-            candidates[candidates.index(carrier)] = replace(
+        carriers = [d for d in sent if d.kind in ("level_up", "surge")]
+        if carriers:
+            carrier = carriers[0]
+            sent[sent.index(carrier)] = replace(
                 carrier,
                 reason=_one_line(f"{carrier.reason}; {sign}"),
                 match_ids=carrier.match_ids + match_ids,
             )
         else:
             stories = "+".join(key.rsplit(":", 2)[-2] for key, _ in fresh)
-            decision(
-                f"{theatre}:critical:stories:{stories}",
-                "critical",
-                urgent=True,
-                level=new_level,
-                match_ids=match_ids,
-                reason=sign,
+            sent.append(
+                decision(
+                    f"{theatre}:critical:stories:{stories}",
+                    "critical",
+                    urgent=True,
+                    level=new_level,
+                    match_ids=match_ids,
+                    reason=sign,
+                )
             )
 
-    sent: list[AlertDecision] = []
-    for candidate in candidates:
-        situation = _situation(candidate.dedup_key)
-        if situation in recent_situations:
-            continue
-        recent_situations.add(situation)
-        sent.append(candidate)
     last_sent = recent + [(d.dedup_key, now) for d in sent]
-    last_sent += [(key, now) for key in remembered if _situation(key) not in recent_situations]
+    known = {_situation(key) for key, _ in last_sent}
+    last_sent += [(key, now) for key in dict.fromkeys(remembered) if _situation(key) not in known]
     new_state = AlertState(
         theatre_id=theatre,
         level=new_level,
@@ -248,6 +267,14 @@ def decide_alerts(
         last_sent=tuple(sorted(last_sent, key=lambda entry: (entry[1], entry[0]))),
     )
     return new_state, sent
+
+
+def alerted_signs(
+    decision: AlertDecision, critical_matches: Sequence[ScoredMatch]
+) -> list[tuple[int, str]]:
+    """The (story, indicator) pairs of `critical_matches` that `decision` carries out."""
+    carried = set(decision.match_ids)
+    return sorted({(m.story_id, m.indicator_id) for m in critical_matches if m.match_id in carried})
 
 
 def feed_notices(
@@ -367,6 +394,22 @@ def digest_key(slot: datetime) -> str:
 
 def _situation(key: str) -> str:
     return key.split("@", 1)[0]
+
+
+def _is_undone_by(
+    situation: str, theatre: str, new_level: str, rank: dict[str, int], *, went_up: bool
+) -> bool:
+    """Whether a move to `new_level` makes a remembered level alert no longer current."""
+    parts = situation.split(":")
+    if len(parts) < 2 or parts[0] != theatre:
+        return False
+    kind = parts[1]
+    named = parts[2] if len(parts) > 2 else None
+    if went_up:  # "calmed" and "fell to X" below the new level are no longer true
+        return kind == "resolved" or (
+            kind == "level_down" and named in rank and rank[named] < rank[new_level]
+        )
+    return kind == "level_up" and named in rank and rank[named] > rank[new_level]
 
 
 def _level_ranks(levels: Sequence[Level]) -> dict[str, int]:

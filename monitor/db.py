@@ -27,6 +27,7 @@ import sqlite_utils
 
 from monitor.errors import DatabaseError
 from monitor.models import (
+    EVENT_CONFIDENCE,
     AlertDecision,
     AlertState,
     Contribution,
@@ -376,9 +377,78 @@ def _migration_2_query_views(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_3_alert_watermarks(db: sqlite_utils.Database) -> None:
+    """What is new to the alert decisions is decided by counters, never by clock times.
+
+    - `matches.revision`: a database-wide counter, set when a match is stored and again
+      when it first becomes an event (its confidence crosses EVENT_CONFIDENCE) or its
+      evidence changes as an event. Writers hold the write lock (`BEGIN IMMEDIATE`), so
+      revisions are handed out in commit order.
+    - `alert_state.match_revision`: the highest revision the theatre's last scoring saw,
+      written in the same transaction as its score point. The next scoring treats as new
+      exactly the matches above it, however the poll and score jobs interleave.
+    - `alerted_signs`: every (theatre, story, indicator) that went out as a critical
+      sign, kept for good, so no later outlet of the same story alerts it again.
+    - `meta.digest_last_alert_id`: the last alert a digest covered.
+    """
+    db.execute("ALTER TABLE matches ADD COLUMN revision INTEGER")
+    db.execute("UPDATE matches SET revision = id")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_matches_revision ON matches (revision)")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_matches_theatre_id_revision ON matches (theatre_id, revision)"
+    )
+    db.execute("ALTER TABLE alert_state ADD COLUMN match_revision INTEGER")
+    # Existing deployments: what the last score point could have seen is no longer new
+    # (the old rule: created no later than the last score point's time).
+    db.execute(
+        """
+        UPDATE alert_state SET match_revision = coalesce((
+            SELECT max(m.revision) FROM matches m
+            WHERE m.theatre_id = alert_state.theatre_id
+              AND m.created_at < (SELECT max(s.at) FROM scores s
+                                  WHERE s.theatre_id = alert_state.theatre_id)), 0)
+        """
+    )
+    db.table("alerted_signs").create(
+        {
+            "theatre_id": str,
+            "story_id": int,
+            "indicator_id": str,
+            "alert_id": int,
+            "alerted_at": str,
+        },
+        pk=("theatre_id", "story_id", "indicator_id"),
+        foreign_keys=[("alert_id", "alerts", "id"), ("story_id", "stories", "id")],
+        not_null=["alerted_at"],
+    )
+    # Whatever earlier alerts carried as evidence (critical emails and the level-up or
+    # surge emails that a critical sign rode on) is remembered as alerted.
+    db.execute(
+        """
+        INSERT OR IGNORE INTO alerted_signs (theatre_id, story_id, indicator_id, alert_id,
+                                             alerted_at)
+        SELECT m.theatre_id, m.story_id, m.indicator_id, al.id, al.created_at
+        FROM alerts al, json_each(coalesce(al.match_ids, '[]')) j
+        JOIN matches m ON m.id = j.value
+        WHERE al.theatre_id = m.theatre_id
+        ORDER BY al.id
+        """
+    )
+    db.execute(
+        """
+        INSERT OR REPLACE INTO meta (key, value)
+        SELECT 'digest_last_alert_id', coalesce((
+            SELECT max(id) FROM alerts
+            WHERE created_at <= (SELECT value FROM meta WHERE key = 'digest_last_slot')), 0)
+        WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'digest_last_slot')
+        """
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
+    _migration_3_alert_watermarks,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -827,11 +897,18 @@ class Store:
             self.conn.execute(
                 """
                 INSERT INTO matches (article_id, story_id, indicator_id, theatre_id, confidence,
-                    evidence, terms, qualifiers, occurred_at, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    evidence, terms, qualifiers, occurred_at, created_at, revision)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                        (SELECT coalesce(max(revision), 0) + 1 FROM matches))
                 ON CONFLICT(article_id, indicator_id, theatre_id) DO UPDATE SET
                     confidence = excluded.confidence, evidence = excluded.evidence,
-                    terms = excluded.terms, qualifiers = excluded.qualifiers
+                    terms = excluded.terms, qualifiers = excluded.qualifiers,
+                    -- An edited article: the match is new again to the alert decisions
+                    -- when it first becomes an event, or its evidence changes as one.
+                    revision = CASE
+                        WHEN excluded.confidence >= ?
+                             AND (matches.confidence < ? OR matches.evidence IS NOT excluded.evidence)
+                        THEN excluded.revision ELSE matches.revision END
                 """,
                 (
                     article.article_id,
@@ -844,6 +921,8 @@ class Store:
                     json.dumps(list(match.qualifiers), ensure_ascii=False),
                     to_iso(occurred),
                     to_iso(now),
+                    EVENT_CONFIDENCE,
+                    EVENT_CONFIDENCE,
                 ),
             )
             row = self.conn.execute(
@@ -872,19 +951,30 @@ class Store:
         created_before: datetime | None = None,
     ) -> list[ScoredMatch]:
         """Matches of a theatre that occurred in [since, until], joined with their story."""
-        sql = """
+        where = "m.theatre_id = ? AND m.occurred_at BETWEEN ? AND ? AND m.confidence > 0"
+        params: list[Any] = [theatre_id, to_iso(since), to_iso(until)]
+        if created_before is not None:
+            where += " AND m.created_at <= ?"
+            params.append(to_iso(created_before))
+        return self._scored(where, params, indicators)
+
+    def _scored(
+        self,
+        where: str,
+        params: Sequence[Any],
+        indicators: Mapping[str, Indicator],
+        *,
+        order: str = "m.id",
+    ) -> list[ScoredMatch]:
+        sql = f"""
             SELECT m.id, m.story_id, m.article_id, m.indicator_id, m.theatre_id, m.confidence,
                    m.occurred_at, m.evidence, a.title, a.outlet, a.url,
                    st.sources, st.source_weight
             FROM matches m
             JOIN articles a ON a.id = m.article_id
             JOIN stories st ON st.id = m.story_id
-            WHERE m.theatre_id = ? AND m.occurred_at BETWEEN ? AND ? AND m.confidence > 0
+            WHERE {where} ORDER BY {order}
         """
-        params: list[Any] = [theatre_id, to_iso(since), to_iso(until)]
-        if created_before is not None:
-            sql += " AND m.created_at <= ?"
-            params.append(to_iso(created_before))
         result: list[ScoredMatch] = []
         for row in self.conn.execute(sql, params):
             indicator = indicators.get(row[3])
@@ -911,15 +1001,62 @@ class Store:
             )
         return result
 
-    def matches_created_between(
-        self, theatre_id: str, *, after: datetime | None, until: datetime
-    ) -> set[int]:
-        sql = "SELECT id FROM matches WHERE theatre_id = ? AND created_at <= ?"
-        params: list[Any] = [theatre_id, to_iso(until)]
-        if after is not None:
-            sql += " AND created_at > ?"
-            params.append(to_iso(after))
-        return {int(row[0]) for row in self.conn.execute(sql, params)}
+    def new_event_matches(
+        self,
+        theatre_id: str,
+        *,
+        after_revision: int,
+        since: datetime,
+        indicators: Mapping[str, Indicator],
+    ) -> list[ScoredMatch]:
+        """A theatre's event matches stored (or become events) after `after_revision`,
+        that occurred at or after `since`, joined with their story; oldest revision first.
+
+        No upper time bound and no creation-time test: a poll that started before the
+        scoring and committed after it is still new to the next one.
+        """
+        return self._scored(
+            "m.theatre_id = ? AND m.revision > ? AND m.occurred_at >= ? AND m.confidence >= ?",
+            [theatre_id, after_revision, to_iso(since), EVENT_CONFIDENCE],
+            indicators,
+            order="m.revision",
+        )
+
+    def match_revision(self) -> int:
+        """The highest match revision handed out so far (0 for none)."""
+        row = self.conn.execute("SELECT max(revision) FROM matches").fetchone()
+        return int(row[0] or 0)
+
+    def alerted_signs(self, theatre_id: str, story_ids: Sequence[int]) -> set[tuple[int, str]]:
+        """Which (story, indicator) pairs of these stories went out as critical signs."""
+        found: set[tuple[int, str]] = set()
+        ids = sorted(set(story_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found.update(
+                (int(story_id), str(indicator_id))
+                for story_id, indicator_id in self.conn.execute(
+                    "SELECT story_id, indicator_id FROM alerted_signs WHERE theatre_id = ? "
+                    f"AND story_id IN ({', '.join('?' * len(chunk))})",
+                    [theatre_id, *chunk],
+                )
+            )
+        return found
+
+    def remember_alerted_signs(
+        self,
+        theatre_id: str,
+        signs: Sequence[tuple[int, str]],
+        *,
+        alert_id: int | None,
+        now: datetime,
+    ) -> None:
+        """Keep for good that these (story, indicator) pairs went out (inside a transaction)."""
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO alerted_signs (theatre_id, story_id, indicator_id, alert_id, "
+            "alerted_at) VALUES (?, ?, ?, ?, ?)",
+            [(theatre_id, story, indicator, alert_id, to_iso(now)) for story, indicator in signs],
+        )
 
     # -- scores --------------------------------------------------------------
 
@@ -993,16 +1130,27 @@ class Store:
             theatre_id=theatre_id, level=row[0], level_since=from_iso(row[1]), last_sent=last_sent
         )
 
-    def save_alert_state(self, state: AlertState) -> None:
+    def alert_match_revision(self, theatre_id: str) -> int:
+        """The highest match revision the theatre's last scoring took into account."""
+        row = self.conn.execute(
+            "SELECT match_revision FROM alert_state WHERE theatre_id = ?", (theatre_id,)
+        ).fetchone()
+        return int(row[0] or 0) if row is not None else 0
+
+    def save_alert_state(self, state: AlertState, *, match_revision: int | None = None) -> None:
+        """Store a theatre's alert state and, when given, the match revision it has seen."""
         self.conn.execute(
-            "INSERT INTO alert_state (theatre_id, level, level_since, last_sent) VALUES (?, ?, ?, ?) "
+            "INSERT INTO alert_state (theatre_id, level, level_since, last_sent, match_revision) "
+            "VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(theatre_id) DO UPDATE SET level = excluded.level, "
-            "level_since = excluded.level_since, last_sent = excluded.last_sent",
+            "level_since = excluded.level_since, last_sent = excluded.last_sent, "
+            "match_revision = coalesce(excluded.match_revision, alert_state.match_revision)",
             (
                 state.theatre_id,
                 state.level,
                 to_iso(state.level_since),
                 json.dumps([[key, to_iso(at)] for key, at in state.last_sent]),
+                match_revision,
             ),
         )
 
@@ -1117,25 +1265,16 @@ class Store:
             )
         }
 
-    def last_alert_at(self, kind: str) -> datetime | None:
-        row = self.conn.execute(
-            "SELECT max(created_at) FROM alerts WHERE kind = ?", (kind,)
-        ).fetchone()
-        return _opt_dt(row[0])
-
-    def alerts_since(self, since: datetime, *, until: datetime) -> list[dict[str, Any]]:
+    def held_alerts(self, *, after_id: int) -> list[dict[str, Any]]:
+        """Non-urgent alerts recorded after alert `after_id` (for the digest), oldest first."""
         return self._rows(
-            "SELECT * FROM alerts WHERE created_at > ? AND created_at <= ? ORDER BY created_at",
-            [to_iso(since), to_iso(until)],
+            "SELECT * FROM alerts WHERE urgent = 0 AND kind != 'digest' AND id > ? ORDER BY id",
+            [after_id],
         )
 
-    def held_alerts(self, *, since: datetime, until: datetime) -> list[dict[str, Any]]:
-        """Non-urgent alerts of the period (for the digest)."""
-        return self._rows(
-            "SELECT * FROM alerts WHERE urgent = 0 AND kind != 'digest' "
-            "AND created_at > ? AND created_at <= ? ORDER BY created_at",
-            [to_iso(since), to_iso(until)],
-        )
+    def last_alert_id(self) -> int:
+        row = self.conn.execute("SELECT max(id) FROM alerts").fetchone()
+        return int(row[0] or 0)
 
     # -- evidence for emails and `explain` --------------------------------------
 

@@ -25,7 +25,6 @@ from monitor.errors import DeliveryError
 from monitor.fetcher import Fetcher
 from monitor.matcher import match_article
 from monitor.models import (
-    EVENT_CONFIDENCE,
     AlertDecision,
     ArticleText,
     Feed,
@@ -45,6 +44,7 @@ log = logging.getLogger(__name__)
 TOP_STORIES = 5
 HISTORY_DAYS_IN_EMAIL = 14
 DIGEST_META_KEY = "digest_last_slot"
+DIGEST_ALERT_META_KEY = "digest_last_alert_id"
 
 Sender = Callable[[EmailMessage, SmtpSettings], None]
 
@@ -249,66 +249,95 @@ class ScoreSummary:
 
 
 def score_theatres(store: Store, config: Config, *, now: datetime) -> ScoreSummary:
-    """Score every theatre at `now`, decide alerts, and record both in one transaction each."""
+    """Score every theatre at `now`, decide alerts, and record both in one transaction each.
+
+    What is new to the alert decisions is decided by the match revision high-water mark
+    stored with the theatre's alert state, read and written in the same transaction as
+    the score point (never by comparing clock times written by different jobs): a poll
+    that started before this scoring and commits after it is new to the next scoring.
+    """
     summary = ScoreSummary()
     scoring_settings = config.scoring
+    indicators = config.rules.indicators
     lookback = timedelta(days=max(scoring_settings.baseline_days, 8))
+    window_start = now - timedelta(days=scoring_settings.window_days)
     for theatre_id in config.rules.theatres:
-        matches = store.scored_matches(
-            theatre_id,
-            since=now - timedelta(days=scoring_settings.window_days),
-            until=now,
-            indicators=config.rules.indicators,
-            created_before=now,
-        )
-        history = store.score_series(
-            theatre_id, since=now - lookback, until=now - timedelta(seconds=1)
-        )
-        last = store.last_score(theatre_id)
-        previous_level = last["level"] if last else None
-        point = scoring.score_theatre(
-            theatre_id,
-            matches,
-            now=now,
-            settings=scoring_settings,
-            history=history,
-            previous_level=previous_level,
-        )
-        new_ids = store.matches_created_between(
-            theatre_id, after=from_iso(last["at"]) if last else None, until=now
-        )
-        critical = [
-            m
-            for m in matches
-            if m.match_id in new_ids
-            and m.confidence >= EVENT_CONFIDENCE
-            and config.rules.indicators[m.indicator_id].severity == "critical"
-        ]
-        state = store.alert_state(theatre_id)
-        new_state, decisions = alerts.decide_alerts(
-            state,
-            point,
-            now=now,
-            settings=config.alerts,
-            levels=scoring_settings.levels,
-            critical_matches=critical,
-        )
         with store.transaction():
+            matches = store.scored_matches(
+                theatre_id,
+                since=window_start,
+                until=now,
+                indicators=indicators,
+                created_before=now,
+            )
+            history = store.score_series(
+                theatre_id, since=now - lookback, until=now - timedelta(seconds=1)
+            )
+            last = store.last_score(theatre_id)
+            point = scoring.score_theatre(
+                theatre_id,
+                matches,
+                now=now,
+                settings=scoring_settings,
+                history=history,
+                previous_level=last["level"] if last else None,
+            )
+            seen_revision = store.match_revision()
+            critical = _new_critical_matches(store, config, theatre_id, since=window_start)
+            state = store.alert_state(theatre_id)
+            new_state, decisions = alerts.decide_alerts(
+                state,
+                point,
+                now=now,
+                settings=config.alerts,
+                levels=scoring_settings.levels,
+                critical_matches=critical,
+            )
             score_id = store.insert_score(point)
-            store.save_alert_state(new_state)
+            store.save_alert_state(new_state, match_revision=seen_revision)
+            known = {m.match_id for m in matches}
+            evidence = [*matches, *(m for m in critical if m.match_id not in known)]
             for decision in decisions:
-                if record_alert(
+                alert_id = record_alert(
                     store,
                     config,
                     decision,
                     now=now,
                     score_id=score_id,
                     point=point,
-                    matches=matches,
-                ):
+                    matches=evidence,
+                )
+                if alert_id is not None:
                     summary.alerts.append(decision)
+                store.remember_alerted_signs(
+                    theatre_id,
+                    alerts.alerted_signs(decision, critical),
+                    alert_id=alert_id,
+                    now=now,
+                )
         summary.points.append(point)
     return summary
+
+
+def _new_critical_matches(
+    store: Store, config: Config, theatre_id: str, *, since: datetime
+) -> list[ScoredMatch]:
+    """The theatre's critical event matches new since its last scoring, not alerted yet."""
+    indicators = config.rules.indicators
+    candidates = [
+        m
+        for m in store.new_event_matches(
+            theatre_id,
+            after_revision=store.alert_match_revision(theatre_id),
+            since=since,
+            indicators=indicators,
+        )
+        if indicators[m.indicator_id].severity == "critical"
+    ]
+    if not candidates:
+        return []
+    alerted = store.alerted_signs(theatre_id, [m.story_id for m in candidates])
+    return [m for m in candidates if (m.story_id, m.indicator_id) not in alerted]
 
 
 def record_alert(
@@ -430,14 +459,20 @@ def _mail_domain(config: Config) -> str:
 
 
 def run_digest(store: Store, config: Config, *, now: datetime) -> AlertDecision | None:
-    """At the digest time, one email with what changed that was not urgent (if anything)."""
-    slot = alerts.digest_due(_last_digest_slot(store), now, config.alerts)
-    if slot is None:
-        return None
-    since = _last_digest_slot(store) or slot - timedelta(days=1)
-    held = store.held_alerts(since=since, until=now)
+    """At the digest time, one email with what changed that was not urgent (if anything).
+
+    A digest covers the non-urgent alerts recorded after the last alert the previous
+    digest covered (an alert id high-water mark, read and moved in one transaction), so
+    no item appears in two digests and none falls between them.
+    """
     with store.transaction():
+        slot = alerts.digest_due(_last_digest_slot(store), now, config.alerts)
+        if slot is None:
+            return None
+        covered = int(store.get_meta(DIGEST_ALERT_META_KEY) or 0)
+        held = store.held_alerts(after_id=covered)
         store.set_meta(DIGEST_META_KEY, to_iso(slot))
+        store.set_meta(DIGEST_ALERT_META_KEY, str(max([covered, *(r["id"] for r in held)])))
         if not held:
             return None
         lines = [f"{row['created_at']}  {row['kind']}: {row['reason']}" for row in held]

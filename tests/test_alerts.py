@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.alerts import (
+    alerted_signs,
     decide_alerts,
     digest_due,
     digest_key,
@@ -194,19 +196,55 @@ def test_urgency_and_reasons() -> None:
     assert resolved.reason.startswith("calmed: back to LOW at 12")
 
 
-def test_state_follows_level_even_when_alert_suppressed() -> None:
+def test_a_return_to_a_level_after_resolved_is_announced_within_the_interval() -> None:
+    # The last email the reader saw said "calmed": HIGH again an hour later is news.
     result = run([Step(0, 56), Step(6 * HOUR, 20), Step(7 * HOUR, 60)])
-    assert result.kinds() == [(0, "level_up", "high"), (6 * HOUR, "resolved", "low")]
+    assert result.kinds() == [
+        (0, "level_up", "high"),
+        (6 * HOUR, "resolved", "low"),
+        (7 * HOUR, "level_up", "high"),
+    ]
     assert result.state is not None
     assert (result.state.level, result.state.level_since) == ("high", T0 + timedelta(hours=7))
+
+
+def test_a_second_calm_after_a_fresh_rise_is_announced_within_the_interval() -> None:
+    result = run([Step(0, 56), Step(6 * HOUR, 20), Step(7 * HOUR, 60), Step(13 * HOUR, 20)])
+    assert result.kinds()[-1] == (13 * HOUR, "resolved", "low")
+    assert len(result.kinds()) == 4
+
+
+def test_state_follows_level_even_when_alert_suppressed() -> None:
+    # A state carried over with the level-up still remembered (a level no longer held):
+    # the repeat is suppressed, the state still follows the level.
+    entered = T0 - timedelta(hours=2)
+    state = AlertState(
+        THEATRE,
+        "low",
+        T0 - timedelta(hours=1),
+        last_sent=((f"kg-tj:level_up:high@{to_iso(entered)}", entered),),
+    )
+    new_state, decisions = decide_alerts(
+        state, point(60, T0, level="high"), now=T0, settings=ALERTS, levels=LEVELS
+    )
+    assert decisions == []
+    assert (new_state.level, new_state.level_since) == ("high", T0)
 
 
 @pytest.mark.parametrize(
     ("steps", "expected"),
     [
         (
+            [Step(0, 56), Step(3 * HOUR, 60), Step(5 * HOUR, 57)],
+            [(0, "level_up", "high")],
+        ),
+        (
             [Step(0, 56), Step(6 * HOUR, 20), Step(7 * HOUR, 56)],
-            [(0, "level_up", "high"), (6 * HOUR, "resolved", "low")],
+            [
+                (0, "level_up", "high"),
+                (6 * HOUR, "resolved", "low"),
+                (7 * HOUR, "level_up", "high"),
+            ],
         ),
         (
             [Step(0, 56), Step(6 * HOUR, 20), Step(24 * HOUR, 56)],
@@ -234,7 +272,8 @@ def test_state_follows_level_even_when_alert_suppressed() -> None:
         ),
     ],
     ids=[
-        "no-repeat-of-level-up-within-interval",
+        "no-repeat-of-level-up-while-the-level-holds",
+        "level-up-again-after-resolved-within-interval",
         "level-up-again-after-interval",
         "surge-folded-into-level-up-and-not-repeated",
         "surge-once-then-again-after-interval",
@@ -298,6 +337,55 @@ def test_critical_rides_on_a_level_up_of_the_same_cycle() -> None:
     [only] = decisions
     assert only.kind == "level_up" and only.match_ids == (11,)
     assert "critical sign shots_fired" in only.reason
+
+
+def test_critical_during_a_suppressed_surge_goes_out_on_its_own() -> None:
+    # A surge lasting hours: its repeat is suppressed, and a second clash must not be
+    # folded into that suppressed email.
+    state = AlertState(THEATRE, "elevated", T0 - timedelta(days=2))
+    first = critical(11, story_id=5)
+    second = critical(12, story_id=6)
+    result = run(
+        [Step(0, 45, 25.0, critical=(first,)), Step(2 * HOUR, 47, 24.0, critical=(second,))],
+        state=state,
+    )
+    assert [(minutes, d.kind, d.match_ids) for minutes, d in result.sent] == [
+        (0, "surge", (11,)),
+        (2 * HOUR, "critical", (12,)),
+    ]
+
+
+def test_critical_beside_a_suppressed_level_up_goes_out_on_its_own() -> None:
+    entered = T0 - timedelta(hours=2)
+    state = AlertState(
+        THEATRE,
+        "low",
+        T0 - timedelta(hours=1),
+        last_sent=((f"kg-tj:level_up:high@{to_iso(entered)}", entered),),
+    )
+    _, decisions = decide_alerts(
+        state,
+        point(60, T0, level="high"),
+        now=T0,
+        settings=ALERTS,
+        levels=LEVELS,
+        critical_matches=(critical(11, story_id=5),),
+    )
+    assert [(d.kind, d.match_ids) for d in decisions] == [("critical", (11,))]
+
+
+def test_alerted_signs_names_the_pairs_a_decision_carries() -> None:
+    matches = (critical(11, story_id=5), critical(12, story_id=5), critical(13, story_id=6))
+    _, [decision] = decide_alerts(
+        None,
+        point(10, T0, level="low"),
+        now=T0,
+        settings=ALERTS,
+        levels=LEVELS,
+        critical_matches=matches,
+    )
+    assert alerted_signs(decision, matches) == [(5, "shots_fired"), (6, "shots_fired")]
+    assert alerted_signs(replace(decision, match_ids=(13,)), matches) == [(6, "shots_fired")]
 
 
 def test_critical_ignores_non_events_and_other_theatres() -> None:
@@ -649,6 +737,8 @@ def test_oscillating_around_enter_after_entering_gives_one_level_up(
 def test_no_situation_repeats_within_the_interval_and_keys_are_unique(
     ticks: list[tuple[int, float, float | None]],
 ) -> None:
+    """A situation is said again within the repeat interval only when the level moved the
+    other way in between, and that move was said too (the reader's last word is current)."""
     steps, minutes = [], 0
     for gap, index, change in ticks:
         minutes += gap
@@ -656,9 +746,20 @@ def test_no_situation_repeats_within_the_interval_and_keys_are_unique(
     result = run(steps)
     keys = [d.dedup_key for _, d in result.sent]
     assert len(set(keys)) == len(keys)
-    last_time: dict[str, int] = {}
-    for at, d in result.sent:
+    direction = {"level_up": 1, "level_down": -1, "resolved": -1}
+    last_seen: dict[str, int] = {}  # situation -> position in result.sent
+    for position, (at, d) in enumerate(result.sent):
         situation = d.dedup_key.split("@")[0]
-        if situation in last_time:
-            assert (at - last_time[situation]) * 60 >= ALERTS.repeat_interval_seconds
-        last_time[situation] = at
+        if situation in last_seen:
+            before = last_seen[situation]
+            earlier_at = result.sent[before][0]
+            reversed_between = d.kind in direction and any(
+                direction.get(between.kind) == -direction[d.kind]
+                for _, between in result.sent[before + 1 : position]
+            )
+            assert reversed_between or ((at - earlier_at) * 60 >= ALERTS.repeat_interval_seconds)
+        last_seen[situation] = position
+    levels = [d for _, d in result.sent if d.kind in direction]
+    for earlier, later in itertools.pairwise(levels):
+        # Consecutive level announcements chain: each starts where the previous one ended.
+        assert later.previous_level == earlier.level
