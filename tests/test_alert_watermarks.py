@@ -283,3 +283,66 @@ def test_no_item_appears_in_two_digests(store: Store, config: Config) -> None:
     first, second = digest_reasons(store)
     assert [line.rsplit(" ", 1)[-1] for line in first] == ["1", "2"]
     assert [line.rsplit(" ", 1)[-1] for line in second] == ["3"]
+
+
+# ---------------------------------------------------------------------------
+# Upgrading a database of the previous schema
+
+
+def test_migration_keeps_what_was_alerted_and_seen(
+    tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor import db
+
+    path = tmp_path / "old.db"
+    with monkeypatch.context() as patch:
+        patch.setattr(db, "SCHEMA_VERSION", 2)
+        with Store.open(path) as old:
+            assert old.schema_version() == 2
+            old.sync_feeds(config.feeds, now=T0 - timedelta(days=1))
+            with old.transaction():
+                old.conn.execute(
+                    "INSERT INTO stories (id, first_seen_at, title) VALUES (7, ?, 'Clash')",
+                    (to_iso(T0),),
+                )
+                old.conn.execute(
+                    "INSERT INTO articles (id, feed_id, entry_id, story_id, title, first_seen_at) "
+                    "VALUES (1, 'outlet-a', 'e1', 7, 'Clash', ?)",
+                    (to_iso(T0),),
+                )
+                for match_id, created in ((1, T0), (2, T0 + SCORE_TICK)):
+                    old.conn.execute(
+                        "INSERT INTO matches (id, article_id, story_id, indicator_id, theatre_id, "
+                        "confidence, occurred_at, created_at) "
+                        "VALUES (?, 1, 7, ?, 'kg-tj', 0.9, ?, ?)",
+                        (
+                            match_id,
+                            ("border_clash", "arms")[match_id - 1],
+                            to_iso(T0),
+                            to_iso(created),
+                        ),
+                    )
+                old.conn.execute(
+                    "INSERT INTO scores (theatre_id, at, score, level, methodology_version) "
+                    "VALUES ('kg-tj', ?, 40, 'elevated', '1')",
+                    (to_iso(T0 + timedelta(seconds=1)),),
+                )
+                old.conn.execute(
+                    "INSERT INTO alert_state (theatre_id, level, level_since, last_sent) "
+                    "VALUES ('kg-tj', 'elevated', ?, '[]')",
+                    (to_iso(T0),),
+                )
+                old.conn.execute(
+                    "INSERT INTO alerts (id, dedup_key, kind, theatre_id, created_at, match_ids) "
+                    "VALUES (5, 'kg-tj:critical:stories:7', 'critical', 'kg-tj', ?, '[1]')",
+                    (to_iso(T0),),
+                )
+                old.set_meta("digest_last_slot", to_iso(T0))
+    with Store.open(path) as upgraded:
+        assert upgraded.schema_version() == db.SCHEMA_VERSION
+        revisions = dict(upgraded.conn.execute("SELECT id, revision FROM matches").fetchall())
+        assert revisions == {1: 1, 2: 2}
+        # Match 1 was created before the last score point; match 2 after it is still new.
+        assert upgraded.alert_match_revision("kg-tj") == 1
+        assert upgraded.alerted_signs("kg-tj", [7]) == {(7, "border_clash")}
+        assert upgraded.get_meta("digest_last_alert_id") == "5"
