@@ -32,11 +32,11 @@ from monitor.mailsink import MailSink
 from tests.daemon_support import DaemonProcess, write_deployment
 from tests.http_support import FeedServer, RecordedRequest, Reply
 
-pytestmark = pytest.mark.slow
-
 POLL_SECONDS = int(os.environ.get("MONITOR_SOAK_POLL", "2"))
 SCORE_SECONDS = int(os.environ.get("MONITOR_SOAK_SCORE", "30"))
 SCORE_TICKS = int(os.environ.get("MONITOR_SOAK_TICKS", "30"))
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(SCORE_TICKS * SCORE_SECONDS * 4 + 900)]
 FEEDS = ("wire-a", "wire-b", "wire-c")
 ITEMS_PER_FEED = 40  # a feed shows its latest items, as real feeds do
 HEADLINES = (
