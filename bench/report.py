@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.query import END, THEATRES, build  # noqa: E402
-from monitor import db  # noqa: E402
-from monitor.config import load_config  # noqa: E402
-from monitor.models import ScheduleSettings, Theatre  # noqa: E402
-from monitor.report import charts  # noqa: E402
-from monitor.report.build import build_report  # noqa: E402
+from bench.query import END, THEATRES, build
+from monitor import db
+from monitor.config import load_config
+from monitor.models import ScheduleSettings, Theatre
+from monitor.report import charts
+from monitor.report.build import build_report
 
 TARGET_SHARE = 0.10  # of the score interval
 
