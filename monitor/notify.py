@@ -444,7 +444,7 @@ def _indicator_points(story: StoryLine) -> str:
     # A critical story may come without a share of the score (0): say nothing then.
     points = f"{story.points:+.1f} points" if math.isfinite(story.points) else ""
     points = "" if points in ("+0.0 points", "-0.0 points") else points
-    return " ".join(part for part in (_humanize(story.indicator_id), points) if part)
+    return " · ".join(part for part in (_humanize(story.indicator_id), points) if part)
 
 
 def _clean_stories(alert: AlertEmail) -> list[_Story]:

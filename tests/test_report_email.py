@@ -82,7 +82,7 @@ def test_a_story_with_two_indicators_is_one_entry_with_both() -> None:
     text, html = _parts(_alert())
     assert html.count("Kyrgyz and Tajik border guards exchange fire") == 1
     assert html.count("<li") == 2, "two stories, two entries"
-    assert "border clash +12.4 points, accusation of aggression +5.1 points" in text
+    assert "border clash · +12.4 points, accusation of aggression · +5.1 points" in text
     assert "Guards exchanged fire near Vorukh." in text
     assert "Dushanbe accused Bishkek of aggression." in text
     assert text.index("border guards exchange fire") < text.index("Troops gather near Batken")
