@@ -206,6 +206,12 @@ def alerts(
     ]
     if fmt != "table":
         columns += ["sent_at", "last_error", "subject", "dedup_key"]
+    else:  # people read the table: indicators by name, not by id
+        from monitor.notify import name_indicators
+
+        ids = tuple(obj.config.rules.indicators)
+        for row in rows:
+            row["reason"] = name_indicators(row["reason"] or "", ids)
     click.echo(output.render_rows(rows, columns=columns, fmt=fmt, empty="(no alerts)"))
 
 
@@ -265,6 +271,52 @@ def test_email(obj: Context) -> None:
     from monitor.pipeline import send_test_email
 
     click.echo(send_test_email(obj.config, now=utcnow()))
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The folder to write the site into (replaced whole, atomically).",
+)
+@click.option(
+    "--at",
+    "at_text",
+    default=None,
+    help="The moment the report describes (default: the newest score point).",
+)
+@click.pass_obj
+@handle_errors
+def report(obj: Context, out_dir: str, at_text: str | None) -> None:
+    """Write a static risk report (HTML, no JavaScript) of the database into a folder.
+
+    \b
+    Open OUT/index.html in a browser, or serve the folder with any web server.
+    Charts need matplotlib (pip install 'monitor[chart]'); without it, tables only.
+    """
+    from monitor.report.build import build_report, report_time
+
+    with obj.open_readonly() as store:
+        now = time_option(at_text) or report_time(store, utcnow())
+        result = build_report(store, obj.config, Path(out_dir), now=now)
+    note = "" if result.charts_available else " (no charts: pip install 'monitor[chart]')"
+    click.echo(f"wrote {result.pages} pages and {result.charts} charts{note}")
+    click.echo(str(result.index.resolve()))
+
+
+@cli.command()
+@click.argument("database", type=click.Path(exists=True, dir_okay=False))
+@click.argument("datasette_args", nargs=-1, type=click.UNPROCESSED)
+@handle_errors
+def datasette(database: str, datasette_args: tuple[str, ...]) -> None:
+    """Serve DATABASE with Datasette and monitor's metadata (titles, descriptions, units,
+    canned queries). Needs pip install 'monitor[datasette]'. Extra arguments go to
+    `datasette serve` (e.g. --port 8002)."""
+    from monitor.report.datasette import serve
+
+    serve(Path(database), list(datasette_args))
 
 
 # Commands that live in their own modules.

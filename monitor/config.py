@@ -351,7 +351,16 @@ def _timezone(value: object, at: v.Location) -> str:
 # Deployment settings: monitor.toml, then MONITOR_* environment variables on top
 
 
-_SETTINGS_KEYS = ("database_path", "maildir", "metrics_listen", "smtp", "http", "schedule")
+_SETTINGS_KEYS = (
+    "database_path",
+    "maildir",
+    "metrics_listen",
+    "report_dir",
+    "report_url",
+    "smtp",
+    "http",
+    "schedule",
+)
 _SMTP_KEYS = (
     "host",
     "port",
@@ -394,6 +403,8 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
     )
     if metrics is not None:
         _check_listen(metrics, root.child("metrics_listen"))
+    report_dir = _report_dir(top.get("report_dir"), root.child("report_dir"), db_path)
+    report_url = _report_url(top.get("report_url"), root.child("report_url"))
     smtp = _parse_smtp(top.get("smtp"), root.child("smtp"), env, env_source)
     http = _parse_dataclass_table(top.get("http"), root.child("http"), HttpSettings())
     schedule = _parse_dataclass_table(
@@ -406,6 +417,8 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
         http=http,
         schedule=schedule,
         metrics_listen=metrics,
+        report_dir=report_dir,
+        report_url=report_url,
     )
 
 
@@ -414,6 +427,8 @@ _ENV_MAP: dict[str, tuple[str | None, str, str]] = {
     "MONITOR_DB": (None, "database_path", "str"),
     "MONITOR_MAILDIR": (None, "maildir", "str"),
     "MONITOR_METRICS_LISTEN": (None, "metrics_listen", "str"),
+    "MONITOR_REPORT_DIR": (None, "report_dir", "str"),
+    "MONITOR_REPORT_URL": (None, "report_url", "str"),
     "MONITOR_SMTP_HOST": ("smtp", "host", "str"),
     "MONITOR_SMTP_PORT": ("smtp", "port", "int"),
     "MONITOR_SMTP_SECURITY": ("smtp", "security", "str"),
@@ -559,6 +574,39 @@ def _check_networks(networks: tuple[str, ...], at: v.Location) -> None:
             ipaddress.ip_network(network, strict=False)
         except ValueError:
             at.child(index).fail(f"not a network in CIDR form (e.g. 127.0.0.0/8): {network!r}")
+
+
+def _report_dir(value: object, at: v.Location, db_path: Path) -> Path | None:
+    """The folder the static report is written to: its parent must exist (the report is
+    built beside it and swapped in), and it must not hold the database."""
+    if value in (None, ""):
+        return None
+    path = Path(v.text(value, at)).expanduser()
+    if not path.parent.is_dir():
+        at.fail(f"the folder {str(path.parent)!r} that would hold the report does not exist")
+    if path.exists() and not path.is_dir():
+        at.fail(f"{str(path)!r} exists and is not a folder")
+    if path.resolve() in db_path.resolve().parents or path.resolve() == db_path.resolve():
+        at.fail(f"{str(path)!r} holds the database; the report needs a folder of its own")
+    return path
+
+
+def _report_url(value: object, at: v.Location) -> str | None:
+    """The address where report_dir is served (alert emails link to pages under it)."""
+    if value in (None, ""):
+        return None
+    from urllib.parse import urlsplit
+
+    url = v.text(value, at).strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        at.fail(f"not a URL: {url!r}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        at.fail(f"expected an http:// or https:// address, got {url!r}")
+    if any(char.isspace() for char in url) or parts.query or parts.fragment:
+        at.fail(f"expected a plain address without spaces, query or fragment, got {url!r}")
+    return url.rstrip("/") + "/"
 
 
 def _check_listen(listen: str, at: v.Location) -> None:

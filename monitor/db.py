@@ -445,10 +445,28 @@ def _migration_3_alert_watermarks(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_alert_log_delivery(db: sqlite_utils.Database) -> None:
+    """`alert_log.delivery` says what `monitor alerts` says: an alert with no email of its
+    own is `digest` (held for the daily digest) or `none` (urgent, but no email was
+    recorded), never NULL. Adds `urgent` and `dedup_key` for people reading the view."""
+    db.create_view(
+        "alert_log",
+        """
+        SELECT al.id, al.created_at, al.kind, al.theatre_id, al.level, al.score, al.reason,
+               coalesce(o.status, CASE WHEN al.urgent THEN 'none' ELSE 'digest' END)
+                 AS delivery,
+               o.attempts, o.sent_at, o.last_error, o.subject, al.urgent, al.dedup_key
+        FROM alerts al LEFT JOIN outbox o ON o.alert_id = al.id
+        """,
+        replace=True,
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
     _migration_3_alert_watermarks,
+    _migration_alert_log_delivery,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1874,3 +1892,69 @@ def metrics_figures(store: Store) -> dict[str, Any]:
         "scores": scores,
         "outbox": {str(r["status"]): (int(r["n"]), int(r["attempts"])) for r in outbox},
     }
+
+
+# ---------------------------------------------------------------------------
+# Read queries for the static report (`monitor report`, monitor.report)
+
+
+def newest_score_time(store: Store) -> datetime | None:
+    """The time of the newest score point of any theatre (the report's default "now")."""
+    (at,) = store.conn.execute("SELECT max(at) FROM scores").fetchone()
+    return None if at is None else from_iso(str(at))
+
+
+def report_alert_rows(
+    store: Store,
+    *,
+    theatre_id: str | None = None,
+    until: datetime,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Alerts created at or before `until` (and at or after `since`), newest first, with
+    their id (the report links one page per alert) and their delivery as `monitor alerts`
+    shows it."""
+    clauses = ["al.created_at <= ?"]
+    params: list[Any] = [to_iso(until)]
+    if since is not None:
+        clauses.append("al.created_at >= ?")
+        params.append(to_iso(since))
+    if theatre_id is not None:
+        clauses.append("al.theatre_id = ?")
+        params.append(theatre_id)
+    params.append(limit)
+    return store.query(
+        f"""
+        SELECT al.id, al.created_at, al.kind, al.theatre_id, al.feed_id, al.level,
+               al.previous_level, al.score, al.change_24h, al.reason, al.urgent,
+               coalesce(o.status, CASE WHEN al.urgent THEN 'none' ELSE 'digest' END) AS delivery,
+               o.subject, o.sent_at
+        FROM alerts al LEFT JOIN outbox o ON o.alert_id = al.id
+        WHERE {" AND ".join(clauses)} ORDER BY al.created_at DESC, al.id DESC LIMIT ?
+        """,
+        params,
+    )
+
+
+def alert_message(store: Store, alert_id: int) -> bytes | None:
+    """The email recorded for an alert (the whole message), or None (no email of its own)."""
+    row = store.conn.execute(
+        "SELECT message FROM outbox WHERE alert_id = ?", (alert_id,)
+    ).fetchone()
+    return None if row is None or not row[0] else bytes(row[0])
+
+
+def story_article_rows(store: Store, story_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Every article (outlet) of these stories, oldest first: the sources behind a story."""
+    if not story_ids:
+        return []
+    marks = ",".join("?" for _ in story_ids)
+    return store.query(
+        f"""
+        SELECT story_id, id AS article_id, outlet, title, url, published_at, language
+        FROM articles WHERE story_id IN ({marks})
+        ORDER BY story_id, coalesce(published_at, first_seen_at), id
+        """,
+        list(story_ids),
+    )

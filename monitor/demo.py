@@ -291,6 +291,9 @@ async def _run_demo(
             "Nothing new: this database had already seen the whole story, so nothing was sent twice."
         )
     echo(f"Database:  {database}")
+    report = _write_report(out_dir, database, config, now=steps[-1])
+    if report is not None:
+        echo(f"Report:    {report}")
     echo(
         f"Emails:    {mail_dir / 'eml'} (.eml files, {total_received} received this run) and {mail_dir / 'Maildir'}"
     )
@@ -306,6 +309,16 @@ async def _run_demo(
         emails_sent=sent,
         resumed=resumed,
     )
+
+
+def _write_report(out_dir: Path, database: Path, config: Config, *, now: datetime) -> Path | None:
+    """The static report of the demo's database (as of its last simulated moment) in
+    `out_dir/report`; returns the path of its index.html."""
+    from monitor.report.build import build_report
+
+    with db.Store.open(database, readonly=True) as store:
+        result = build_report(store, config, out_dir / "report", now=now)
+    return result.index.resolve()
 
 
 def _program_name() -> str:

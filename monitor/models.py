@@ -164,6 +164,8 @@ class Settings:
     http: HttpSettings = HttpSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     metrics_listen: str | None = None  # "127.0.0.1:9464" enables /healthz and /metrics
+    report_dir: Path | None = None  # if set, the static report is rebuilt here after each score
+    report_url: str | None = None  # where report_dir is served; alert emails link into it
 
 
 # ---------------------------------------------------------------------------

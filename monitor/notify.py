@@ -104,6 +104,7 @@ class StoryLine:
     evidence: str  # the sentence that proves the indicator
     points: float  # what it added to the score (negative: de-escalation)
     match_id: int | None = None  # lets a "critical" alert name its critical story first
+    story_id: int | None = None  # lines of one story (one per indicator) show as one entry
 
     @classmethod
     def from_scored(cls, match: ScoredMatch, contribution: Contribution | None = None) -> StoryLine:
@@ -118,6 +119,7 @@ class StoryLine:
             evidence=match.evidence,
             points=contribution.points if contribution is not None else 0.0,
             match_id=match.match_id,
+            story_id=match.story_id,
         )
 
 
@@ -142,6 +144,8 @@ class AlertEmail:
     command_hint: str = ""  # "monitor explain kg-tj --at 2022-09-16T06:00Z"
     feed: FeedNotice | None = None  # for feed_down / feed_recovered
     lines: tuple[str, ...] = ()  # free-text items, e.g. digest entries (see describe_decision)
+    indicator_ids: tuple[str, ...] = ()  # named, not shown as ids, in the reason
+    report_link: str | None = None  # the alert's page in the static report (report_url)
 
 
 # ---------------------------------------------------------------------------
@@ -234,6 +238,21 @@ def _humanize(identifier: str) -> str:
     return clean_line(identifier.replace("_", " "), 60)
 
 
+def indicator_name(indicator_id: str) -> str:
+    """What people read for an indicator: `border_clash` is "border clash"."""
+    return _humanize(indicator_id)
+
+
+def name_indicators(text: str, indicator_ids: Sequence[str]) -> str:
+    """`text` with each of these indicator ids (as a whole word) replaced by its name, so a
+    stored reason ("critical sign border_clash: …") reads "critical sign border clash: …"."""
+    ids = sorted({i for i in indicator_ids if i}, key=len, reverse=True)
+    if not ids or not text:
+        return text
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ids)) + r")(?![\w-])")
+    return pattern.sub(lambda found: indicator_name(found.group(1)), text)
+
+
 def _level_label(level: str | None) -> str:
     return clean_line(level or "unknown", 20).upper()
 
@@ -282,13 +301,30 @@ def _critical_story(alert: AlertEmail) -> StoryLine | None:
     return alert.stories[0] if alert.stories else None
 
 
-def _top_stories(alert: AlertEmail) -> list[StoryLine]:
-    stories = sorted(alert.stories, key=lambda s: -abs(s.points) if math.isfinite(s.points) else 0)
+def _story_key(story: StoryLine) -> tuple[object, ...]:
+    if story.story_id is not None:
+        return ("story", story.story_id)
+    return ("line", story.title, story.url)
+
+
+def _points(story: StoryLine) -> float:
+    return story.points if math.isfinite(story.points) else 0.0
+
+
+def _top_stories(alert: AlertEmail) -> list[list[StoryLine]]:
+    """The stories behind the alert, one entry per story (its lines, one per indicator,
+    largest first), the largest total first; a critical alert's critical story leads."""
+    groups: dict[tuple[object, ...], list[StoryLine]] = {}
+    for story in alert.stories:
+        groups.setdefault(_story_key(story), []).append(story)
+    entries = [sorted(lines, key=lambda s: -abs(_points(s))) for lines in groups.values()]
+    entries.sort(key=lambda lines: -abs(sum(_points(s) for s in lines)))
     critical = _critical_story(alert) if alert.decision.kind == "critical" else None
     if critical is not None:
-        stories.remove(critical)
-        stories.insert(0, critical)
-    return stories[:MAX_STORIES]
+        first = next(e for e in entries if _story_key(e[0]) == _story_key(critical))
+        entries.remove(first)
+        entries.insert(0, first)
+    return entries[:MAX_STORIES]
 
 
 def _feed_name(alert: AlertEmail) -> str:
@@ -393,39 +429,48 @@ def _trend(alert: AlertEmail) -> _Trend | None:
 
 @dataclass(frozen=True, slots=True)
 class _Story:
-    """A StoryLine cleaned for display."""
+    """One story (its StoryLines, one per indicator) cleaned for display."""
 
     title: str
-    meta: str  # "Eurasianet · 16 Sep 2022 05:10 UTC · border clash · +12.4 points"
-    evidence: str
+    # "Eurasianet · 16 Sep 2022 05:10 UTC · border clash +12.4 points, accusation of
+    # aggression +3.1 points"
+    meta: str
+    evidence: tuple[str, ...]  # one sentence per indicator (repeats dropped)
     url: str | None
     critical: bool
+
+
+def _indicator_points(story: StoryLine) -> str:
+    # A critical story may come without a share of the score (0): say nothing then.
+    points = f"{story.points:+.1f} points" if math.isfinite(story.points) else ""
+    points = "" if points in ("+0.0 points", "-0.0 points") else points
+    return " · ".join(part for part in (_humanize(story.indicator_id), points) if part)
 
 
 def _clean_stories(alert: AlertEmail) -> list[_Story]:
     critical_ids = set(alert.decision.match_ids)
     cleaned = []
-    for story in _top_stories(alert):
-        # A critical story may come without a share of the score (0): say nothing then.
-        points = f"{story.points:+.1f} points" if math.isfinite(story.points) else ""
-        points = "" if points in ("+0.0 points", "-0.0 points") else points
+    for lines in _top_stories(alert):
+        first = lines[0]
         meta = " · ".join(
             part
             for part in (
-                clean_line(story.outlet, 80),
-                _fmt_time(story.published_at),
-                _humanize(story.indicator_id),
-                points,
+                clean_line(first.outlet, 80),
+                _fmt_time(first.published_at),
+                ", ".join(_indicator_points(line) for line in lines),
             )
             if part
         )
+        evidence = dict.fromkeys(clean_line(line.evidence, 400) for line in lines)
         cleaned.append(
             _Story(
-                title=clean_line(story.title, 200) or "(untitled)",
+                title=clean_line(first.title, 200) or "(untitled)",
                 meta=meta,
-                evidence=clean_line(story.evidence, 400),
-                url=safe_url(story.url),
-                critical=story.match_id is not None and story.match_id in critical_ids,
+                evidence=tuple(sentence for sentence in evidence if sentence),
+                url=safe_url(first.url),
+                critical=any(
+                    line.match_id is not None and line.match_id in critical_ids for line in lines
+                ),
             )
         )
     return cleaned
@@ -446,6 +491,7 @@ class _Content:
     feed_url: str | None
     lines: list[str]
     command: str
+    report_link: str | None
     footer: str
 
 
@@ -467,7 +513,7 @@ def _content(alert: AlertEmail) -> _Content:
         subject=_subject(alert),
         headline=clean_line(_headline(alert), 300),
         level=decision.level if decision.theatre_id else None,
-        reason=clean_line(decision.reason, 400),
+        reason=clean_line(name_indicators(decision.reason, alert.indicator_ids), 400),
         as_of=_fmt_time(decision.created_at),
         trend=_trend(alert),
         stories=_clean_stories(alert),
@@ -475,6 +521,7 @@ def _content(alert: AlertEmail) -> _Content:
         feed_url=feed_url,
         lines=[clean_line(line, 400) for line in alert.lines if clean_line(line, 400)],
         command=clean_line(alert.command_hint, 300),
+        report_link=safe_url(alert.report_link),
         footer=(
             f"Automatic message from monitor (alert {key}). "
             "Replies are not read; change alert settings in the monitor configuration."
@@ -509,13 +556,14 @@ def _render_text(content: _Content) -> str:
             flag = "[CRITICAL] " if story.critical else ""
             out.append(f"{number}. {flag}{story.title}")
             out.append(f"   {story.meta}")
-            if story.evidence:
-                out.append(f"   “{story.evidence}”")
+            out += [f"   “{sentence}”" for sentence in story.evidence]
             if story.url:
                 out.append(f"   {story.url}")
     if content.lines:
         out += ["", "Items:"]
         out += [f"- {line}" for line in content.lines]
+    if content.report_link:
+        out += ["", f"In the report: {content.report_link}"]
     if content.command:
         out += ["", f"More: {content.command}"]
     out += ["", "-- ", content.footer]
@@ -572,14 +620,16 @@ def _render_html(content: _Content) -> str:
                 f'<li style="margin-bottom:10px">{flag}{title}<br>'
                 f'<span style="color:#555;font-size:13px">{_e(story.meta)}</span>'
             )
-            if story.evidence:
-                out.append(f'<br><span style="font-style:italic">“{_e(story.evidence)}”</span>')
+            for sentence in story.evidence:
+                out.append(f'<br><span style="font-style:italic">“{_e(sentence)}”</span>')
             out.append("</li>")
         out.append("</ol>")
     if content.lines:
         out.append("<ul>")
         out += [f"<li>{_e(line)}</li>" for line in content.lines]
         out.append("</ul>")
+    if content.report_link:
+        out.append(f"<p>{_link(content.report_link, 'See this alert in the report')}</p>")
     if content.command:
         out.append(
             '<p>More: <code style="background:#f2f2f2;padding:2px 4px">'

@@ -365,7 +365,14 @@ def record_alert(
     not_before = alerts.send_after(decision, now=now, settings=config.alerts)
     try:
         content = compose_email(
-            store, config, decision, point=point, matches=matches, feed=feed, lines=lines
+            store,
+            config,
+            decision,
+            point=point,
+            matches=matches,
+            feed=feed,
+            lines=lines,
+            alert_id=alert_id,
         )
         message = notify.render_email(
             content,
@@ -402,8 +409,10 @@ def compose_email(
     matches: Sequence[ScoredMatch],
     feed: Feed | None,
     lines: Sequence[str] = (),
+    alert_id: int | None = None,
 ) -> notify.AlertEmail:
-    """Gather what the email shows: the top stories, the trend, the command to see more."""
+    """Gather what the email shows: the top stories, the trend, the command to see more,
+    and (with `report_url` set) the link to the alert's page in the static report."""
     theatre = config.rules.theatres.get(decision.theatre_id) if decision.theatre_id else None
     stories: list[notify.StoryLine] = []
     history: tuple[tuple[datetime, float], ...] = ()
@@ -414,7 +423,7 @@ def compose_email(
             chosen = [by_id[i] for i in decision.match_ids if i in by_id]
             stories = [notify.StoryLine.from_scored(m) for m in chosen]
         elif point is not None:
-            for contribution in point.contributions[:TOP_STORIES]:
+            for contribution in point.contributions[: TOP_STORIES * 3]:  # grouped by story
                 match = by_id.get(contribution.match_id)
                 if match is not None:
                     stories.append(notify.StoryLine.from_scored(match, contribution))
@@ -446,7 +455,18 @@ def compose_email(
         command_hint=hint,
         feed=notice,
         lines=tuple(lines),
+        indicator_ids=tuple(config.rules.indicators),
+        report_link=_report_link(config, alert_id),
     )
+
+
+def _report_link(config: Config, alert_id: int | None) -> str | None:
+    base = config.settings.report_url
+    if not base or alert_id is None:
+        return None
+    from monitor.report.paths import alert_page
+
+    return base + alert_page(alert_id)
 
 
 def _mail_domain(config: Config) -> str:

@@ -107,6 +107,7 @@ class Daemon:
         # The outbox is drained by its own job and right after new alerts: never twice at once,
         # or two drains would pick the same pending row and send it twice.
         self._outbox_lock = asyncio.Lock()
+        self._report: Any = None  # monitor.report.rebuild.ReportRebuilder, when report_dir is set
 
     # -- lifetime ------------------------------------------------------------
 
@@ -328,6 +329,8 @@ class Daemon:
                 (finished - started).total_seconds(),
             )
             self.notifier.status(self.last_summary)
+        if score is not None:
+            self._rebuild_report(finished)
         if score is not None and score.alerts:
             await self.outbox_job()
 
@@ -347,8 +350,21 @@ class Daemon:
             " ".join(f"{p.theatre_id}={p.index:.0f}/{p.level}" for p in summary.points),
             len(summary.alerts),
         )
+        self._rebuild_report(started)
         if summary.alerts:
             await self.outbox_job()
+
+    def _rebuild_report(self, now: datetime) -> None:
+        """Rebuild the static report in a worker thread (never overlapping, never awaited)."""
+        report_dir = self.config.settings.report_dir
+        if report_dir is None:
+            return
+        if self._report is None or self._report.out_dir != report_dir:
+            from monitor.report.rebuild import ReportRebuilder
+
+            self._report = ReportRebuilder(self.config, report_dir)
+        self._report.config = self.config  # after a reload, the new names and levels
+        self._report.request(now)
 
     async def outbox_job(self) -> None:
         async with self._outbox_lock:

@@ -472,6 +472,7 @@ def test_story_line_from_a_scored_match() -> None:
         evidence="A convoy of armour moved toward the border.",
         points=6.5,
         match_id=7,
+        story_id=3,
     )
 
 
