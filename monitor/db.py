@@ -445,7 +445,7 @@ def _migration_3_alert_watermarks(db: sqlite_utils.Database) -> None:
     )
 
 
-def _migration_alert_log_delivery(db: sqlite_utils.Database) -> None:
+def _migration_4_alert_log_delivery(db: sqlite_utils.Database) -> None:
     """`alert_log.delivery` says what `monitor alerts` says: an alert with no email of its
     own is `digest` (held for the daily digest) or `none` (urgent, but no email was
     recorded), never NULL. Adds `urgent` and `dedup_key` for people reading the view."""
@@ -466,7 +466,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
     _migration_3_alert_watermarks,
-    _migration_alert_log_delivery,
+    _migration_4_alert_log_delivery,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
