@@ -155,6 +155,14 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthSettings:
+    """What `monitor status` treats as degraded beyond its fixed rules ([health] table)."""
+
+    # No new article for this long while feeds answer is degraded; 0 turns the check off.
+    quiet_period_hours: float = 24.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Deployment settings: where state lives and how to reach the outside world."""
 
@@ -164,6 +172,7 @@ class Settings:
     http: HttpSettings = HttpSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     metrics_listen: str | None = None  # "127.0.0.1:9464" enables /healthz and /metrics
+    health: HealthSettings = HealthSettings()
 
 
 # ---------------------------------------------------------------------------
