@@ -58,9 +58,8 @@ class StatusPolicy:
     feed_failing_after: timedelta = timedelta(hours=24)
     pending_overdue_after: timedelta = timedelta(hours=1)
     dead_window: timedelta = timedelta(days=7)
-    quiet_period: timedelta | None = timedelta(
-        hours=24
-    )  # None: no check (health.quiet_period_hours = 0)
+    # No new article for this long while feeds answer; None: no check (quiet_period_hours = 0)
+    quiet_period: timedelta | None = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
