@@ -20,6 +20,11 @@ from monitor.cli_common import Context, format_option, handle_errors, time_optio
 from monitor.replay import replay_command
 from monitor.timeparse import parse_time
 
+# `monitor run --once` exits with this (EX_TEMPFAIL in sysexits.h, "status=75/TEMPFAIL" in
+# systemctl) when every feed it polled failed, so the round stored nothing: a timer unit
+# then shows the failure. 1 is any other error, 2 a configuration error.
+EXIT_ALL_FEEDS_FAILED = 75
+
 
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
@@ -75,7 +80,13 @@ def main() -> None:
 
 
 @cli.command()
-@click.option("--once", is_flag=True, help="Run one full cycle (poll, score, send) and exit.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run one full cycle (poll, score, send) and exit: 0 done, "
+    f"{EXIT_ALL_FEEDS_FAILED} every feed polled failed (nothing stored), 1 error, "
+    "2 configuration error.",
+)
 @click.pass_obj
 @handle_errors
 def run(obj: Context, once: bool) -> None:
@@ -95,6 +106,14 @@ def run(obj: Context, once: bool) -> None:
         )
         for point in summary.score.points:
             click.echo(f"  {point.theatre_id}: {point.index:.0f} ({point.level})")
+        if poll.feeds and poll.errors == poll.feeds:
+            kinds = ", ".join(f"{k}: {n}" for k, n in sorted(poll.errors_by_kind.items()))
+            click.echo(
+                f"monitor: every feed polled failed ({poll.errors} of {poll.feeds}; {kinds}); "
+                f"nothing was stored (exit {EXIT_ALL_FEEDS_FAILED}; see `monitor feeds`)",
+                err=True,
+            )
+            sys.exit(EXIT_ALL_FEEDS_FAILED)
         return
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)
@@ -123,7 +142,9 @@ def demo(obj: Context, out_dir: str) -> None:
 @click.pass_obj
 @handle_errors
 def check_config(obj: Context) -> None:
-    """Validate the configuration and print a summary."""
+    """Validate the configuration and print a summary (and warn when alerts would go nowhere)."""
+    from monitor.status import delivery_problem
+
     config = obj.config
     settings = config.settings
     click.echo(f"indicators: {config.indicators_path}")
@@ -143,7 +164,11 @@ def check_config(obj: Context) -> None:
     for indicator in config.rules.indicators.values():
         flag = " critical" if indicator.severity == "critical" else ""
         click.echo(f"  {indicator.id:<28} weight {indicator.weight:+g}{flag}")
-    click.echo("configuration OK")
+    problem = delivery_problem(config)
+    if problem:
+        # Valid (the daemon runs and stores alerts), but nobody would hear of them.
+        click.echo(f"WARNING: {problem}", err=True)
+    click.echo("configuration OK" + (", with 1 warning (on stderr)" if problem else ""))
 
 
 # ---------------------------------------------------------------------------

@@ -142,7 +142,12 @@ STATUS_HELP = """Is the service alive and well? Prints a report; the exit status
 
 \b
   0 ok        none of the below
-  1 degraded  a configured feed has failed for longer than
+  1 degraded  no recipient configured (smtp.recipients empty and no maildir:
+              alerts are stored but never sent); every polled feed, or more
+              than half, failing (each failed every poll since its last
+              success) or gone; no new article stored for longer than
+              health.quiet_period_hours (24 h by default, 0: off) while feeds
+              answer; a configured feed has failed for longer than
               alerts.feed_down_after_hours (24 h by default) or is gone (410);
               a message died in the outbox in the last 7 days; a pending
               message is overdue by more than 1 h (held messages, e.g. for
@@ -179,16 +184,25 @@ STATUS_HELP = """Is the service alive and well? Prints a report; the exit status
 @handle_errors
 def status(obj: Context, max_age: str | None, fmt: str) -> None:
     from monitor.errors import DatabaseError
-    from monitor.status import StatusPolicy, assess, daemon_state, render_status
+    from monitor.status import (
+        StatusPolicy,
+        assess,
+        daemon_state,
+        delivery_problem,
+        render_status,
+    )
     from monitor.timeparse import parse_duration
 
     config = obj.config
+    quiet_hours = config.settings.health.quiet_period_hours
     policy = StatusPolicy(
         max_cycle_age=parse_duration(max_age)
         if max_age
         else timedelta(seconds=3 * config.settings.schedule.score_tick_seconds),
         feed_failing_after=timedelta(seconds=config.alerts.feed_down_after_seconds),
+        quiet_period=timedelta(hours=quiet_hours) if quiet_hours else None,
     )
+    problems = [p for p in (delivery_problem(config),) if p]
     db_path = obj.db_path_for_reading()
     now = utcnow()
     daemon = daemon_state(db_path)
@@ -200,7 +214,14 @@ def status(obj: Context, max_age: str | None, fmt: str) -> None:
         )
     else:
         with store:
-            report = assess(store, database=str(db_path), daemon=daemon, now=now, policy=policy)
+            report = assess(
+                store,
+                database=str(db_path),
+                daemon=daemon,
+                now=now,
+                policy=policy,
+                config_problems=problems,
+            )
     click.echo(render_status(report, fmt=fmt))
     sys.exit(report.exit_status)
 

@@ -25,6 +25,7 @@ from monitor.errors import ConfigError
 from monitor.models import (
     AlertSettings,
     Feed,
+    HealthSettings,
     HttpSettings,
     Level,
     ScheduleSettings,
@@ -360,6 +361,7 @@ _SETTINGS_KEYS = (
     "smtp",
     "http",
     "schedule",
+    "health",
 )
 _SMTP_KEYS = (
     "host",
@@ -410,6 +412,7 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
     schedule = _parse_dataclass_table(
         top.get("schedule"), root.child("schedule"), ScheduleSettings()
     )
+    health = _parse_health(top.get("health"), root.child("health"))
     return Settings(
         db_path=db_path,
         maildir=maildir,
@@ -419,7 +422,26 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
         metrics_listen=metrics,
         report_dir=report_dir,
         report_url=report_url,
+        health=health,
     )
+
+
+MAX_QUIET_PERIOD_HOURS = 8760.0  # a year: beyond that the check means nothing
+
+
+def _parse_health(value: object, at: v.Location) -> HealthSettings:
+    raw = v.mapping(value, at, allowed=("quiet_period_hours",))
+    hours = raw.get("quiet_period_hours", HealthSettings().quiet_period_hours)
+    if (
+        isinstance(hours, bool)
+        or not isinstance(hours, int | float)
+        or not 0 <= hours <= MAX_QUIET_PERIOD_HOURS  # also refuses nan and inf
+    ):
+        at.child("quiet_period_hours").fail(
+            f"expected a number of hours from 0 (off) to {MAX_QUIET_PERIOD_HOURS:g}, "
+            f"got {v.describe(hours)}"
+        )
+    return HealthSettings(quiet_period_hours=float(hours))
 
 
 # Environment variable -> (table or None, key, kind)

@@ -702,7 +702,13 @@ class Store:
         *,
         entries_seen: int,
     ) -> None:
-        """Persist the outcome of one poll (call inside the poll's transaction)."""
+        """Persist the outcome of one poll (call inside the poll's transaction).
+
+        `last_error_*` hold the last failure, or this poll's warning: a clean poll (200
+        without a warning, or 304) clears a warning the previous poll left, so the feed
+        shows what this poll found, while a past failure stays on record.
+        (`last_status` in the statement is the previous poll's: SQLite reads the old row.)
+        """
         error_kind = result.error_kind
         error_message = result.error_message
         status: str = result.outcome
@@ -719,9 +725,12 @@ class Store:
                 consecutive_failures = ?, failing_since = ?, disabled = ?,
                 last_status = ?, last_http_status = ?, last_polled_at = ?,
                 last_success_at = CASE WHEN ? THEN last_success_at ELSE ? END,
-                last_error_at = CASE WHEN ? OR ? = 'warning' THEN ? ELSE last_error_at END,
-                last_error_kind = CASE WHEN ? OR ? = 'warning' THEN ? ELSE last_error_kind END,
-                last_error_message = CASE WHEN ? OR ? = 'warning' THEN ? ELSE last_error_message END,
+                last_error_at = CASE WHEN ? OR ? = 'warning' THEN ?
+                    WHEN last_status = 'warning' THEN NULL ELSE last_error_at END,
+                last_error_kind = CASE WHEN ? OR ? = 'warning' THEN ?
+                    WHEN last_status = 'warning' THEN NULL ELSE last_error_kind END,
+                last_error_message = CASE WHEN ? OR ? = 'warning' THEN ?
+                    WHEN last_status = 'warning' THEN NULL ELSE last_error_message END,
                 polls = polls + 1,
                 not_modified_polls = not_modified_polls + ?,
                 entries_seen = entries_seen + ?
@@ -1766,6 +1775,19 @@ def feed_health_rows(store: Store) -> list[dict[str, Any]]:
     return store.query(
         f"SELECT * FROM ({FEED_HEALTH_SQL}) WHERE health != 'not configured' ORDER BY id"
     )
+
+
+def article_activity(store: Store) -> dict[str, str | None]:
+    """When the newest article was stored (`last_article_at`; the highest id, so no scan),
+    and the start of the oldest poll round on record (`first_cycle_at`: how long polling
+    has gone on when no article was ever stored)."""
+    last = store.conn.execute(
+        "SELECT first_seen_at FROM articles ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    (first_cycle,) = store.conn.execute(
+        "SELECT min(started_at) FROM runs WHERE job IN ('poll', 'once')"
+    ).fetchone()
+    return {"last_article_at": last[0] if last else None, "first_cycle_at": first_cycle}
 
 
 def outbox_health(

@@ -38,8 +38,10 @@ from monitor import __version__
 from monitor.errors import FetchError
 from monitor.models import FeedState, FetchResult, HttpSettings, utc
 from monitor.netguard import (
+    AddressSpellingError,
     IPAddress,
     describe_address,
+    host_spelling_problem,
     is_address_allowed,
     parse_allowed_networks,
     parse_ip_literal,
@@ -162,6 +164,9 @@ class GuardedNetworkBackend(_TcpOnlyBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         started = time.monotonic()
+        spelling = host_spelling_problem(host)  # validate_feed_url checks it first; again here
+        if spelling is not None:
+            raise FetchError("ssrf_blocked", f"{spelling}; refusing to connect")
         addresses = await self._resolve(host, port, timeout)
         for address in addresses:
             if not is_address_allowed(address, self._allow):
@@ -676,6 +681,14 @@ class Fetcher:
         await self.open()
         try:
             url = validate_feed_url(state.url)
+        except AddressSpellingError as exc:
+            return FetchResult(
+                state.feed_id,
+                "error",
+                now,
+                error_kind="ssrf_blocked",
+                error_message=f"{exc}; refusing to connect",
+            )
         except ValueError as exc:
             return FetchResult(
                 state.feed_id, "error", now, error_kind="invalid_url", error_message=str(exc)
@@ -787,9 +800,7 @@ class Fetcher:
                     try:
                         target = validate_feed_url(str(response.url.join(location.strip())))
                     except (ValueError, httpx.InvalidURL) as exc:
-                        raise FetchError(
-                            "bad_redirect", f"redirect to {location!r}: {exc}"
-                        ) from None
+                        raise _refused_redirect(location, exc) from None
                     if status in _PERMANENT_REDIRECTS and only_permanent_so_far:
                         permanent_url = target
                     else:
@@ -887,6 +898,13 @@ class Fetcher:
                 raise FetchError("decode_error", f"cannot decode the body: {exc}") from None
             raise
         return b"".join(chunks)
+
+
+def _refused_redirect(location: str, exc: Exception) -> FetchError:
+    """`ssrf_blocked` for a refused spelling of an address, else `bad_redirect`."""
+    if isinstance(exc, AddressSpellingError):
+        return FetchError("ssrf_blocked", f"redirect to {location!r}: {exc}; refusing to connect")
+    return FetchError("bad_redirect", f"redirect to {location!r}: {exc}")
 
 
 def _too_large(limit: int, decoded: int, received: int) -> FetchError:

@@ -155,6 +155,14 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthSettings:
+    """What `monitor status` treats as degraded beyond its fixed rules ([health] table)."""
+
+    # No new article for this long while feeds answer is degraded; 0 turns the check off.
+    quiet_period_hours: float = 24.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Deployment settings: where state lives and how to reach the outside world."""
 
@@ -166,6 +174,7 @@ class Settings:
     metrics_listen: str | None = None  # "127.0.0.1:9464" enables /healthz and /metrics
     report_dir: Path | None = None  # if set, the static report is rebuilt here after each score
     report_url: str | None = None  # where report_dir is served; alert emails link into it
+    health: HealthSettings = HealthSettings()
 
 
 # ---------------------------------------------------------------------------

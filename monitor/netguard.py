@@ -5,6 +5,15 @@ the address rule that `fetcher` applies at connect time to every resolved IP, on
 redirect hop: only globally routable unicast addresses, unless an address falls inside a
 CIDR the operator allowed explicitly (`HttpSettings.allow_private_networks`).
 
+Before any of that, a URL host that *spells* an IP address in any form but the plain one is
+refused outright, whatever the allow-list says (`host_spelling_problem`): IPv4 written as
+one number (`2130706433`), in hex or octal (`0x7f000001`, `0177.0.0.1`) or with parts left
+out (`127.1`), and IPv6 literals that only carry an IPv4 address (IPv4-mapped
+`[::ffff:127.0.0.1]`, IPv4-compatible `[::127.0.0.1]`). No feed needs them; they exist to
+slip past filters that compare text, and an allow-list written for `127.0.0.1` must not
+be read as permission for them. Config validation, the fetcher's first request and every
+redirect hop apply it (through `validate_feed_url`), and the connect-time guard again.
+
 Pure: no DNS, no sockets. It must not decide anything from a host *name*; names are
 resolved by `fetcher`, which then asks `is_address_allowed` about the answers.
 """
@@ -43,11 +52,17 @@ _ALWAYS_FORBIDDEN: tuple[IPNetwork, ...] = tuple(
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+class AddressSpellingError(ValueError):
+    """A URL host spells an IP address in a form that is refused outright (see above)."""
+
+
 def validate_feed_url(url: str) -> str:
     """Return `url` stripped if it is an absolute http(s) URL with a host; else raise ValueError.
 
     The message says what is wrong, e.g. "scheme 'file' is not allowed (use http or https)".
-    Addresses are not checked here: names are resolved and checked at connect time.
+    A host spelling an IP address in a refused form raises `AddressSpellingError` (a
+    ValueError). Addresses themselves are not checked here: names are resolved and the
+    answers checked at connect time.
     """
     if not isinstance(url, str):
         raise ValueError(f"expected a URL string, got {type(url).__name__}")
@@ -72,7 +87,42 @@ def validate_feed_url(url: str) -> str:
         raise ValueError("the URL has no host")
     if port == 0:
         raise ValueError("port 0 is not a valid port")
+    problem = host_spelling_problem(parts.hostname)
+    if problem is not None:
+        raise AddressSpellingError(problem)
     return text
+
+
+def host_spelling_problem(host: str) -> str | None:
+    """Why `host` (as written in a URL, brackets allowed) is refused outright, or None.
+
+    None for DNS names, for IPv4 written as four decimal numbers without leading zeros,
+    and for IPv6 literals that do not merely carry an IPv4 address. The allow-list plays
+    no part: these spellings are refused whatever it says.
+    """
+    address = parse_ip_literal(host)
+    if address is None:
+        return None
+    written = host.strip()
+    if written.startswith("[") and written.endswith("]"):
+        written = written[1:-1]
+    if isinstance(address, ipaddress.IPv4Address):
+        if written == str(address):
+            return None
+        return (
+            f"{written!r} is a non-canonical spelling of {address}: refused whatever "
+            f"allow_private_networks says (write {address} if you mean it)"
+        )
+    carried = address.ipv4_mapped
+    form = "IPv4-mapped"
+    if carried is None and int(address) >> 32 == 0 and int(address) > 1:
+        carried, form = ipaddress.IPv4Address(int(address)), "IPv4-compatible"
+    if carried is None:
+        return None
+    return (
+        f"{written!r} is an {form} IPv6 literal for {carried}: refused whatever "
+        f"allow_private_networks says (write {carried} if you mean it)"
+    )
 
 
 def parse_ip_literal(host: str) -> IPAddress | None:

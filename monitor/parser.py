@@ -406,6 +406,7 @@ def _build_result(
     entries: list[Entry] = []
     seen: set[str] = set()
     skipped = 0
+    empty = 0  # items with no title, no text and no link (`<item/>`): nothing to carry
     for raw in raw_entries[:MAX_ENTRIES]:
         try:
             entry = _build_entry(raw, feed_id, fetched_at, hint)
@@ -414,6 +415,7 @@ def _build_result(
             continue
         if entry is None:
             skipped += 1
+            empty += 1
         elif entry.entry_id not in seen:
             seen.add(entry.entry_id)
             entries.append(entry)
@@ -422,14 +424,22 @@ def _build_result(
         exc = parsed.get("bozo_exception")
         bozo_message = clean_line(f"{type(exc).__name__}: {exc}" if exc else "malformed", limit=300)
     ttl = _ttl_seconds(feed)
-    if not entries and not raw_entries and not bozo_message and parsed.get("version"):
-        # A well-formed RSS/Atom document that simply has no items now (a quiet
-        # keyword-search feed): healthy, not a failure to back off from.
+    all_empty = bool(raw_entries) and empty == len(raw_entries)
+    if (
+        not entries
+        and (not raw_entries or all_empty)
+        and not bozo_message
+        and parsed.get("version")
+    ):
+        # A well-formed RSS/Atom document that carries nothing now: no items (a quiet
+        # keyword-search feed), or only empty ones (`<item/>`). Healthy, not a failure to
+        # back off from: an empty item is not hostile, it just says nothing.
+        contents = "no items" if not raw_entries else f"only empty items ({len(raw_entries)})"
         return ParseResult(
             entries=(),
             status="warning",
             error_kind="empty_feed",
-            message=f"a valid {parsed.get('version')} feed with no items",
+            message=f"a valid {parsed.get('version')} feed with {contents}",
             feed_ttl_seconds=ttl,
         )
     if not entries:

@@ -49,6 +49,7 @@ def history_report(
     return "\n".join(lines)
 
 
+TABLE_ERROR_CHARS = 60  # `monitor feeds` as a table shortens last_error to this
 FEED_COLUMNS = [
     "id",
     "status",
@@ -73,7 +74,9 @@ def feeds_report(store: db.Store, *, fmt: str) -> str:
             status = f"failing ({row['last_status']})"
         error = ""
         if row["last_error_kind"]:
-            error = f"{row['last_error_kind']}: {row['last_error_message'] or ''}".strip()[:60]
+            error = f"{row['last_error_kind']}: {row['last_error_message'] or ''}".strip()
+            if fmt == "table" and len(error) > TABLE_ERROR_CHARS:  # CSV and JSON: all of it
+                error = error[: TABLE_ERROR_CHARS - 1] + "…"
         polls = row["polls"] or 0
         rows.append(
             {

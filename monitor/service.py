@@ -43,6 +43,7 @@ from monitor.instance_lock import acquire_instance_lock
 from monitor.models import to_iso
 from monitor.parse_sandbox import ParserPool
 from monitor.sdnotify import Notifier
+from monitor.status import delivery_problem
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ class Daemon:
             len(self.config.rules.theatres),
             len(self.config.rules.indicators),
         )
+        _warn_if_undeliverable(self.config)
         await self.stop_event.wait()
         self.notifier.stopping()
         log.info("stopping: waiting up to %.0f s for running jobs", STOP_TIMEOUT_SECONDS)
@@ -463,6 +465,13 @@ class Daemon:
         return start_daemon_metrics(self, listen)
 
 
+def _warn_if_undeliverable(config: Config) -> None:
+    """Loudly, at start: a deployment that stores alerts but sends them nowhere."""
+    problem = delivery_problem(config)
+    if problem:
+        log.warning("NO ALERT WILL BE SENT: %s", problem)
+
+
 def _drain_outbox(config: Config, now: datetime) -> pipeline.DeliverySummary:
     with Store.open(config.settings.db_path, migrate=False) as store:
         return pipeline.deliver_outbox(store, config, now=now)
@@ -471,6 +480,7 @@ def _drain_outbox(config: Config, now: datetime) -> pipeline.DeliverySummary:
 async def run_once(config: Config, *, now: datetime | None = None) -> pipeline.CycleSummary:
     """`monitor run --once`: one full cycle (poll what is due, score, digest, send) and exit."""
     settings = config.settings
+    _warn_if_undeliverable(config)
     with acquire_instance_lock(settings.db_path), Store.open(settings.db_path) as store:
         moment = now or utcnow()
         store.sync_feeds(config.feeds, now=moment)

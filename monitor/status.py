@@ -13,7 +13,10 @@ The rules (also in the command's help):
   the daemon, or a `run --once` round) ended within `max_cycle_age`; or the daemon is
   not running although the last cycle was the daemon's (a timer deployment has no
   daemon between rounds, which is normal).
-* degraded (exit 1): a configured feed has been failing for longer than
+* degraded (exit 1): nothing to deliver alerts to (no recipient and no maildir: see
+  `delivery_problem`); every feed, or more than half of those polled, failing (each has
+  failed every poll since its last success); no new article stored for longer than
+  `quiet_period` while feeds answer; a configured feed has been failing for longer than
   `feed_failing_after`, or is gone (HTTP 410); a message died in the outbox within
   `dead_window`; a pending message is overdue by more than `pending_overdue_after`
   (a message held for quiet hours counts from its `not_before`); the latest run of a
@@ -29,11 +32,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor import db
 from monitor.instance_lock import lock_path_for
 from monitor.models import from_iso, to_iso, utc
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
 EXIT_STATUS = {OK: 0, DEGRADED: 1, DOWN: 2}
@@ -52,6 +58,8 @@ class StatusPolicy:
     feed_failing_after: timedelta = timedelta(hours=24)
     pending_overdue_after: timedelta = timedelta(hours=1)
     dead_window: timedelta = timedelta(days=7)
+    # No new article for this long while feeds answer; None: no check (quiet_period_hours = 0)
+    quiet_period: timedelta | None = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,7 @@ class StatusReport:
     feeds: dict[str, Any] = field(default_factory=dict)
     outbox: dict[str, Any] = field(default_factory=dict)
     scheduler: dict[str, Any] | None = None
+    articles: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_status(self) -> int:
@@ -165,6 +174,31 @@ def _is_alive(pid: int) -> bool:
 
 
 # ---------------------------------------------------------------------------
+# Where alerts go
+
+
+def delivery_problem(config: Config) -> str | None:
+    """Why alerts would be stored but not sent, or None when they have somewhere to go.
+
+    A maildir counts as a destination: every message is written there and marked sent
+    (a local mail client or a forwarder reads it; the demo works this way). Without one,
+    `smtp.recipients` must name someone: recipients of single theatres alone leave the
+    digest, the feed notices and every other theatre's alerts undelivered.
+    """
+    settings = config.settings
+    if settings.smtp.recipients or settings.maildir is not None:
+        return None
+    fix = "set smtp.recipients (or MONITOR_SMTP_RECIPIENTS) or maildir"
+    own = sorted(t.id for t in config.rules.theatres.values() if t.recipients)
+    if own:
+        return (
+            f"smtp.recipients is empty: only the alerts of {', '.join(own)} have recipients; "
+            f"digests, feed notices and other theatres' alerts are stored but never sent ({fix})"
+        )
+    return f"no recipient configured: alerts are stored but never sent ({fix})"
+
+
+# ---------------------------------------------------------------------------
 # The rules
 
 
@@ -176,9 +210,11 @@ def assess(
     now: datetime,
     policy: StatusPolicy,
     open_error: str | None = None,
+    config_problems: Sequence[str] = (),
 ) -> StatusReport:
     """Apply the rules to what the database records. `store` None means it could not be
-    opened (`open_error` says why): that is down."""
+    opened (`open_error` says why): that is down. `config_problems` (e.g. from
+    `delivery_problem`) make the state degraded at least."""
     now = utc(now)
     checked_at = to_iso(now)
     if store is None:
@@ -186,7 +222,7 @@ def assess(
         return StatusReport(DOWN, (reason,), checked_at, database, daemon)
 
     down: list[str] = []
-    degraded: list[str] = []
+    degraded: list[str] = list(config_problems)
 
     jobs = tuple(_job_row(row, now) for row in db.last_run_rows(store))
     cycles = [job for job in jobs if job["job"] in CYCLE_JOBS]
@@ -206,6 +242,10 @@ def assess(
 
     feeds = _feed_summary(db.feed_health_rows(store), now=now, policy=policy)
     degraded.extend(feeds.pop("problems"))
+    articles = _article_summary(db.article_activity(store), now=now)
+    quiet = _quiet_problem(articles, answering=feeds["ok"], policy=policy)
+    if quiet:
+        degraded.append(quiet)
 
     outbox = db.outbox_health(
         store,
@@ -237,6 +277,7 @@ def assess(
         feeds=feeds,
         outbox=outbox,
         scheduler=scheduler,
+        articles=articles,
     )
 
 
@@ -275,11 +316,15 @@ def _feed_summary(
     for row in rows:
         health = str(row["health"]).replace(" ", "_")
         counts[health] = counts.get(health, 0) + 1
-        if health == "gone":
-            problems.append(f"feed {row['id']} is gone (HTTP 410): remove it from indicators.yaml")
         if health not in ("failing", "gone"):
             continue
-        since = row["failing_since"]
+        # A 410 stops polling and clears the failure count: it is gone since that poll.
+        since = row["failing_since"] if health == "failing" else row["last_error_at"]
+        if health == "gone":
+            problems.append(
+                f"feed {row['id']} is gone (HTTP 410 since {since or 'an unknown time'}): "
+                "remove it from indicators.yaml"
+            )
         failing.append(
             {
                 "id": row["id"],
@@ -294,7 +339,47 @@ def _feed_summary(
                 f"feed {row['id']} has failed for {_duration(now - from_iso(since))} "
                 f"({row['last_error'] or 'no error recorded'})"
             )
+    polled = counts["ok"] + counts["failing"] + counts["gone"]
+    broken = counts["failing"] + counts["gone"]
+    if polled and broken == polled:
+        problems.insert(
+            0, f"every polled feed is failing or gone ({broken} of {polled}; see `monitor feeds`)"
+        )
+    elif 2 * broken > polled:
+        problems.insert(
+            0,
+            f"{broken} of {polled} polled feeds are failing or gone, more than half "
+            "(see `monitor feeds`)",
+        )
     return {"total": len(rows), **counts, "failing_feeds": failing, "problems": problems}
+
+
+def _article_summary(activity: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+    last = activity["last_article_at"]
+    reference = last or activity["first_cycle_at"]
+    return {
+        "last_stored_at": last,
+        "watching_since": activity["first_cycle_at"],
+        "quiet_seconds": None
+        if reference is None
+        else max(0, round((now - from_iso(reference)).total_seconds())),
+    }
+
+
+def _quiet_problem(
+    articles: Mapping[str, Any], *, answering: int, policy: StatusPolicy
+) -> str | None:
+    """No new article for longer than the quiet period although feeds answer: something
+    between fetching and storing is wrong (every feed 304s or parses to nothing)."""
+    quiet, limit = articles["quiet_seconds"], policy.quiet_period
+    if limit is None or quiet is None or not answering or quiet <= limit.total_seconds():
+        return None
+    last = articles["last_stored_at"]
+    when = f"last stored {last}" if last else "none ever stored"
+    return (
+        f"no new article stored for {_duration(quiet)} although {answering} feed(s) answer "
+        f"({when}; limit health.quiet_period_hours = {_duration(limit)})"
+    )
 
 
 def _duration(value: timedelta | float) -> str:
@@ -338,10 +423,25 @@ def render_status(report: StatusReport, *, fmt: str) -> str:
             f"failing, {feeds['gone']} gone, {feeds['never_polled']} never polled"
         )
         for feed in feeds["failing_feeds"]:
-            lines.append(
-                f"  {feed['id']:<24} {feed['health']} since {feed['failing_since'] or '?'} "
-                f"({feed['consecutive_failures']} failures): {feed['last_error'] or ''}".rstrip()
+            since = feed["failing_since"] or "an unknown time"
+            count = (
+                "HTTP 410, no longer polled"
+                if feed["health"] == "gone"
+                else f"{feed['consecutive_failures']} failures"
             )
+            lines.append(
+                f"  {feed['id']:<24} {feed['health']} since {since} ({count}): "
+                f"{feed['last_error'] or ''}".rstrip()
+            )
+    articles = report.articles
+    if articles:
+        last = articles["last_stored_at"]
+        quiet = articles["quiet_seconds"]
+        lines.append(
+            f"articles:    last stored {last} ({_duration(quiet)} ago)"
+            if last and quiet is not None
+            else "articles:    none stored yet"
+        )
     outbox = report.outbox
     if outbox:
         lines.append(

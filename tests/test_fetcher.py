@@ -508,6 +508,79 @@ def test_a_redirect_to_a_forbidden_address_is_blocked_at_the_hop(
     assert (PUBLIC_IP, server.port) in fake.dialled
 
 
+# Spellings of an allowed address that are refused whatever the allow-list says: other
+# spellings of 127.0.0.1 while 127.0.0.0/8 is allowed (issue 11, section 5).
+LOOPBACK_SPELLINGS = [
+    pytest.param("2130706433", id="decimal"),
+    pytest.param("0x7f000001", id="hex"),
+    pytest.param("0X7F000001", id="hex-upper"),
+    pytest.param("127.1", id="short"),
+    pytest.param("127.0.1", id="short-3"),
+    pytest.param("0x7f.0.0.1", id="hex-part"),
+    pytest.param("017700000001", id="octal"),
+    pytest.param("0177.0.0.1", id="octal-parts"),
+    pytest.param("[::ffff:127.0.0.1]", id="mapped"),
+    pytest.param("[::ffff:7f00:1]", id="mapped-hex"),
+    pytest.param("[::127.0.0.1]", id="ipv4-compatible"),
+]
+
+
+@pytest.mark.parametrize("spelling", LOOPBACK_SPELLINGS)
+def test_other_spellings_of_an_allowed_address_are_refused(
+    server: FeedServer, spelling: str
+) -> None:
+    server.route("/feed", Reply(200, FEED))
+    audit = AuditLog()
+    with audit.watching():
+        result = fetch_sync(f"http://{spelling}:{server.port}/feed", http=settings())
+    assert (result.outcome, result.error_kind) == ("error", "ssrf_blocked"), result.error_message
+    assert "refused whatever allow_private_networks says" in (result.error_message or "")
+    assert "refusing to connect" in (result.error_message or "")
+    assert server.requests == [] and server.connections == 0
+    assert audit.connects_to_port(server.port) == []
+    canonical = fetch_sync(server.url("/feed"), http=settings())  # the control: still allowed
+    assert canonical.outcome == "ok" and len(server.requests) == 1
+
+
+@pytest.mark.parametrize("status", [301, 302])
+@pytest.mark.parametrize("spelling", [p for p in LOOPBACK_SPELLINGS if p.id != "octal-parts"])
+def test_a_redirect_to_another_spelling_of_an_allowed_address_is_refused_at_the_hop(
+    server: FeedServer, spelling: str, status: int
+) -> None:
+    server.route("/feed", Reply(status, b"", (("Location", f"http://{spelling}:{server.port}/x"),)))
+    server.route("/x", Reply(200, FEED))
+    result = fetch_sync(server.url("/feed"), http=settings())
+    assert result.error_kind == "ssrf_blocked", result.error_message
+    assert result.permanent_url is None
+    assert "refused whatever allow_private_networks says" in (result.error_message or "")
+    assert [r.path for r in server.requests] == ["/feed"]  # the hop was never requested
+
+
+def test_a_redirect_to_an_octal_dotted_quad_is_refused_by_httpx_itself(server: FeedServer) -> None:
+    """httpx cannot parse `0177.0.0.1` in a Location and fails the response before our
+    check sees it: refused all the same (as a protocol error), the hop never requested."""
+    server.route("/feed", Reply(302, b"", (("Location", f"http://0177.0.0.1:{server.port}/x"),)))
+    server.route("/x", Reply(200, FEED))
+    result = fetch_sync(server.url("/feed"), http=settings())
+    assert (result.outcome, result.error_kind) == ("error", "protocol_error"), result.error_message
+    assert [r.path for r in server.requests] == ["/feed"]
+
+
+@pytest.mark.parametrize("host", ["2130706433", "127.1", "::ffff:127.0.0.1", "::127.0.0.1"])
+def test_the_connect_time_guard_refuses_the_spellings_too(sentinel: Sentinel, host: str) -> None:
+    """The second line: even a host that reached the network backend is refused there."""
+    from monitor.errors import FetchError
+    from monitor.fetcher import AsyncioDialer, GuardedNetworkBackend
+
+    backend = GuardedNetworkBackend(
+        allow_private_networks=LOCAL, resolver=system_resolver, dialer=AsyncioDialer()
+    )
+    with pytest.raises(FetchError) as caught:
+        run(backend.connect_tcp(host, sentinel.port, timeout=1.0))
+    assert caught.value.kind == "ssrf_blocked"
+    assert sentinel.connections == 0
+
+
 def test_a_public_host_is_reached_at_the_checked_ip_with_its_name(server: FeedServer) -> None:
     server.route("/feed", Reply(200, FEED))
     names, fake = internet(server)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
+from monitor.config import parse_indicators_text
+from monitor.errors import ConfigError
 from monitor.netguard import (
+    AddressSpellingError,
+    host_spelling_problem,
     is_address_allowed,
     parse_allowed_networks,
     parse_ip_literal,
@@ -152,3 +157,60 @@ def test_a_name_is_never_an_allowed_address() -> None:
 def test_parse_allowed_networks_names_the_bad_entry(bad: str) -> None:
     with pytest.raises(ValueError, match="not a network in CIDR notation"):
         parse_allowed_networks(["10.0.0.0/8", bad])
+
+
+# -- spellings refused whatever the allow-list says (issue 11, section 5) ----------------
+
+REFUSED_SPELLINGS = [
+    pytest.param("2130706433", "127.0.0.1", id="decimal"),
+    pytest.param("0x7f000001", "127.0.0.1", id="hex"),
+    pytest.param("0X7F000001", "127.0.0.1", id="hex-upper"),
+    pytest.param("127.1", "127.0.0.1", id="short"),
+    pytest.param("127.0.1", "127.0.0.1", id="short-3"),
+    pytest.param("0177.0.0.1", "127.0.0.1", id="octal-part"),
+    pytest.param("017700000001", "127.0.0.1", id="octal"),
+    pytest.param("127.000.0.1", "127.0.0.1", id="leading-zeros"),
+    pytest.param("0x7f.1", "127.0.0.1", id="hex-short"),
+    pytest.param("169.16689662", "169.254.169.254", id="metadata-short"),
+    pytest.param("134744072", "8.8.8.8", id="public-decimal"),
+    pytest.param("0", "0.0.0.0", id="zero"),
+    pytest.param("[::ffff:127.0.0.1]", "127.0.0.1", id="mapped"),
+    pytest.param("[::FFFF:127.0.0.1]", "127.0.0.1", id="mapped-upper"),
+    pytest.param("[::ffff:7f00:1]", "127.0.0.1", id="mapped-hex"),
+    pytest.param("[0:0:0:0:0:ffff:7f00:1]", "127.0.0.1", id="mapped-long"),
+    pytest.param("[::ffff:8.8.8.8]", "8.8.8.8", id="mapped-public"),
+    pytest.param("[::ffff:a9fe:a9fe]", "169.254.169.254", id="mapped-metadata"),
+    pytest.param("[::127.0.0.1]", "127.0.0.1", id="ipv4-compatible"),
+]
+
+
+@pytest.mark.parametrize(("host", "meant"), REFUSED_SPELLINGS)
+def test_non_canonical_and_ipv4_carrying_spellings_are_refused(host: str, meant: str) -> None:
+    problem = host_spelling_problem(host)
+    assert problem is not None and f"write {meant} if you mean it" in problem
+    assert "refused whatever allow_private_networks says" in problem
+    with pytest.raises(AddressSpellingError, match="refused whatever allow_private_networks"):
+        validate_feed_url(f"http://{host}:8080/feed")
+    with pytest.raises(AddressSpellingError):
+        validate_feed_url(f"https://{host}/feed")  # without a port too
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "8.8.8.8", "[::1]", "[2001:db8::1]", "[64:ff9b::808:808]", "[fe80::1%eth0]",
+     "example.org", "localhost", "1.2.3.4.5", "256.1.1.1", "xn--80ak6aa92e.com"],
+)  # fmt: skip
+def test_canonical_addresses_and_names_are_left_to_the_address_rule(host: str) -> None:
+    assert host_spelling_problem(host) is None
+
+
+@pytest.mark.parametrize(("host", "meant"), REFUSED_SPELLINGS)
+def test_config_refuses_the_spellings_with_one_line(host: str, meant: str) -> None:
+    good = (Path(__file__).parent / "fixtures" / "config" / "good.yaml").read_text("utf-8")
+    text = good.replace("url: https://wire.example.org/rss", f'url: "http://{host}/rss"')
+    assert text != good
+    with pytest.raises(ConfigError) as caught:
+        parse_indicators_text(text, source="indicators.yaml")
+    message = str(caught.value)
+    assert message.startswith("indicators.yaml: feeds[0].url: '"), message
+    assert f"(write {meant} if you mean it)" in message and "\n" not in message

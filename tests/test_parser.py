@@ -446,8 +446,26 @@ def test_a_good_feed_is_ok() -> None:
             b"<id>urn:x</id><updated>2024-01-01T00:00:00Z</updated></feed>",
             id="atom-no-entries",
         ),
+        pytest.param(
+            b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet search</title>'
+            b"<link>https://news.example.org/</link><description>x</description>"
+            b"<item/><item/><item></item></channel></rss>",
+            id="rss-only-empty-items",
+        ),
+        pytest.param(
+            b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Quiet</title>'
+            b"<id>urn:x</id><updated>2024-01-01T00:00:00Z</updated><entry/><entry></entry></feed>",
+            id="atom-only-empty-entries",
+        ),
     ],
 )
 def test_a_valid_feed_with_no_items_is_a_warning_not_a_failure(body: bytes) -> None:
+    """Both carry nothing now; neither is hostile (issue 11: treated the same way)."""
     result = parse(body)
     assert (result.status, result.error_kind, result.entries) == ("warning", "empty_feed", ())
+
+
+def test_a_malformed_document_of_empty_items_is_still_a_failure() -> None:
+    body = b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title><item/><item>'
+    result = parse(body)
+    assert (result.status, result.error_kind) == ("error", "no_entries"), result.message

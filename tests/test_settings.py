@@ -135,6 +135,45 @@ def test_password_comes_from_environment_or_credential_and_is_never_shown(tmp_pa
             "monitor.toml: smtp.ca_file: only used with security starttls or tls",
             id="ca-file-without-tls",
         ),
+        pytest.param(
+            "[health]\nquiet_period_hours = 'a day'\n",
+            {},
+            "monitor.toml: health.quiet_period_hours: expected a number of hours from 0 (off) "
+            "to 8760, got 'a day'",
+            id="quiet-period-text",
+        ),
+        pytest.param(
+            "[health]\nquiet_period_hours = -1\n",
+            {},
+            "monitor.toml: health.quiet_period_hours: expected a number of hours from 0 (off) "
+            "to 8760, got -1",
+            id="quiet-period-negative",
+        ),
+        pytest.param(
+            "[health]\nquiet_period_hours = inf\n",
+            {},
+            "monitor.toml: health.quiet_period_hours: expected a number of hours from 0 (off) "
+            "to 8760, got inf",
+            id="quiet-period-infinite",
+        ),
+        pytest.param(
+            "[health]\nquiet_period_hours = nan\n",
+            {},
+            "monitor.toml: health.quiet_period_hours: expected a number of hours",
+            id="quiet-period-nan",
+        ),
+        pytest.param(
+            "[health]\nquiet_period_hours = true\n",
+            {},
+            "monitor.toml: health.quiet_period_hours: expected a number of hours",
+            id="quiet-period-bool",
+        ),
+        pytest.param(
+            "[health]\nquiet_hours = 3\n",
+            {},
+            "monitor.toml: health.quiet_hours: unknown key (expected one of: quiet_period_hours)",
+            id="health-unknown-key",
+        ),
     ],
 )
 def test_bad_settings_stop_with_one_line(
@@ -147,6 +186,13 @@ def test_bad_settings_stop_with_one_line(
     assert error.startswith(message), error
     assert "\n" not in error
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("text", "hours"), [("", 24.0), ("[health]\nquiet_period_hours = 6\n", 6.0),
+                                             ("[health]\nquiet_period_hours = 0.5\n", 0.5),
+                                             ("[health]\nquiet_period_hours = 0\n", 0.0)])  # fmt: skip
+def test_the_quiet_period(tmp_path: Path, text: str, hours: float) -> None:
+    assert load_settings(write(tmp_path, text), {}).health.quiet_period_hours == hours
 
 
 def test_missing_settings_file_is_a_config_error(tmp_path: Path) -> None:

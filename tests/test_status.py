@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from monitor import db, status
+from monitor import db, politeness, status
+from monitor.config import load_config
 from monitor.instance_lock import acquire_instance_lock, lock_path_for
-from monitor.models import AlertDecision, Feed, FeedState, FetchResult
+from monitor.models import (
+    AlertDecision,
+    Entry,
+    Feed,
+    FeedState,
+    FetchResult,
+    ScheduleSettings,
+    Theatre,
+)
 
 NOW = datetime(2024, 9, 16, 12, 0, tzinfo=UTC)
 POLICY = status.StatusPolicy(
@@ -28,12 +38,14 @@ STOPPED = status.DaemonState(False, None, "not running (monitor.db.lock is not l
 
 @dataclass
 class Scene:
-    """What the database records: runs (job, minutes ago, error), feeds (id, kind) and
-    outbox messages (status, hours ago, held until hours from now)."""
+    """What the database records: runs (job, minutes ago, error), feeds (id, kind),
+    outbox messages (status, hours ago, held until hours from now) and articles (stored
+    hours ago, oldest first as a poller stores them; none given: one 10 minutes ago)."""
 
     runs: list[tuple[str, float, str | None]] = field(default_factory=list)
     feeds: list[tuple[str, str]] = field(default_factory=list)
     outbox: list[tuple[str, float, float | None]] = field(default_factory=list)
+    articles: list[float] | None = None
 
 
 def build(path: Path, scene: Scene) -> Path:
@@ -53,11 +65,13 @@ def build(path: Path, scene: Scene) -> Path:
             if kind == "ok":
                 state = FeedState(feed_id, url)
                 result = FetchResult(feed_id, "not_modified", fetched, http_status=304)
-            elif kind == "gone":
-                state = FeedState(feed_id, url, consecutive_failures=1, failing_since=fetched,
-                                  disabled=True)  # fmt: skip
+            elif kind == "gone":  # the state the real poll leaves: politeness decides
                 result = FetchResult(feed_id, "gone", fetched, http_status=410,
                                      error_kind="http_410", error_message="Gone")  # fmt: skip
+                state = politeness.next_state(
+                    FeedState(feed_id, url), result, now=fetched, schedule=ScheduleSettings(),
+                    feed_interval_seconds=None, feed_ttl_seconds=None, rng=random.Random(1),
+                )  # fmt: skip
             else:  # "failing-<hours>"
                 since = NOW - timedelta(hours=float(kind.split("-")[1]))
                 state = FeedState(feed_id, url, consecutive_failures=4, failing_since=since)
@@ -65,6 +79,17 @@ def build(path: Path, scene: Scene) -> Path:
                                      error_kind="http_503", error_message="Service Unavailable")  # fmt: skip
             with store.transaction():
                 store.record_poll(state, result, None, entries_seen=0)
+        feed = Feed("wire", "https://wire.example/rss", "Wire")
+        store.sync_feeds([feed, *(Feed(f, f"https://{f}.example/rss", f.upper())
+                                  for f, _ in scene.feeds)], now=NOW)  # fmt: skip
+        for n, hours in enumerate([1 / 6] if scene.articles is None else scene.articles):
+            at = NOW - timedelta(hours=hours)
+            with store.transaction():
+                store.store_entries(feed, [Entry(f"e{n}", "wire", None, f"Story {n}", "", at,
+                                                 "en", f"h{n}")], now=at)  # fmt: skip
+        store.sync_feeds(
+            [Feed(f, f"https://{f}.example/rss", f.upper()) for f, _ in scene.feeds], now=NOW
+        )
         for n, (state_name, hours, held) in enumerate(scene.outbox):
             created = NOW - timedelta(hours=hours)
             with store.transaction():
@@ -111,6 +136,26 @@ SCENES = [
      "degraded", "the last outbox run failed: SMTP: connection refused"),
     ("down-beats-degraded", Scene([("poll", 90, None)], HEALTHY_FEEDS, [("dead", 1, None)]), RUNNING,
      "down", "died in the outbox"),
+    # issue 11: health that tells the truth
+    ("every-feed-failing", Scene(HEALTHY_RUNS, [("a", "failing-1"), ("b", "failing-2")]), RUNNING,
+     "degraded", "every polled feed is failing or gone (2 of 2; see `monitor feeds`)"),
+    ("most-feeds-failing", Scene(HEALTHY_RUNS, [("a", "failing-1"), ("b", "failing-2"), ("c", "ok")]),
+     RUNNING, "degraded", "2 of 3 polled feeds are failing or gone, more than half"),
+    ("failing-and-gone-are-most", Scene(HEALTHY_RUNS, [("a", "failing-1"), ("b", "gone"), ("c", "ok")]),
+     RUNNING, "degraded", "2 of 3 polled feeds are failing or gone"),
+    ("half-failing-is-not-most", Scene(HEALTHY_RUNS, [("a", "failing-1"), ("b", "ok"), ("c", "never")]),
+     RUNNING, "ok", None),
+    ("quiet-while-feeds-answer", Scene(HEALTHY_RUNS, HEALTHY_FEEDS, articles=[40, 30]), RUNNING,
+     "degraded", "no new article stored for 30.0 h although 2 feed(s) answer "
+     "(last stored 2024-09-15T06:00:00Z; limit health.quiet_period_hours = 24.0 h)"),
+    ("quiet-within-the-period", Scene(HEALTHY_RUNS, HEALTHY_FEEDS, articles=[20]), RUNNING, "ok", None),
+    ("never-stored-in-a-day-of-polling",
+     Scene([*HEALTHY_RUNS, ("poll", 26 * 60, None)], HEALTHY_FEEDS, articles=[]), RUNNING,
+     "degraded", "no new article stored for 26.0 h although 2 feed(s) answer (none ever stored"),
+    ("never-stored-just-started", Scene(HEALTHY_RUNS, HEALTHY_FEEDS, articles=[]), RUNNING, "ok", None),
+    ("quiet-because-feeds-fail-is-not-quiet",
+     Scene(HEALTHY_RUNS, [("a", "failing-1"), ("b", "failing-1")], articles=[30]), RUNNING,
+     "degraded", "every polled feed is failing or gone"),
 ]  # fmt: skip
 
 
@@ -131,6 +176,82 @@ def test_health_rules(
         assert report.reasons == ()
     else:
         assert any(reason in r for r in report.reasons), report.reasons
+
+
+def test_quiet_feeds_do_not_count_as_quiet_when_they_fail(tmp_path: Path) -> None:
+    path = build(tmp_path / "m.db", Scene(HEALTHY_RUNS, [("a", "failing-1")], articles=[30]))
+    with db.Store.open(path, readonly=True) as store:
+        report = status.assess(store, database=str(path), daemon=RUNNING, now=NOW, policy=POLICY)
+    assert not [r for r in report.reasons if "no new article" in r], report.reasons
+
+
+def test_the_quiet_check_can_be_turned_off(tmp_path: Path) -> None:
+    path = build(tmp_path / "m.db", Scene(HEALTHY_RUNS, HEALTHY_FEEDS, articles=[300]))
+    off = replace(POLICY, quiet_period=None)
+    with db.Store.open(path, readonly=True) as store:
+        quiet = status.assess(store, database=str(path), daemon=RUNNING, now=NOW, policy=POLICY)
+        report = status.assess(store, database=str(path), daemon=RUNNING, now=NOW, policy=off)
+    assert quiet.state == "degraded" and (report.state, report.reasons) == ("ok", ())
+    assert report.articles["last_stored_at"] == "2024-09-04T00:00:00Z"
+    assert "articles:    last stored 2024-09-04T00:00:00Z (12.5 d ago)" in status.render_status(
+        report, fmt="table"
+    )
+
+
+def test_configuration_problems_make_it_degraded(tmp_path: Path) -> None:
+    path = build(tmp_path / "m.db", Scene(HEALTHY_RUNS, HEALTHY_FEEDS))
+    with db.Store.open(path, readonly=True) as store:
+        report = status.assess(store, database=str(path), daemon=RUNNING, now=NOW,
+                               policy=POLICY, config_problems=["no recipient configured: x"])  # fmt: skip
+    assert (report.state, report.reasons) == ("degraded", ("no recipient configured: x",))
+
+
+def test_a_gone_feed_shows_the_date_it_went(tmp_path: Path) -> None:
+    path = build(tmp_path / "m.db", Scene(HEALTHY_RUNS, [("a", "gone"), ("b", "ok")]))
+    with db.Store.open(path, readonly=True) as store:
+        report = status.assess(store, database=str(path), daemon=RUNNING, now=NOW, policy=POLICY)
+    table = status.render_status(report, fmt="table")
+    assert (
+        "  a                        gone since 2024-09-16T11:55:00Z (HTTP 410, no longer polled): http_410: Gone"
+        in table
+    )
+    assert "feed a is gone (HTTP 410 since 2024-09-16T11:55:00Z): remove it" in table
+    assert "?" not in table and "0 failures" not in table
+    assert report.feeds["failing_feeds"][0]["failing_since"] == "2024-09-16T11:55:00Z"  # fmt: skip
+
+
+GOOD_YAML = Path(__file__).parent / "fixtures" / "config" / "good.yaml"
+
+
+@pytest.mark.parametrize(
+    ("toml", "theatre_recipients", "expected"),
+    [
+        pytest.param("[smtp]\nrecipients = ['desk@example.org']\n", (), None, id="recipients"),
+        pytest.param("maildir = 'mail'\n", (), None, id="maildir-only-delivers"),
+        pytest.param("", (), "no recipient configured: alerts are stored but never sent "
+                     "(set smtp.recipients (or MONITOR_SMTP_RECIPIENTS) or maildir)", id="none"),
+        pytest.param("", ("kg@example.org",), "smtp.recipients is empty: only the alerts of kg-tj "
+                     "have recipients; digests, feed notices and other theatres' alerts are "
+                     "stored but never sent", id="theatre-recipients-only"),
+    ],
+)  # fmt: skip
+def test_delivery_problem(
+    tmp_path: Path, toml: str, theatre_recipients: tuple[str, ...], expected: str | None
+) -> None:
+    settings = tmp_path / "monitor.toml"
+    settings.write_text(toml, encoding="utf-8")
+    config = load_config(indicators_path=GOOD_YAML, settings_path=settings, env={})
+    if theatre_recipients:
+        theatres = {
+            key: replace(t, recipients=theatre_recipients) if isinstance(t, Theatre) else t
+            for key, t in config.rules.theatres.items()
+        }
+        config = replace(config, rules=replace(config.rules, theatres=theatres))
+    problem = status.delivery_problem(config)
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None and problem.startswith(expected)
 
 
 def test_unreadable_database_is_down() -> None:
