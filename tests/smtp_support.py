@@ -180,6 +180,7 @@ class RawServer:
         self._listener.listen(8)
         self.port = int(self._listener.getsockname()[1])
         self._stopped = threading.Event()
+        self.connected = threading.Event()  # set once a client connected
         self._clients: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -192,6 +193,7 @@ class RawServer:
             if self._stopped.is_set():
                 client.close()
                 return
+            self.connected.set()
             if self.accept_then_drop:
                 self._accept_one_then_drop(client)
                 continue
