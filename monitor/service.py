@@ -49,9 +49,10 @@ from monitor.sdnotify import Notifier
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_SECONDS = 8.0  # systemd's TimeoutStopSec is 15 s; leave room to close cleanly
-# Before that deadline, a blocked SMTP call is woken (a task's cancellation cannot reach it)
-# and gets this long to record its outcome and return.
-INTERRUPT_GRACE_SECONDS = 1.0
+# The email in flight at SIGTERM gets this long for the server's reply; then its blocked SMTP
+# call is woken (a task's cancellation cannot reach it) and the message stays pending. Well
+# inside the stop budget: the process still needs up to ~2 s to exit on a loaded machine.
+SEND_GRACE_SECONDS = 5.0
 JOB_STATS_META_KEY = "scheduler_stats"
 HEARTBEAT_META_KEY = "daemon_heartbeat"
 HEARTBEAT_SECONDS = 30.0
@@ -176,13 +177,13 @@ class Daemon:
             metrics.close()
 
     async def _wait_for_running_jobs(self) -> None:
-        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        if await self._jobs_finished(by=deadline - INTERRUPT_GRACE_SECONDS):
+        started = time.monotonic()
+        if await self._jobs_finished(by=started + SEND_GRACE_SECONDS):
             return
         # An SMTP call blocked in a thread would outlive its job's cancellation (and hold the
         # process until its own timeout): wake it; the message in flight stays pending.
         self._delivery_stop.interrupt()
-        if await self._jobs_finished(by=deadline):
+        if await self._jobs_finished(by=started + STOP_TIMEOUT_SECONDS):
             return
         for task in asyncio.all_tasks():
             if task.get_name().startswith("job:"):
