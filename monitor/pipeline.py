@@ -20,7 +20,7 @@ from email.message import EmailMessage
 
 from monitor import alerts, notify, politeness, scoring
 from monitor.config import Config
-from monitor.db import OutboxItem, Store, StoredArticle
+from monitor.db import Store, StoredArticle
 from monitor.errors import DeliveryError
 from monitor.fetcher import Fetcher
 from monitor.matcher import match_article
@@ -499,73 +499,56 @@ def deliver_outbox(
         for item in store.due_outbox(now=now, limit=limit):
             if stop is not None and stop.is_stopping():
                 break
-            if not _deliver_item(store, config, item, deliver, summary, now=now, rng=rng):
+            message = email.message_from_bytes(item.message, policy=email.policy.default)
+            try:
+                if not item.recipients and smtp.recipients:
+                    # Recorded while no recipient was configured: address it to today's list.
+                    del message["To"]
+                    message["To"] = ", ".join(smtp.recipients)
+                if item.recipients or smtp.recipients:
+                    deliver(message, smtp)
+                elif config.settings.maildir is None:
+                    raise DeliveryError(
+                        "no recipients configured (set smtp.recipients or MONITOR_SMTP_RECIPIENTS)",
+                        retryable=True,
+                    )
+                if config.settings.maildir is not None:
+                    # The local copy (or, with no recipients, the delivery itself): written
+                    # once, after the server accepted, so failed attempts leave no copies.
+                    notify.write_to_maildir(message, config.settings.maildir)
+            except notify.DeliveryInterrupted as exc:
+                log.warning(
+                    "delivery interrupted outbox=%d (still pending; sent at the next start): %s",
+                    item.id,
+                    exc,
+                )
                 break
+            except DeliveryError as exc:
+                if exc.retryable:
+                    delay = notify.retry_delay_seconds(item.attempts + 1, rng=rng)
+                    store.mark_retry(
+                        item.id, error=str(exc), next_attempt_at=now + timedelta(seconds=delay)
+                    )
+                    summary.retried += 1
+                    log.warning(
+                        "delivery deferred outbox=%d attempts=%d error=%s",
+                        item.id,
+                        item.attempts + 1,
+                        exc,
+                    )
+                else:
+                    store.mark_dead(item.id, error=str(exc))
+                    summary.dead += 1
+                    log.error(
+                        "delivery failed permanently outbox=%d subject=%r error=%s (see `monitor alerts --status dead`)",
+                        item.id,
+                        item.subject[:80],
+                        exc,
+                    )
+            else:
+                store.mark_sent(item.id, now=now)
+                summary.sent += 1
     return summary
-
-
-def _deliver_item(
-    store: Store,
-    config: Config,
-    item: OutboxItem,
-    deliver: Sender,
-    summary: DeliverySummary,
-    *,
-    now: datetime,
-    rng: random.Random | None,
-) -> bool:
-    """Send one outbox row and record the outcome; False when the stop path interrupted it."""
-    smtp = config.settings.smtp
-    message = email.message_from_bytes(item.message, policy=email.policy.default)
-    try:
-        if not item.recipients and smtp.recipients:
-            # Recorded while no recipient was configured: address it to today's list.
-            del message["To"]
-            message["To"] = ", ".join(smtp.recipients)
-        if item.recipients or smtp.recipients:
-            deliver(message, smtp)
-        elif config.settings.maildir is None:
-            raise DeliveryError(
-                "no recipients configured (set smtp.recipients or MONITOR_SMTP_RECIPIENTS)",
-                retryable=True,
-            )
-        if config.settings.maildir is not None:
-            # The local copy (or, with no recipients, the delivery itself): written
-            # once, after the server accepted, so failed attempts leave no copies.
-            notify.write_to_maildir(message, config.settings.maildir)
-    except notify.DeliveryInterrupted as exc:
-        log.warning(
-            "delivery interrupted outbox=%d (still pending; sent at the next start): %s",
-            item.id,
-            exc,
-        )
-        return False
-    except DeliveryError as exc:
-        if exc.retryable:
-            delay = notify.retry_delay_seconds(item.attempts + 1, rng=rng)
-            store.mark_retry(
-                item.id, error=str(exc), next_attempt_at=now + timedelta(seconds=delay)
-            )
-            summary.retried += 1
-            log.warning(
-                "delivery deferred outbox=%d attempts=%d error=%s",
-                item.id,
-                item.attempts + 1,
-                exc,
-            )
-        else:
-            store.mark_dead(item.id, error=str(exc))
-            summary.dead += 1
-            log.error(
-                "delivery failed permanently outbox=%d subject=%r error=%s (see `monitor alerts --status dead`)",
-                item.id,
-                item.subject[:80],
-                exc,
-            )
-    else:
-        store.mark_sent(item.id, now=now)
-        summary.sent += 1
-    return True
 
 
 # ---------------------------------------------------------------------------
