@@ -536,59 +536,73 @@ def deliver_outbox(
     send: Sender | None = None,
     rng: random.Random | None = None,
     limit: int = 50,
+    stop: notify.DeliveryStop | None = None,
 ) -> DeliverySummary:
-    """Send due outbox messages. Marked sent only after the server accepted the message.
+    """Send due outbox messages. Each is marked sent right after the server's 250, before the
+    next message and before QUIT: a kill in the window can repeat only that one message.
 
+    The round shares one SMTP session (`notify.SmtpSession`; `send` replaces it, for tests).
     A retryable failure (connection, timeout, 4xx) is tried again later with backoff; a
     permanent one (5xx, refused recipients, render error) marks that message dead with
-    one log line, and the others keep flowing.
+    one log line, and the others keep flowing. Once `stop` asks, no new message starts; a
+    message it interrupts stays due, with no attempt counted, for the next start.
     """
     summary = DeliverySummary()
     smtp = config.settings.smtp
-    deliver = send or notify.send_email
-    for item in store.due_outbox(now=now, limit=limit):
-        message = email.message_from_bytes(item.message, policy=email.policy.default)
-        try:
-            if not item.recipients and smtp.recipients:
-                # Recorded while no recipient was configured: address it to today's list.
-                del message["To"]
-                message["To"] = ", ".join(smtp.recipients)
-            if item.recipients or smtp.recipients:
-                deliver(message, smtp)
-            elif config.settings.maildir is None:
-                raise DeliveryError(
-                    "no recipients configured (set smtp.recipients or MONITOR_SMTP_RECIPIENTS)",
-                    retryable=True,
-                )
-            if config.settings.maildir is not None:
-                # The local copy (or, with no recipients, the delivery itself): written
-                # once, after the server accepted, so failed attempts leave no copies.
-                notify.write_to_maildir(message, config.settings.maildir)
-        except DeliveryError as exc:
-            if exc.retryable:
-                delay = notify.retry_delay_seconds(item.attempts + 1, rng=rng)
-                store.mark_retry(
-                    item.id, error=str(exc), next_attempt_at=now + timedelta(seconds=delay)
-                )
-                summary.retried += 1
+    with notify.SmtpSession(smtp, stop=stop) as session:
+        deliver = send or (lambda message, _smtp: session.send(message))
+        for item in store.due_outbox(now=now, limit=limit):
+            if stop is not None and stop.is_stopping():
+                break
+            message = email.message_from_bytes(item.message, policy=email.policy.default)
+            try:
+                if not item.recipients and smtp.recipients:
+                    # Recorded while no recipient was configured: address it to today's list.
+                    del message["To"]
+                    message["To"] = ", ".join(smtp.recipients)
+                if item.recipients or smtp.recipients:
+                    deliver(message, smtp)
+                elif config.settings.maildir is None:
+                    raise DeliveryError(
+                        "no recipients configured (set smtp.recipients or MONITOR_SMTP_RECIPIENTS)",
+                        retryable=True,
+                    )
+                if config.settings.maildir is not None:
+                    # The local copy (or, with no recipients, the delivery itself): written
+                    # once, after the server accepted, so failed attempts leave no copies.
+                    notify.write_to_maildir(message, config.settings.maildir)
+            except notify.DeliveryInterrupted as exc:
                 log.warning(
-                    "delivery deferred outbox=%d attempts=%d error=%s",
+                    "delivery interrupted outbox=%d (still pending; sent at the next start): %s",
                     item.id,
-                    item.attempts + 1,
                     exc,
                 )
+                break
+            except DeliveryError as exc:
+                if exc.retryable:
+                    delay = notify.retry_delay_seconds(item.attempts + 1, rng=rng)
+                    store.mark_retry(
+                        item.id, error=str(exc), next_attempt_at=now + timedelta(seconds=delay)
+                    )
+                    summary.retried += 1
+                    log.warning(
+                        "delivery deferred outbox=%d attempts=%d error=%s",
+                        item.id,
+                        item.attempts + 1,
+                        exc,
+                    )
+                else:
+                    store.mark_dead(item.id, error=str(exc))
+                    summary.dead += 1
+                    log.error(
+                        "delivery failed permanently outbox=%d subject=%r error=%s (see `monitor alerts --status dead`)",
+                        item.id,
+                        item.subject[:80],
+                        exc,
+                    )
             else:
-                store.mark_dead(item.id, error=str(exc))
-                summary.dead += 1
-                log.error(
-                    "delivery failed permanently outbox=%d subject=%r error=%s (see `monitor alerts --status dead`)",
-                    item.id,
-                    item.subject[:80],
-                    exc,
-                )
-        else:
-            store.mark_sent(item.id, now=now)
-            summary.sent += 1
+                store.mark_sent(item.id, now=now)
+                summary.sent += 1
     return summary
 
 

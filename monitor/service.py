@@ -13,16 +13,18 @@ Scheduler choices (reliability guide, decision 10): UTC, interval triggers,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import random
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -34,7 +36,7 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor import pipeline
+from monitor import notify, pipeline
 from monitor.config import Config
 from monitor.db import Store
 from monitor.errors import ConfigError, MonitorError
@@ -48,6 +50,10 @@ from monitor.status import delivery_problem
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_SECONDS = 8.0  # systemd's TimeoutStopSec is 15 s; leave room to close cleanly
+# The email in flight at SIGTERM gets this long for the server's reply; then its blocked SMTP
+# call is woken (a task's cancellation cannot reach it) and the message stays pending. Well
+# inside the stop budget: the process still needs up to ~2 s to exit on a loaded machine.
+SEND_GRACE_SECONDS = 5.0
 JOB_STATS_META_KEY = "scheduler_stats"
 HEARTBEAT_META_KEY = "daemon_heartbeat"
 HEARTBEAT_SECONDS = 30.0
@@ -109,6 +115,9 @@ class Daemon:
         # or two drains would pick the same pending row and send it twice.
         self._outbox_lock = asyncio.Lock()
         self._report: Any = None  # monitor.report.rebuild.ReportRebuilder, when report_dir is set
+        # Shared by every outbox drain: SIGTERM stops new sends, the stop deadline wakes the one
+        # blocked in the network (see `_wait_for_running_jobs`).
+        self._delivery_stop = notify.DeliveryStop()
 
     # -- lifetime ------------------------------------------------------------
 
@@ -162,6 +171,7 @@ class Daemon:
         self.notifier.stopping()
         log.info("stopping: waiting up to %.0f s for running jobs", STOP_TIMEOUT_SECONDS)
         scheduler.pause()
+        self._delivery_stop.stop()  # no new message starts; the one in flight may finish
         await self._wait_for_running_jobs()
         scheduler.shutdown(wait=False)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -170,20 +180,31 @@ class Daemon:
             metrics.close()
 
     async def _wait_for_running_jobs(self) -> None:
-        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        started = time.monotonic()
+        if await self._jobs_finished(by=started + SEND_GRACE_SECONDS):
+            return
+        # An SMTP call blocked in a thread would outlive its job's cancellation (and hold the
+        # process until its own timeout): wake it; the message in flight stays pending.
+        self._delivery_stop.interrupt()
+        if await self._jobs_finished(by=started + STOP_TIMEOUT_SECONDS):
+            return
+        for task in asyncio.all_tasks():
+            if task.get_name().startswith("job:"):
+                task.cancel()  # transactions hold no awaits: a cancelled job leaves nothing half-written
+
+    async def _jobs_finished(self, *, by: float) -> bool:
         current = asyncio.current_task()
-        while time.monotonic() < deadline:
+        while True:
             pending = [
                 t
                 for t in asyncio.all_tasks()
                 if t is not current and t.get_name().startswith("job:")
             ]
             if not pending:
-                return
+                return True
+            if time.monotonic() >= by:
+                return False
             await asyncio.sleep(0.05)
-        for task in asyncio.all_tasks():
-            if task.get_name().startswith("job:"):
-                task.cancel()  # transactions hold no awaits: a cancelled job leaves nothing half-written
 
     def _request_stop(self, signum: int) -> None:
         log.info("received %s", signal.Signals(signum).name)
@@ -376,7 +397,8 @@ class Daemon:
         started = self.clock()
         config = self.config
         # smtplib blocks: deliver in a worker thread with its own connection (WAL allows it).
-        summary = await asyncio.to_thread(_drain_outbox, config, started)
+        stop = self._delivery_stop
+        summary = await _in_daemon_thread(lambda: _drain_outbox(config, started, stop))
         if summary.sent or summary.retried or summary.dead:
             assert self.store is not None
             self.store.record_run(
@@ -472,9 +494,43 @@ def _warn_if_undeliverable(config: Config) -> None:
         log.warning("NO ALERT WILL BE SENT: %s", problem)
 
 
-def _drain_outbox(config: Config, now: datetime) -> pipeline.DeliverySummary:
+def _drain_outbox(
+    config: Config, now: datetime, stop: notify.DeliveryStop
+) -> pipeline.DeliverySummary:
     with Store.open(config.settings.db_path, migrate=False) as store:
-        return pipeline.deliver_outbox(store, config, now=now)
+        return pipeline.deliver_outbox(store, config, now=now, stop=stop)
+
+
+_T = TypeVar("_T")
+
+
+async def _in_daemon_thread(func: Callable[[], _T]) -> _T:
+    """`asyncio.to_thread`, but in a daemon thread of its own. The default executor's threads
+    are joined when the process exits, so one stuck in a call nothing can wake (a DNS lookup)
+    would hold the process past the stop promise; a daemon thread is left behind instead."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: _T | None, error: BaseException | None) -> None:
+        if future.done():  # the job was cancelled at the stop deadline
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result: _T | None = None
+        error: BaseException | None = None
+        try:
+            result = func()
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="outbox-delivery", daemon=True).start()
+    return await future
 
 
 async def run_once(config: Config, *, now: datetime | None = None) -> pipeline.CycleSummary:

@@ -6,6 +6,9 @@
 - `RawServer`: a TCP listener that sends a fixed greeting (or nothing) and then holds or
   drops the connection, for faults below SMTP (421 greeting, silence, hang-up), or accepts
   one message and drops the connection before answering QUIT.
+- `StallingHandler`: holds its reply to DATA (never answers; the copy is dropped when the
+  client hangs up) for the first K messages, then accepts: a mail server that stalls.
+- `SlowQuitHandler`: accepts every message but holds its reply to QUIT until released.
 - `make_certificate`: a self-signed certificate for 127.0.0.1 made with the `openssl`
   command (the stdlib cannot make one); tests skip when `openssl` is missing.
 All waits are bounded; nothing sleeps in the test thread.
@@ -85,6 +88,50 @@ class FaultyHandler(SinkHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
+class StallingHandler(SinkHandler):
+    """Holds its reply to DATA for the first `stall_first` messages: it never answers, and
+    aiosmtpd cancels the wait (dropping the copy, nothing stored) when the client hangs up.
+    `stalled` is set once a reply is being held; `data_attempts` counts DATA commands."""
+
+    def __init__(self, directory: Path, *, stall_first: int = 1, stall_seconds: float = 600.0):
+        super().__init__(directory)
+        self.stall_first = stall_first
+        self.stall_seconds = stall_seconds
+        self.data_attempts = 0
+        self.stalled = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_attempts += 1
+        if self.data_attempts <= self.stall_first:
+            self.stalled.set()
+            await asyncio.sleep(self.stall_seconds)  # cancelled when the client hangs up
+            return "451 4.3.0 Stalled too long"
+        return await super().handle_DATA(server, session, envelope)
+
+
+class SlowQuitHandler(SinkHandler):
+    """Accepts every message, then holds its reply to QUIT until `release()` (or `hold_seconds`).
+    `quit_received` is set when a QUIT arrives; `quits` counts them."""
+
+    def __init__(self, directory: Path, *, hold_seconds: float = 60.0) -> None:
+        super().__init__(directory)
+        self.hold_seconds = hold_seconds
+        self.quits = 0
+        self.quit_received = threading.Event()
+        self._release = threading.Event()
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        self.quits += 1
+        self.quit_received.set()
+        loop = asyncio.get_running_loop()
+        # in a worker thread: the server's loop keeps serving other sessions meanwhile
+        await loop.run_in_executor(None, self._release.wait, self.hold_seconds)
+        return "221 Bye"
+
+    def release(self) -> None:
+        self._release.set()
+
+
 def faulty(**faults: Any) -> Callable[[Path], SinkHandler]:
     """A `handler_factory` for `MailSink` that makes a `FaultyHandler` with `faults`."""
     return functools.partial(FaultyHandler, **faults)
@@ -133,6 +180,7 @@ class RawServer:
         self._listener.listen(8)
         self.port = int(self._listener.getsockname()[1])
         self._stopped = threading.Event()
+        self.connected = threading.Event()  # set once a client connected
         self._clients: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -145,6 +193,7 @@ class RawServer:
             if self._stopped.is_set():
                 client.close()
                 return
+            self.connected.set()
             if self.accept_then_drop:
                 self._accept_one_then_drop(client)
                 continue

@@ -4,16 +4,19 @@ records them. The clock is passed in: a retry is reached by moving `now` past th
 `next_attempt_at`, never by sleeping.
 
 Reliability guide tests 24 (outages: refused, 421, silence, 451), 25 (permanent failures,
-no head-of-line blocking), 30 (hang after DATA) and the stable Message-ID of decision 6.
+no head-of-line blocking), 30 (hang after DATA) and the stable Message-ID of decision 6;
+issue 11: a stalled send woken by the stop path, and `sent` committed before QUIT's reply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import mailbox
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -23,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from monitor import notify, pipeline
+from monitor.config import Config
 from monitor.db import Store
 from monitor.mailsink import MailSink
 from monitor.models import from_iso
@@ -44,6 +48,7 @@ from tests.crash_support import (
     staged,
 )
 from tests.http_support import refused_port
+from tests.smtp_support import SlowQuitHandler, StallingHandler
 
 T0 = datetime(2024, 9, 14, 8, 30, tzinfo=UTC)
 SHORT_TIMEOUT = 0.5  # seconds: how long the silence and hang cases wait, once per attempt
@@ -387,3 +392,114 @@ def test_maildir_copy_is_written_once_however_many_smtp_attempts(
         sink.wait_for(1)
     copies = list(mailbox.Maildir(tmp_path / "Maildir", create=False))
     assert len(copies) == 1, f"{len(copies)} Maildir copies of one alert"
+
+
+# ---------------------------------------------------------------------------
+# Stopping: a send the server stalls is woken by the stop path (issue 11, section 2)
+
+
+def _drain_in_thread(
+    db_path: Path, config: Config, *, stop: notify.DeliveryStop | None = None
+) -> tuple[threading.Thread, dict[str, pipeline.DeliverySummary]]:
+    """Run `deliver_outbox` in a thread, with its own connection, as the daemon does."""
+    result: dict[str, pipeline.DeliverySummary] = {}
+
+    def drain() -> None:
+        with Store.open(db_path, migrate=False) as own:
+            if stop is None:
+                result["summary"] = pipeline.deliver_outbox(own, config, now=T0)
+            else:
+                result["summary"] = pipeline.deliver_outbox(own, config, now=T0, stop=stop)
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_an_interrupt_wakes_a_send_the_server_stalls_and_leaves_the_row_due(
+    store: Store, tmp_path: Path
+) -> None:
+    with MailSink(tmp_path / "mail", handler_factory=StallingHandler) as sink:
+        handler = sink.handler
+        assert isinstance(handler, StallingHandler)
+        # a timeout far beyond the test's wait: only the interrupt can end the send in time
+        config = delivery_config(Path(store.path), sink.port, timeout=600.0)
+        record_alerts(store, config, 2, at=T0)
+        stop = notify.DeliveryStop()
+        thread, result = _drain_in_thread(Path(store.path), config, stop=stop)
+        assert handler.stalled.wait(WAIT), "the first message never reached DATA"
+        stop.interrupt()
+        thread.join(WAIT)
+        assert not thread.is_alive(), "the interrupt did not wake the stalled send"
+        assert result["summary"].as_dict() == {"sent": 0, "retried": 0, "dead": 0}
+        assert handler.data_attempts == 1, "no new message starts after the interrupt"
+        rows = outbox_rows(store)
+        # not a failure of the message: still due now, no attempt counted, no backoff
+        assert [(r["status"], r["attempts"], r["last_error"]) for r in rows] == [
+            ("pending", 0, None)
+        ] * 2
+        assert all(from_iso(r["next_attempt_at"]) <= T0 for r in rows)
+        assert pipeline.deliver_outbox(store, config, now=T0).sent == 2
+        received = sink.wait_for(2)
+    assert sorted(received_ids(received)) == sorted(r["message_id"] for r in rows)
+    assert len(sink.received()) == 2, "the stalled copy was dropped: each message arrived once"
+
+
+def test_after_a_stop_request_no_new_message_is_started(store: Store, tmp_path: Path) -> None:
+    with MailSink(tmp_path / "mail") as sink:
+        config = delivery_config(Path(store.path), sink.port)
+        record_alerts(store, config, 2, at=T0)
+        stop = notify.DeliveryStop()
+        stop.stop()
+        summary = pipeline.deliver_outbox(store, config, now=T0, stop=stop)
+        assert summary.as_dict() == {"sent": 0, "retried": 0, "dead": 0}
+        assert [r["status"] for r in outbox_rows(store)] == ["pending", "pending"]
+        assert pipeline.deliver_outbox(store, config, now=T0).sent == 2
+        sink.wait_for(2)
+
+
+# ---------------------------------------------------------------------------
+# The duplicate window: `sent` is committed after the 250, before QUIT (issue 11, section 3)
+
+
+def test_each_message_is_marked_sent_while_the_quit_reply_is_still_pending(
+    store: Store, tmp_path: Path
+) -> None:
+    with MailSink(tmp_path / "mail", handler_factory=SlowQuitHandler) as sink:
+        handler = sink.handler
+        assert isinstance(handler, SlowQuitHandler)
+        config = delivery_config(Path(store.path), sink.port)
+        record_alerts(store, config, 2, at=T0)
+        thread, result = _drain_in_thread(Path(store.path), config)
+        try:
+            assert handler.quit_received.wait(WAIT), "no QUIT reached the server"
+            # another connection, as a kill -9 at this moment would leave the file
+            with Store.open(store.path, readonly=True) as reader:
+                during_quit = [(r["status"], r["attempts"]) for r in outbox_rows(reader)]
+            assert during_quit == [("sent", 1), ("sent", 1)]
+        finally:
+            handler.release()
+            thread.join(WAIT)
+        assert not thread.is_alive()
+        assert result["summary"].as_dict() == {"sent": 2, "retried": 0, "dead": 0}
+        received = sink.wait_for(2)
+    assert handler.quits == 1, "one session for the round, one QUIT"
+    assert len(received) == 2
+
+
+def test_a_quit_that_is_never_answered_does_not_undo_sent(store: Store, tmp_path: Path) -> None:
+    with MailSink(
+        tmp_path / "mail", handler_factory=functools.partial(SlowQuitHandler, hold_seconds=WAIT)
+    ) as sink:
+        handler = sink.handler
+        assert isinstance(handler, SlowQuitHandler)
+        config = delivery_config(Path(store.path), sink.port, timeout=SHORT_TIMEOUT)
+        record_alerts(store, config, 1, at=T0)
+        try:
+            summary = pipeline.deliver_outbox(store, config, now=T0)
+        finally:
+            handler.release()
+        assert summary.as_dict() == {"sent": 1, "retried": 0, "dead": 0}
+        sink.wait_for(1)
+    [row] = outbox_rows(store)
+    assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 1, None)

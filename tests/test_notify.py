@@ -14,6 +14,8 @@ import logging
 import mailbox
 import math
 import random
+import ssl
+import threading
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -30,6 +32,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor import notify
 from monitor.errors import DeliveryError
 from monitor.mailsink import MailSink, free_port
 from monitor.models import AlertDecision, Contribution, ScoredMatch, SmtpSettings
@@ -37,7 +40,10 @@ from monitor.notify import (
     MAX_STORIES,
     SUBJECT_MAX_CHARS,
     AlertEmail,
+    DeliveryInterrupted,
+    DeliveryStop,
     FeedNotice,
+    SmtpSession,
     StoryLine,
     describe_decision,
     message_id_for,
@@ -52,6 +58,8 @@ from tests.smtp_support import (
     FaultyHandler,
     PasswordCheck,
     RawServer,
+    SlowQuitHandler,
+    StallingHandler,
     faulty,
     has_openssl,
     make_certificate,
@@ -859,6 +867,115 @@ def test_connection_lost_after_the_250_is_still_a_delivery() -> None:
     with RawServer(accept_then_drop=True) as server:
         send_email(render(make_alert()), smtp_for(server.port))
     assert server.accepted_messages == 1
+
+
+# ---------------------------------------------------------------------------
+# Ending a delivery from another thread (the daemon's stop path, issue 11)
+
+NEVER = 600.0  # an SMTP timeout no test waits for: only the stop can end the call in time
+JOIN = 30.0  # seconds: the bound of every wait for the sending thread
+
+
+def _send_in_thread(
+    message: EmailMessage, smtp: SmtpSettings, **options: Any
+) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            send_email(message, smtp, **options)
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+@pytest.mark.parametrize("security", ["none", "tls"], ids=["greeting", "tls-handshake"])
+def test_an_interrupt_wakes_a_connection_the_server_never_answers(security: str) -> None:
+    stop = DeliveryStop()
+    with RawServer(None) as server:  # accepts, then says nothing (no greeting, no ServerHello)
+        smtp = smtp_for(server.port, timeout_seconds=NEVER, security=security)
+        thread, errors = _send_in_thread(
+            render(make_alert()), smtp, stop=stop, ssl_context=ssl.create_default_context()
+        )
+        assert server.connected.wait(JOIN)
+        stop.interrupt()
+        thread.join(JOIN)
+        assert not thread.is_alive(), "the interrupt did not wake the blocked call"
+    [error] = errors
+    assert isinstance(error, DeliveryInterrupted) and error.retryable
+    assert "interrupted by shutdown" in str(error)
+
+
+def test_an_interrupt_wakes_a_send_waiting_for_the_reply_to_data(tmp_path: Path) -> None:
+    stop = DeliveryStop()
+    with MailSink(tmp_path, handler_factory=StallingHandler) as sink:
+        handler = sink.handler
+        assert isinstance(handler, StallingHandler)
+        thread, errors = _send_in_thread(
+            render(make_alert()), smtp_for(sink.port, timeout_seconds=NEVER), stop=stop
+        )
+        assert handler.stalled.wait(JOIN)
+        stop.interrupt()
+        thread.join(JOIN)
+        assert not thread.is_alive(), "the interrupt did not wake the send"
+        assert sink.received() == []
+    [error] = errors
+    assert isinstance(error, DeliveryInterrupted) and "during send" in str(error)
+
+
+def test_after_stop_or_interrupt_no_connection_is_made(tmp_path: Path) -> None:
+    with MailSink(tmp_path) as sink:
+        for trip in (DeliveryStop.stop, DeliveryStop.interrupt):
+            stop = DeliveryStop()
+            trip(stop)
+            with pytest.raises(DeliveryInterrupted):
+                send_email(render(make_alert()), smtp_for(sink.port), stop=stop)
+        assert sink.received() == []
+
+
+def test_a_stop_cuts_short_a_quit_the_server_does_not_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message was accepted (and recorded by the caller); the goodbye must not hold a
+    stopping daemon."""
+    monkeypatch.setattr(notify, "QUIT_TIMEOUT_SECONDS", NEVER)
+    stop = DeliveryStop()
+    with MailSink(tmp_path, handler_factory=SlowQuitHandler) as sink:
+        handler = sink.handler
+        assert isinstance(handler, SlowQuitHandler)
+        try:
+            thread, errors = _send_in_thread(
+                render(make_alert()), smtp_for(sink.port, timeout_seconds=NEVER), stop=stop
+            )
+            assert handler.quit_received.wait(JOIN)
+            stop.stop()
+            thread.join(JOIN)
+            assert not thread.is_alive(), "the stop did not cut the QUIT short"
+        finally:
+            handler.release()
+        assert errors == [], "a QUIT cut short is not a failure"
+        assert len(sink.received()) == 1
+
+
+def test_a_session_sends_several_messages_and_says_quit_once(tmp_path: Path) -> None:
+    with MailSink(tmp_path, handler_factory=SlowQuitHandler) as sink:
+        handler = sink.handler
+        assert isinstance(handler, SlowQuitHandler)
+        handler.release()  # answer QUIT at once
+        first, second = render(make_alert()), render(make_alert(kind="surge"))
+        with SmtpSession(smtp_for(sink.port)) as session:
+            session.send(first)
+            assert handler.quits == 0
+            session.send(second)
+        received = sink.wait_for(2)
+    assert handler.quits == 1
+    assert [str(m.parsed()["Message-ID"]) for m in received] == [
+        str(first["Message-ID"]),
+        str(second["Message-ID"]),
+    ]
 
 
 def test_invalid_recipient_in_message_is_permanent_without_connecting() -> None:
