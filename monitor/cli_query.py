@@ -182,12 +182,14 @@ def status(obj: Context, max_age: str | None, fmt: str) -> None:
     from monitor.status import StatusPolicy, assess, daemon_state, render_status
     from monitor.timeparse import parse_duration
 
-    config = obj.config
+    # the thresholds only: compiling the watch list's patterns would cost more than the
+    # whole report (issue 17); `check-config` validates the rest
+    settings, alerts = obj.settings, obj.alert_settings()
     policy = StatusPolicy(
         max_cycle_age=parse_duration(max_age)
         if max_age
-        else timedelta(seconds=3 * config.settings.schedule.score_tick_seconds),
-        feed_failing_after=timedelta(seconds=config.alerts.feed_down_after_seconds),
+        else timedelta(seconds=3 * settings.schedule.score_tick_seconds),
+        feed_failing_after=timedelta(seconds=alerts.feed_down_after_seconds),
     )
     db_path = obj.db_path_for_reading()
     now = utcnow()

@@ -12,8 +12,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tabulate import tabulate
-
 FORMATS = ("table", "csv", "json")
 
 
@@ -38,6 +36,8 @@ def render_rows(
         return buffer.getvalue().rstrip("\n")
     if not rows:
         return empty
+    from tabulate import tabulate  # only tables need it; it imports importlib.metadata
+
     return tabulate(
         [[_cell(row.get(k)) for k in names] for row in rows], headers=names, tablefmt="simple"
     )
