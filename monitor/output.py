@@ -45,13 +45,14 @@ def render_rows(
         return buffer.getvalue().rstrip("\n")
     if not rows:
         return empty
-    cells = [[_cell(row.get(k)) for k in names] for row in rows]
-    fast = _simple_table(cells, names)
+    fast = _simple_table([[row.get(k) for k in names] for row in rows], names)
     if fast is not None:
         return fast
     from tabulate import tabulate  # imported only for unusual cells: it costs 40-90 ms
 
-    return tabulate(cells, headers=names, tablefmt="simple")
+    return tabulate(
+        [[_cell(row.get(k)) for k in names] for row in rows], headers=names, tablefmt="simple"
+    )
 
 
 def _cell(value: Any) -> Any:
@@ -67,38 +68,10 @@ def _cell(value: Any) -> Any:
 MIN_PADDING = 2  # tabulate's: a header is at least this much narrower than its column
 
 
-def _number_text(cell: object) -> tuple[str, bool] | None:
-    """(the text tabulate shows for `cell` in a numeric column, whether it is an int),
-    or None when `cell` is not a number this renderer handles exactly."""
-    if isinstance(cell, bool):
-        return None
-    if isinstance(cell, int):
-        return str(cell), True
-    if isinstance(cell, str) and cell and _is_decimal_text(cell):
-        value = float(cell)
-        return (format(value, "g"), False) if math.isfinite(value) else None
-    return None
-
-
-def _is_decimal_text(text: str) -> bool:
-    """ "12.5", "-0.3": what `_cell` makes of a float."""
-    body = text[1:] if text[:1] == "-" else text
-    whole, dot, fraction = body.partition(".")
-    return (
-        bool(dot)
-        and whole.isascii()
-        and whole.isdigit()
-        and fraction.isascii()
-        and (fraction.isdigit())
-    )
-
-
-def _is_plain_text(cell: object) -> bool:
+def _is_plain_text(cell: str) -> bool:
     """Text tabulate shows as it is: one line, not number-like, no escapes, no wide or
     combining characters, no surrounding white space."""
-    if not isinstance(cell, str) or cell != cell.strip():
-        return False
-    if cell in ("True", "False"):
+    if cell != cell.strip() or cell in ("True", "False"):
         return False
     try:
         float(cell.replace(",", ""))
@@ -112,30 +85,53 @@ def _is_plain_text(cell: object) -> bool:
     )
 
 
+_NONE = type(None)
+
+
+def _column_texts(values: list[Any]) -> tuple[list[str], bool] | None:
+    """(each value as tabulate shows it, whether the column is numeric), or None when a
+    value is one this layout does not handle exactly."""
+    kinds = set(map(type, values))
+    if kinds <= {int, float, _NONE} and kinds != {_NONE}:
+        if float not in kinds:
+            shown = ["" if v is None else str(v) for v in values]
+        else:
+            if not all(math.isfinite(v) for v in values if v is not None):
+                return None
+            # as tabulate shows `_cell`'s one decimal: parsed back, in the "g" format
+            shown = [
+                ""
+                if v is None
+                else format(float(f"{v:.1f}") if type(v) is float else float(v), "g")
+                for v in values
+            ]
+        return _decimal_aligned(shown), True
+    if kinds <= {str, _NONE}:
+        checked: dict[str, bool] = {"": True}
+        for v in values:
+            if v is not None and v not in checked:
+                if not _is_plain_text(v):
+                    return None
+                checked[v] = True
+        return ["" if v is None else v for v in values], False
+    return None
+
+
 def _simple_table(cells: list[list[Any]], headers: Sequence[str]) -> str | None:
-    """tabulate(cells, headers, tablefmt="simple"), or None when a cell is unusual."""
-    if not all(_is_plain_text(h) or h == "" for h in headers):
+    """tabulate(cells made by `_cell`, headers, tablefmt="simple") from the raw values,
+    or None when a value is unusual."""
+    if not all(h == "" or _is_plain_text(h) for h in headers):
         return None
     columns: list[list[str]] = []
     numeric: list[bool] = []
     for index in range(len(headers)):
-        values = [row[index] for row in cells]
-        present = [v for v in values if v != ""]
-        if present and all(_number_text(v) is not None for v in present):
-            texts = [_number_text(v) for v in values]
-            if all(t is None or t[1] for t in texts):  # an int column
-                shown = ["" if t is None else t[0] for t in texts]
-            else:  # a float column: ints shown as floats ("3" stays "3" with "g")
-                shown = ["" if t is None else format(float(t[0]), "g") for t in texts]
-            columns.append(_decimal_aligned(shown))
-            numeric.append(True)
-        elif all(v == "" or _is_plain_text(v) for v in values):
-            columns.append([str(v) for v in values])
-            numeric.append(False)
-        else:
+        texts = _column_texts([row[index] for row in cells])
+        if texts is None:
             return None
+        columns.append(texts[0])
+        numeric.append(texts[1])
     widths = [
-        max(len(header) + MIN_PADDING, *(len(text) for text in column))
+        max(len(header) + MIN_PADDING, *map(len, column))
         for header, column in zip(headers, columns, strict=True)
     ]
     lines = [
@@ -145,13 +141,11 @@ def _simple_table(cells: list[list[Any]], headers: Sequence[str]) -> str | None:
         ).rstrip(),
         "  ".join("-" * w for w in widths),
     ]
-    for r in range(len(cells)):
-        lines.append(
-            "  ".join(
-                column[r].rjust(w) if num else column[r].ljust(w)
-                for column, w, num in zip(columns, widths, numeric, strict=True)
-            ).rstrip()
-        )
+    padded = [
+        [t.rjust(w) for t in column] if num else [t.ljust(w) for t in column]
+        for column, w, num in zip(columns, widths, numeric, strict=True)
+    ]
+    lines.extend("  ".join(row).rstrip() for row in zip(*padded, strict=True))
     return "\n".join(lines)
 
 

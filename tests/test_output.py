@@ -77,8 +77,7 @@ def test_a_query_like_table_is_laid_out_without_tabulate() -> None:
          "change": -5.25, "stories": 12},
     ]  # fmt: skip
     columns = list(rows[0])
-    cells = [[output._cell(r[k]) for k in columns] for r in rows]
-    fast = output._simple_table(cells, columns)
+    fast = output._simple_table([[r[k] for k in columns] for r in rows], columns)
     assert fast is not None and fast == by_tabulate(rows, columns)
     assert fast.splitlines()[2:] == [
         "kg-tj         2026-01-01T00:00:00Z     12.2  low                        3",
@@ -87,5 +86,6 @@ def test_a_query_like_table_is_laid_out_without_tabulate() -> None:
 
 
 def test_unusual_cells_go_to_tabulate() -> None:
-    for cell in ("1,000", "True", " x", "a\nb", "日本", "\x1b[31mred\x1b[0m", "12"):
+    for cell in ("1,000", "True", " x", "a\nb", "日本", "\x1b[31mred\x1b[0m", "12", True, 1e400):
         assert output._simple_table([[cell]], ["x"]) is None, cell
+    assert output._simple_table([["a"], [3]], ["x"]) is None  # text and numbers
