@@ -3,7 +3,7 @@
 Builds (fast: `executemany` in one transaction, not through `Store.store_entries`) a
 database of a year of heavy use ENDING NOW (the clock at bench time, floored to the
 15-minute step), so `--since 365d` and `--since 30d` are full: 5 theatres scored every
-15 minutes (175,300 score points), 500,000 articles (English and Russian, with
+15 minutes (about 175,700 score points), 500,000 articles (English and Russian, with
 full-text search), 100,000 matches, 2,000 alerts with their outbox rows (messages of
 realistic size), the runs the daemon keeps (1,000 per job after pruning) and score
 contributions for the newest points (every counted match of the last 30 days, as an

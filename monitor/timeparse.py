@@ -27,15 +27,14 @@ def parse_duration(text: str) -> timedelta:
 def parse_time(text: str, *, now: datetime) -> datetime:
     """`7d` means 7 days before `now`; dates and timestamps are taken as written (UTC if
     they carry no zone)."""
-    # imported here: every command imports this module, and `--help` needs neither
-    from dateutil import parser as date_parser
-
-    from monitor.models import utc
+    from monitor.models import utc  # imported here: `--help` needs no models
 
     if _RELATIVE.match(text):
         return utc(now) - parse_duration(text)
     if text.strip().lower() == "now":
         return utc(now)
+    from dateutil import parser as date_parser  # only dates and timestamps need it
+
     try:
         return utc(date_parser.isoparse(text.strip()))
     except (ValueError, OverflowError):
