@@ -17,9 +17,10 @@ indicator, theatre and non-event check of `indicators.yaml`, the lexicon cache w
 (the steady state of a running daemon; one cold pass, a fresh rule set and empty
 caches, is shown too). Each mix is matched `--passes` times over; the figure is the
 MEDIAN pass's rate (the slowest and fastest passes are shown beside it, and the load
-average at start and end). The baseline, measured in the same run and passes: one
-compiled regular expression alternating every term of the rules, `findall` over the
-same texts (it only finds words: no sentences, negation or theatres).
+average at start and end). The baseline, measured in the same run (the median of
+`--baseline-passes`): one compiled regular expression alternating every term of the
+rules, `findall` over the same texts (it only finds words: no sentences, negation or
+theatres).
 
 Prints articles/s, MB/s and the ratio to the baseline, and which matcher ran (the
 Python source or the optional mypyc build). Exits 1 when the median rate of the feed
