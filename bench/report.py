@@ -20,12 +20,12 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.query import END, THEATRES, build
+from bench.query import THEATRES, build, data_end
 from monitor import db
 from monitor.config import load_config
 from monitor.models import ScheduleSettings, Theatre
@@ -35,12 +35,12 @@ from monitor.report.build import build_report
 TARGET_SHARE = 0.10  # of the score interval
 
 
-def baseline(store: db.Store) -> None:
+def baseline(store: db.Store, end: datetime) -> None:
     for theatre in THEATRES:
         db.history_rows(
-            store, theatre_id=theatre, since=END - timedelta(days=365), until=END, every="1d"
+            store, theatre_id=theatre, since=end - timedelta(days=365), until=end, every="1d"
         )
-        point = store.score_at(theatre, END)
+        point = store.score_at(theatre, end)
         if point is not None:
             db.explain_rows(store, int(point["id"]))
 
@@ -64,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         path = folder / "year.db"
         path.unlink(missing_ok=True)
         started = time.perf_counter()
+        end = data_end(datetime.now(UTC))
         build(
             path,
+            end=end,
             articles=args.articles,
             matches=args.articles // 5,
             alerts=args.alerts,
@@ -76,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             base_times, rebuild_times = [], []
             for _ in range(args.runs):
                 t = time.perf_counter()
-                baseline(store)
+                baseline(store, end)
                 base_times.append(time.perf_counter() - t)
-                result = build_report(store, config, folder / "site", now=END)
+                result = build_report(store, config, folder / "site", now=end)
                 rebuild_times.append(result.seconds)
     rebuild, read = statistics.median(rebuild_times), statistics.median(base_times)
     share = rebuild / interval

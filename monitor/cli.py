@@ -3,21 +3,27 @@
 Each command parses its options, calls one library function and prints. Errors the
 library raises on purpose (`MonitorError`) reach the user as one line on stderr with the
 error's exit status (2 for configuration errors), never as a traceback.
+
+Start-up is part of every command's latency (issue 17): this module and what it imports
+at the top load no HTTP client, scheduler, feed parser, YAML or numpy. A command imports
+the library it calls in its own body, and `replay` (which needs the whole pipeline) is
+imported only when it runs; `--help` lists it by the short help recorded here
+(tests/test_cli_startup.py checks both).
 """
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from monitor import __version__, cli_query, db, output
+from monitor import __version__, cli_query, output
 from monitor.cli_common import Context, format_option, handle_errors, time_option, utcnow
-from monitor.replay import replay_command
 from monitor.timeparse import parse_time
 
 # `monitor run --once` exits with this (EX_TEMPFAIL in sysexits.h, "status=75/TEMPFAIL" in
@@ -37,7 +43,50 @@ def _setup_logging(verbose: int) -> None:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose heavy commands are imported when they run, not when listed.
+
+    `lazy_commands` maps a command's name to ("module:attribute", its short help).
+    """
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, tuple[str, str]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands
+        self._listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            target, short_help = self.lazy_commands[cmd_name]
+            if self._listing:  # `monitor --help`: a stand-in with the recorded help
+                return click.Command(cmd_name, short_help=short_help)
+            module, attribute = target.split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+LAZY_COMMANDS = {
+    "replay": (
+        "monitor.replay:replay_command",
+        "Replay a dated corpus through matching, scoring and alert rules; send nothing.",
+    ),
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="monitor")
 @click.option(
     "--config",
@@ -91,6 +140,8 @@ def main() -> None:
 @handle_errors
 def run(obj: Context, once: bool) -> None:
     """Run the daemon (or one cycle with --once)."""
+    import asyncio
+
     from monitor.service import Daemon, run_once
 
     config = obj.config  # fails fast, before anything runs, on a bad configuration
@@ -143,7 +194,7 @@ def demo(obj: Context, out_dir: str) -> None:
 @handle_errors
 def check_config(obj: Context) -> None:
     """Validate the configuration and print a summary (and warn when alerts would go nowhere)."""
-    from monitor.status import delivery_problem
+    from monitor.status import config_delivery_problem
 
     config = obj.config
     settings = config.settings
@@ -164,7 +215,7 @@ def check_config(obj: Context) -> None:
     for indicator in config.rules.indicators.values():
         flag = " critical" if indicator.severity == "critical" else ""
         click.echo(f"  {indicator.id:<28} weight {indicator.weight:+g}{flag}")
-    problem = delivery_problem(config)
+    problem = config_delivery_problem(config)
     if problem:
         # Valid (the daemon runs and stores alerts), but nobody would hear of them.
         click.echo(f"WARNING: {problem}", err=True)
@@ -217,6 +268,8 @@ def alerts(
     obj: Context, theatre: str | None, since: str | None, status: str | None, fmt: str
 ) -> None:
     """Alerts and their delivery."""
+    from monitor import db
+
     with obj.open_readonly() as store:
         rows = db.alert_rows(store, theatre_id=theatre, since=time_option(since), status=status)
     columns = [
@@ -344,8 +397,7 @@ def datasette(database: str, datasette_args: tuple[str, ...]) -> None:
     serve(Path(database), list(datasette_args))
 
 
-# Commands that live in their own modules.
-cli.add_command(replay_command)
+# Commands that live in their own modules (`replay`: LAZY_COMMANDS above).
 cli_query.register(cli)
 
 

@@ -193,16 +193,18 @@ def status(obj: Context, max_age: str | None, fmt: str) -> None:
     )
     from monitor.timeparse import parse_duration
 
-    config = obj.config
-    quiet_hours = config.settings.health.quiet_period_hours
+    # the thresholds only: compiling the watch list's patterns would cost more than the
+    # whole report (issue 17); `check-config` validates the rest
+    settings, alerts = obj.settings, obj.alert_settings()
+    quiet_hours = settings.health.quiet_period_hours
     policy = StatusPolicy(
         max_cycle_age=parse_duration(max_age)
         if max_age
-        else timedelta(seconds=3 * config.settings.schedule.score_tick_seconds),
-        feed_failing_after=timedelta(seconds=config.alerts.feed_down_after_seconds),
+        else timedelta(seconds=3 * settings.schedule.score_tick_seconds),
+        feed_failing_after=timedelta(seconds=alerts.feed_down_after_seconds),
         quiet_period=timedelta(hours=quiet_hours) if quiet_hours else None,
     )
-    problems = [p for p in (delivery_problem(config),) if p]
+    problems = [p for p in (delivery_problem(settings),) if p]
     db_path = obj.db_path_for_reading()
     now = utcnow()
     daemon = daemon_state(db_path)

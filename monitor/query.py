@@ -14,7 +14,6 @@ from typing import Any
 from monitor import db, output
 from monitor.errors import MonitorError
 from monitor.models import from_iso, to_iso
-from monitor.notify import sparkline
 
 
 def history_report(
@@ -39,6 +38,8 @@ def history_report(
         return output.render_rows(rows, columns=columns, fmt=fmt)
     if not rows:
         return f"(no score points between {to_iso(since)} and {to_iso(until)})"
+    from monitor.notify import sparkline  # notify loads the mail stack; only tables need this
+
     table = output.render_rows(rows, columns=columns, fmt="table")
     lines = [table, ""]
     for theatre, group in groupby(rows, key=lambda r: r["theatre_id"]):

@@ -268,7 +268,7 @@ class Lexicon:
         self._stems: dict[str, int] = {}
         self._exact: dict[str, int] = {}
         self._prefixes: dict[str, int] = {}
-        self._prefix_lengths: tuple[int, ...] = ()
+        self._prefix_lengths: tuple[int, ...] = ()  # the distinct lengths of the prefixes
         self._cache: dict[str, tuple[int, ...]] = {}
         # white-space delimited chunk of a text ("border,", "drills.") → its tokens, and
         # the term ids of each: a text is read with one lookup per chunk
@@ -292,7 +292,8 @@ class Lexicon:
             self._exact[key] = term_id
         else:
             self._prefixes[key] = term_id
-            self._prefix_lengths = tuple(sorted({len(p) for p in self._prefixes}))
+            if len(key) not in self._prefix_lengths:
+                self._prefix_lengths = tuple(sorted({*self._prefix_lengths, len(key)}))
         self._cache.clear()
         self._chunks.clear()
         return term_id

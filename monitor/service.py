@@ -45,7 +45,7 @@ from monitor.instance_lock import acquire_instance_lock
 from monitor.models import to_iso
 from monitor.parse_sandbox import ParserPool
 from monitor.sdnotify import Notifier
-from monitor.status import delivery_problem
+from monitor.status import config_delivery_problem
 
 log = logging.getLogger(__name__)
 
@@ -489,7 +489,7 @@ class Daemon:
 
 def _warn_if_undeliverable(config: Config) -> None:
     """Loudly, at start: a deployment that stores alerts but sends them nowhere."""
-    problem = delivery_problem(config)
+    problem = config_delivery_problem(config)
     if problem:
         log.warning("NO ALERT WILL BE SENT: %s", problem)
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from monitor import db
 from monitor.instance_lock import lock_path_for
-from monitor.models import from_iso, to_iso, utc
+from monitor.models import Settings, from_iso, to_iso, utc
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -177,25 +177,35 @@ def _is_alive(pid: int) -> bool:
 # Where alerts go
 
 
-def delivery_problem(config: Config) -> str | None:
+def delivery_problem(
+    settings: Settings, *, theatres_with_recipients: Sequence[str] = ()
+) -> str | None:
     """Why alerts would be stored but not sent, or None when they have somewhere to go.
 
     A maildir counts as a destination: every message is written there and marked sent
     (a local mail client or a forwarder reads it; the demo works this way). Without one,
-    `smtp.recipients` must name someone: recipients of single theatres alone leave the
-    digest, the feed notices and every other theatre's alerts undelivered.
+    `smtp.recipients` must name someone: recipients of single theatres alone (their ids in
+    `theatres_with_recipients`) leave the digest, the feed notices and every other
+    theatre's alerts undelivered.
     """
-    settings = config.settings
     if settings.smtp.recipients or settings.maildir is not None:
         return None
     fix = "set smtp.recipients (or MONITOR_SMTP_RECIPIENTS) or maildir"
-    own = sorted(t.id for t in config.rules.theatres.values() if t.recipients)
+    own = sorted(theatres_with_recipients)
     if own:
         return (
             f"smtp.recipients is empty: only the alerts of {', '.join(own)} have recipients; "
             f"digests, feed notices and other theatres' alerts are stored but never sent ({fix})"
         )
     return f"no recipient configured: alerts are stored but never sent ({fix})"
+
+
+def config_delivery_problem(config: Config) -> str | None:
+    """`delivery_problem` of a whole configuration (its theatres' own recipients named)."""
+    return delivery_problem(
+        config.settings,
+        theatres_with_recipients=[t.id for t in config.rules.theatres.values() if t.recipients],
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -9,10 +9,6 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from dateutil import parser as date_parser
-
-from monitor.models import utc
-
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w|y)\s*$", re.IGNORECASE)
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
@@ -31,10 +27,14 @@ def parse_duration(text: str) -> timedelta:
 def parse_time(text: str, *, now: datetime) -> datetime:
     """`7d` means 7 days before `now`; dates and timestamps are taken as written (UTC if
     they carry no zone)."""
+    from monitor.models import utc  # imported here: `--help` needs no models
+
     if _RELATIVE.match(text):
         return utc(now) - parse_duration(text)
     if text.strip().lower() == "now":
         return utc(now)
+    from dateutil import parser as date_parser  # only dates and timestamps need it
+
     try:
         return utc(date_parser.isoparse(text.strip()))
     except (ValueError, OverflowError):

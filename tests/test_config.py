@@ -119,3 +119,48 @@ def test_the_baseline_keeps_the_desks_days_unless_scoring_sets_its_own_zone() ->
             source="indicators.yaml",
         )
     assert str(caught.value).startswith("indicators.yaml: scoring.timezone: ")
+
+
+# -- the YAML parser: libyaml's when present, the same results as the pure-Python one ---
+
+
+def test_the_c_yaml_loader_is_used_when_pyyaml_has_it() -> None:
+    from monitor import config
+
+    if yaml.__with_libyaml__:
+        assert config.YAML_LOADER is yaml.CSafeLoader
+    else:  # pragma: no cover - PyYAML built without libyaml
+        assert config.YAML_LOADER is yaml.SafeLoader
+
+
+@pytest.mark.parametrize(
+    "path",
+    [REPO / "indicators.yaml", FIXTURES / "good.yaml", *BAD_FILES],
+    ids=lambda p: p.name,
+)
+def test_both_yaml_loaders_read_the_same_document(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    try:
+        python = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        python = "refused"
+    try:
+        fast = yaml.load(text, Loader=yaml.CSafeLoader) if yaml.__with_libyaml__ else python
+    except yaml.YAMLError:
+        fast = "refused"
+    assert fast == python
+
+
+@pytest.mark.parametrize("path", BAD_FILES, ids=[p.stem for p in BAD_FILES])
+def test_each_loader_stops_a_bad_file_with_the_same_message(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor import config
+
+    messages = []
+    for loader in (yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        monkeypatch.setattr(config, "YAML_LOADER", loader)
+        with pytest.raises(ConfigError) as caught:
+            parse_indicators_text(path.read_text(encoding="utf-8"), source="indicators.yaml")
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]

@@ -247,7 +247,7 @@ def test_delivery_problem(
             for key, t in config.rules.theatres.items()
         }
         config = replace(config, rules=replace(config.rules, theatres=theatres))
-    problem = status.delivery_problem(config)
+    problem = status.config_delivery_problem(config)
     if expected is None:
         assert problem is None
     else:
