@@ -42,7 +42,14 @@ from monitor.models import (
     from_iso,
     to_iso,
 )
-from monitor.stories import is_same_story
+from monitor.stories import (
+    StoryTitle,
+    choose_story,
+    fingerprint_text,
+    parse_fingerprint,
+    probe_stems,
+    title_fingerprint,
+)
 
 BUSY_TIMEOUT_MS = 10_000
 # Evidence kept per score point: the largest contributions, and none too small to matter.
@@ -376,9 +383,85 @@ def _migration_2_query_views(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_story_title_index(db: sqlite_utils.Database) -> None:
+    """Story grouping through an index (issue 17): each story's title fingerprint stored
+    once (`story_titles`), an inverted index of its stems (`story_stems`, covering the
+    window query), and how many titles hold each stem (`story_stem_counts`), so a new
+    article looks up only its rarest stems instead of re-stemming every story of the
+    last days. Existing stories are indexed here."""
+    db.execute(
+        """
+        CREATE TABLE story_titles (
+            id INTEGER PRIMARY KEY,
+            story_id INTEGER NOT NULL REFERENCES stories(id),
+            language TEXT,
+            published_at TEXT,
+            fingerprint TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_story_titles_story_id ON story_titles (story_id)")
+    db.execute(
+        """
+        CREATE TABLE story_stems (
+            language TEXT NOT NULL,
+            stem TEXT NOT NULL,
+            published_at TEXT NOT NULL,
+            title_id INTEGER NOT NULL REFERENCES story_titles(id),
+            PRIMARY KEY (language, stem, published_at, title_id)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE story_stem_counts (
+            language TEXT NOT NULL,
+            stem TEXT NOT NULL,
+            titles INTEGER NOT NULL,
+            PRIMARY KEY (language, stem)
+        ) WITHOUT ROWID
+        """
+    )
+    rows = db.execute(
+        "SELECT id, title, language, published_at FROM stories ORDER BY id"
+    ).fetchall()
+    for story_id, title, language, published_at in rows:
+        fingerprint = title_fingerprint(title or "", language or "")
+        _index_story_title(db.conn, story_id, fingerprint, language, published_at)
+
+
+def _index_story_title(
+    conn: sqlite3.Connection,
+    story_id: int,
+    fingerprint: frozenset[str],
+    language: str | None,
+    published_at: str | None,
+) -> None:
+    """Store a story's title fingerprint and post its stems (not for an empty one, which
+    matches nothing, nor without a language or date, which the window query never finds)."""
+    cursor = conn.execute(
+        "INSERT INTO story_titles (story_id, language, published_at, fingerprint) "
+        "VALUES (?, ?, ?, ?)",
+        (story_id, language, published_at, fingerprint_text(fingerprint)),
+    )
+    if not fingerprint or language is None or published_at is None:
+        return
+    title_id = int(cursor.lastrowid or 0)
+    conn.executemany(
+        "INSERT INTO story_stems (language, stem, published_at, title_id) VALUES (?, ?, ?, ?)",
+        [(language, stem, published_at, title_id) for stem in fingerprint],
+    )
+    conn.executemany(
+        "INSERT INTO story_stem_counts (language, stem, titles) VALUES (?, ?, 1) "
+        "ON CONFLICT (language, stem) DO UPDATE SET titles = titles + 1",
+        [(language, stem) for stem in fingerprint],
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
+    _migration_story_title_index,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -769,23 +852,10 @@ class Store:
             ).fetchone()
             if row is not None:
                 return int(row[0])
-        low = to_iso(entry.published_at - timedelta(days=STORY_WINDOW_DAYS))
-        high = to_iso(entry.published_at + timedelta(days=STORY_WINDOW_DAYS))
-        for story_id, title, language, published in self.conn.execute(
-            "SELECT id, title, language, published_at FROM stories "
-            "WHERE published_at BETWEEN ? AND ? AND language = ? ORDER BY published_at DESC",
-            (low, high, entry.language),
-        ):
-            if is_same_story(
-                entry.title,
-                entry.language,
-                entry.published_at,
-                title,
-                language,
-                from_iso(published),
-                window_days=STORY_WINDOW_DAYS,
-            ):
-                return int(story_id)
+        fingerprint = title_fingerprint(entry.title, entry.language)
+        found = self._indexed_story(fingerprint, entry.language, entry.published_at)
+        if found is not None:
+            return found
         cursor = self.conn.execute(
             "INSERT INTO stories (first_seen_at, published_at, title, language, canonical_url, "
             "sources, source_weight) VALUES (?, ?, ?, ?, ?, 1, ?)",
@@ -798,7 +868,45 @@ class Store:
                 feed.source_weight,
             ),
         )
-        return int(cursor.lastrowid or 0)
+        story_id = int(cursor.lastrowid or 0)
+        _index_story_title(
+            self.conn, story_id, fingerprint, entry.language, to_iso(entry.published_at)
+        )
+        return story_id
+
+    def _indexed_story(
+        self, fingerprint: frozenset[str], language: str, published_at: datetime
+    ) -> int | None:
+        """The story a title joins (`stories.choose_story`), among the stored titles of its
+        language in the window that hold one of its `probe_stems`: a few index look-ups,
+        however many stories the window holds."""
+        if not fingerprint:
+            return None
+        stems = sorted(fingerprint)
+        marks = ", ".join("?" * len(stems))
+        frequency = {
+            stem: int(count)
+            for stem, count in self.conn.execute(
+                f"SELECT stem, titles FROM story_stem_counts WHERE language = ? AND stem IN ({marks})",
+                (language, *stems),
+            )
+        }
+        probes = probe_stems(fingerprint, frequency)
+        marks = ", ".join("?" * len(probes))
+        low = to_iso(published_at - timedelta(days=STORY_WINDOW_DAYS))
+        high = to_iso(published_at + timedelta(days=STORY_WINDOW_DAYS))
+        titles = [
+            StoryTitle(int(story_id), from_iso(published), parse_fingerprint(text))
+            for story_id, published, text in self.conn.execute(
+                f"""
+                SELECT t.story_id, t.published_at, t.fingerprint FROM story_titles t
+                WHERE t.id IN (SELECT title_id FROM story_stems WHERE language = ?
+                               AND stem IN ({marks}) AND published_at BETWEEN ? AND ?)
+                """,
+                (language, *probes, low, high),
+            )
+        ]
+        return choose_story(fingerprint, published_at, titles, window_days=STORY_WINDOW_DAYS)
 
     def _refresh_story_sources(self, story_id: int) -> None:
         self.conn.execute(

@@ -5,12 +5,19 @@ near-duplicate test `is_same_story` (same language, published within a few days,
 that are nearly the same once case, punctuation, stop words, outlet suffixes and word
 endings are set aside). `db` uses these to cluster articles into stories and count the
 distinct outlets behind each; this module stores nothing and reads no clock.
+
+For an index, the same test is split in two: `probe_stems` names the few stems of a
+title that any story it can join must hold (so `db` looks up only those, in an inverted
+index of stored fingerprints), and `choose_story` decides among the stories found, with
+the same rule and the same order as a scan of every story in the window would.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
@@ -110,8 +117,83 @@ def is_same_story(
         return False
     a = title_fingerprint(a_title, a_lang)
     b = title_fingerprint(b_title, b_lang)
+    return is_same_fingerprint(a, b)
+
+
+def is_same_fingerprint(a: frozenset[str], b: frozenset[str]) -> bool:
+    """The title half of `is_same_story`: Jaccard ≥ 0.6, or equal when either title has
+    fewer than three significant words; an empty fingerprint matches nothing."""
     if not a or not b:
         return False
     if min(len(a), len(b)) < MIN_TOKENS:
         return a == b
     return similarity(a, b) >= SIMILARITY_THRESHOLD
+
+
+def fingerprint_text(fingerprint: frozenset[str]) -> str:
+    """A fingerprint as stored: its stems sorted, space-separated (stems hold no spaces)."""
+    return " ".join(sorted(fingerprint))
+
+
+def parse_fingerprint(text: str | None) -> frozenset[str]:
+    return frozenset(text.split()) if text else frozenset()
+
+
+def min_shared_stems(size: int) -> int:
+    """The fewest stems a fingerprint of `size` stems must share with any fingerprint it
+    `is_same_fingerprint` as. Below three stems only an equal one matches, so all of
+    them; otherwise the least c with c / size ≥ the threshold, computed with the same
+    float division as `similarity` (c / |a ∪ b| ≥ t and |a ∪ b| ≥ size give c / size ≥ t)."""
+    if size < MIN_TOKENS:
+        return size
+    return next(c for c in range(1, size + 1) if c / size >= SIMILARITY_THRESHOLD)
+
+
+def probe_stems(fingerprint: frozenset[str], frequency: Mapping[str, int]) -> tuple[str, ...]:
+    """The stems of a title to look up in the index: its `size - min_shared_stems + 1`
+    rarest ones (by `frequency`, then by the stem itself, so the choice is stable).
+
+    Complete whatever `frequency` says: a story that shares at least c stems with the
+    title cannot miss all of any size - c + 1 of them, or it would share at most c - 1.
+    Rarest first only keeps the posting lists short, so the cost per title does not
+    grow with the number of stories; a title of only common words still costs more.
+    """
+    if not fingerprint:
+        return ()
+    count = len(fingerprint) - min_shared_stems(len(fingerprint)) + 1
+    ordered = sorted(fingerprint, key=lambda stem: (frequency.get(stem, 0), stem))
+    return tuple(ordered[:count])
+
+
+@dataclass(frozen=True, slots=True)
+class StoryTitle:
+    """A stored title of a story, as the index finds it."""
+
+    story_id: int
+    published_at: datetime
+    fingerprint: frozenset[str]
+
+
+def choose_story(
+    fingerprint: frozenset[str],
+    published_at: datetime,
+    titles: Iterable[StoryTitle],
+    *,
+    window_days: float = 3,
+) -> int | None:
+    """The story a new title joins, among stored titles of its language: those published
+    within `window_days` whose fingerprints `is_same_fingerprint`; of these, the latest
+    published, and on a tie the newest story (the order in which a scan of the window by
+    its `published_at` index met them). None: the title starts a story."""
+    best: tuple[datetime, int] | None = None
+    at = utc(published_at)
+    for title in titles:
+        when = utc(title.published_at)
+        if abs((at - when).total_seconds()) > window_days * 86400:
+            continue
+        if not is_same_fingerprint(fingerprint, title.fingerprint):
+            continue
+        key = (when, title.story_id)
+        if best is None or key > best:
+            best = key
+    return None if best is None else best[1]
