@@ -56,6 +56,14 @@ def _stemmer(language: str) -> snowballstemmer.stemmer | None:
     return snowballstemmer.stemmer(name) if name else None
 
 
+@lru_cache(maxsize=1 << 16)
+def _stem(word: str, language: str) -> str:
+    """A word's stem, remembered: headlines repeat their words, and the Snowball stemmers
+    (pure Python) cost more than everything else the grouping does per title."""
+    stemmer = _stemmer(language)
+    return stemmer.stemWord(word) if stemmer is not None else word
+
+
 def _strip_outlet_suffix(title: str) -> str:
     """ "Border clash kills 3 - Reuters" → "Border clash kills 3" (one short trailing part)."""
     for separator in (" - ", " – ", " — ", " | "):
@@ -71,15 +79,9 @@ def title_fingerprint(title: str, language: str) -> frozenset[str]:
     text = text.replace("ё", "е")
     words = _WORD.findall(text)
     stop = _STOPWORDS.get(language, _STOPWORDS["en"] | _STOPWORDS["ru"])
-    stemmer = _stemmer(language)
-    stems = []
-    for word in words:
-        if word in stop:
-            continue
-        if stemmer is not None and not word.isdigit():
-            word = stemmer.stemWord(word)
-        stems.append(word)
-    return frozenset(stems)
+    return frozenset(
+        word if word.isdigit() else _stem(word, language) for word in words if word not in stop
+    )
 
 
 def story_key(entry: Entry) -> str:
