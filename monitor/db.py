@@ -21,12 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from monitor.errors import DatabaseError
 from monitor.models import (
+    EVENT_CONFIDENCE,
     AlertDecision,
     AlertState,
     Contribution,
@@ -43,13 +44,20 @@ from monitor.models import (
     to_iso,
 )
 from monitor.stories import (
+    CROSS_LANGUAGE_WINDOW_HOURS,
+    EventStory,
     StoryTitle,
+    choose_event_story,
     choose_story,
     fingerprint_text,
+    names_in,
     parse_fingerprint,
     probe_stems,
     title_fingerprint,
 )
+
+if TYPE_CHECKING:
+    from monitor.rules import RuleSet
 
 BUSY_TIMEOUT_MS = 10_000
 # Evidence kept per score point: the largest contributions, and none too small to matter.
@@ -421,6 +429,14 @@ def _migration_story_title_index(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (language, stem)
         ) WITHOUT ROWID
         """
+    )
+    # A story that joined another across languages (`Store.join_across_languages`) keeps
+    # its row, empty, pointing at the story that holds its articles now.
+    db.execute("ALTER TABLE stories ADD COLUMN merged_into INTEGER REFERENCES stories(id)")
+    # The candidates of that join: one theatre's event matches of one sign in a few days.
+    db.execute(
+        "CREATE INDEX idx_matches_theatre_id_indicator_id_occurred_at "
+        "ON matches (theatre_id, indicator_id, occurred_at, confidence, story_id)"
     )
     rows = db.execute(
         "SELECT id, title, language, published_at FROM stories ORDER BY id"
@@ -848,7 +864,9 @@ class Store:
         canonical = canonical_url(entry.url) if entry.url else None
         if canonical:
             row = self.conn.execute(
-                "SELECT id FROM stories WHERE canonical_url = ? ORDER BY id LIMIT 1", (canonical,)
+                "SELECT coalesce(merged_into, id) FROM stories WHERE canonical_url = ? "
+                "ORDER BY id LIMIT 1",
+                (canonical,),
             ).fetchone()
             if row is not None:
                 return int(row[0])
@@ -907,6 +925,105 @@ class Store:
             )
         ]
         return choose_story(fingerprint, published_at, titles, window_days=STORY_WINDOW_DAYS)
+
+    def join_across_languages(
+        self, articles: Sequence[StoredArticle], rules: RuleSet, *, now: datetime
+    ) -> dict[int, int]:
+        """After matching: each story these articles started in this poll (one language,
+        first seen `now`) joins the story of the same event in another language, if
+        there is one (`stories.choose_event_story`). Its articles and matches move to
+        that story, whose sources then count the outlets of both; its own row stays,
+        empty, with `merged_into` set. Call in the poll's transaction, before scoring.
+        Returns {joined story: story joined}."""
+        joined: dict[int, int] = {}
+        for story_id in sorted({a.story_id for a in articles}):
+            new = self._new_event_story(story_id, rules, now=now)
+            if new is None:
+                continue
+            target = choose_event_story(new, self._event_candidates(new, rules))
+            if target is None:
+                continue
+            for table in ("articles", "matches", "story_titles"):
+                self.conn.execute(
+                    f"UPDATE {table} SET story_id = ? WHERE story_id = ?", (target, story_id)
+                )
+            self.conn.execute(
+                "UPDATE stories SET merged_into = ?, sources = 0 WHERE id = ?", (target, story_id)
+            )
+            self._refresh_story_sources(target)
+            joined[story_id] = target
+        return joined
+
+    def _new_event_story(
+        self, story_id: int, rules: RuleSet, *, now: datetime
+    ) -> EventStory | None:
+        """A story started `now`, in one language, with event matches; else None."""
+        row = self.conn.execute(
+            "SELECT first_seen_at, published_at, merged_into FROM stories WHERE id = ?",
+            (story_id,),
+        ).fetchone()
+        if row is None or row[0] != to_iso(now) or row[2] is not None or row[1] is None:
+            return None
+        story = self._event_story(story_id, from_iso(row[1]), rules)
+        if len(story.languages) != 1 or not story.events:
+            return None
+        return story
+
+    def _event_candidates(self, new: EventStory, rules: RuleSet) -> list[EventStory]:
+        """Stories with an event match of one of `new`'s signs in the time window."""
+        span = timedelta(hours=CROSS_LANGUAGE_WINDOW_HOURS)
+        # occurred_at is the earlier of publication and first sight: a day of slack
+        low = to_iso(new.published_at - span - timedelta(days=1))
+        high = to_iso(new.published_at + span)
+        found: set[int] = set()
+        for theatre_id, indicator_id in sorted(new.events):
+            found.update(
+                int(row[0])
+                for row in self.conn.execute(
+                    "SELECT DISTINCT story_id FROM matches WHERE theatre_id = ? "
+                    "AND indicator_id = ? AND occurred_at BETWEEN ? AND ? AND confidence >= ?",
+                    (theatre_id, indicator_id, low, high, EVENT_CONFIDENCE),
+                )
+            )
+        found.discard(new.story_id)
+        result = []
+        for story_id in sorted(found):
+            row = self.conn.execute(
+                "SELECT published_at FROM stories WHERE id = ? AND merged_into IS NULL",
+                (story_id,),
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                result.append(self._event_story(story_id, from_iso(row[0]), rules))
+        return result
+
+    def _event_story(self, story_id: int, published_at: datetime, rules: RuleSet) -> EventStory:
+        texts = self.conn.execute(
+            "SELECT language, title, summary FROM articles WHERE story_id = ?", (story_id,)
+        ).fetchall()
+        events = frozenset(
+            (str(theatre), str(indicator))
+            for theatre, indicator in self.conn.execute(
+                "SELECT DISTINCT theatre_id, indicator_id FROM matches "
+                "WHERE story_id = ? AND confidence >= ?",
+                (story_id, EVENT_CONFIDENCE),
+            )
+        )
+        names = {
+            theatre: frozenset().union(
+                *(
+                    names_in(f"{title}\n{summary or ''}", theatre, rules)
+                    for _, title, summary in texts
+                )
+            )
+            for theatre in {theatre for theatre, _ in events}
+        }
+        return EventStory(
+            story_id=story_id,
+            languages=frozenset(str(language) for language, _, _ in texts),
+            published_at=published_at,
+            events=events,
+            names=names,
+        )
 
     def _refresh_story_sources(self, story_id: int) -> None:
         self.conn.execute(

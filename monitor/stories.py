@@ -20,11 +20,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import snowballstemmer
 
 from monitor.models import Entry, utc
 from monitor.parser import canonical_url
+
+if TYPE_CHECKING:  # the rules (and their compiled patterns) load only where names are read
+    from monitor.rules import Node, RuleSet
 
 SIMILARITY_THRESHOLD = 0.6  # Jaccard overlap of title fingerprints for "the same story"
 MIN_TOKENS = 3  # titles with fewer significant words must match exactly
@@ -199,3 +203,167 @@ def choose_story(
         if best is None or key > best:
             best = key
     return None if best is None else best[1]
+
+
+# ---------------------------------------------------------------------------
+# The same event in two languages (issue 17)
+#
+# Titles in English and Russian share no words, so `is_same_story` never joins them.
+# An event is recognised instead by what the matcher found and whom it names: the same
+# warning sign (theatre and indicator) in both, published within a day and a half, naming
+# mostly the same actors and places of that theatre. Names are the theatre's own actor
+# and place words from the configuration (`sides`, `disputed`, `actors`, `members`), as
+# the rules' lexicon recognises them in the text (so "Баткенской" is "баткен*"), each
+# reduced to a spelling key that is the same in both scripts ("batken" and "баткен*" →
+# "btkn", "Yerevan" and "ереван*" → "_rvn"); an alliance's own names (CSTO, ОДКБ) are
+# one name, the alliance itself.
+
+CROSS_LANGUAGE_WINDOW_HOURS = 36  # the other language's report comes the same or next day
+MIN_SHARED_NAMES = 2  # one shared name ("Kyrgyzstan") is too little
+MIN_NAME_OVERLAP = 0.5  # of the names of the story that names fewer
+
+_LATIN = "a b v g d e e zh z i y k l m n o p r s t u f kh ts ch sh shch - y - e yu ya"
+_CYRILLIC = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюя", _LATIN.split(" "), strict=True))
+_SPELLING: tuple[tuple[str, str], ...] = (
+    ("dzh", "j"),
+    ("dj", "j"),
+    ("zh", "j"),
+    ("kh", "h"),
+    ("gh", "g"),
+    ("x", "h"),
+    ("q", "k"),
+    ("w", "v"),
+    ("ph", "f"),
+)
+_NOT_LETTER = re.compile(r"[^a-z]")
+_VOWELS = re.compile(r"[aeiouy]+")
+_REPEATS = re.compile(r"(.)\1+")
+
+
+def name_key(label: str) -> str:
+    """A spelling key of a name, the same in Latin and Cyrillic script: transliterated,
+    common spelling variants merged, vowels dropped (a leading one becomes "_"), doubled
+    letters single. "Tajik*" and "таджик*" → "tjk"; "Yerevan" and "ереван*" → "_rvn"."""
+    word = "".join(_CYRILLIC.get(ch, ch) for ch in label.casefold()).replace("-", "")
+    word = _NOT_LETTER.sub("", word)
+    for written, key in _SPELLING:
+        word = word.replace(written, key)
+    if not word:
+        return ""
+    head = "_" if word[0] in "aeiouy" else word[0]
+    return _REPEATS.sub(r"\1", head + _VOWELS.sub("", word[1:]))
+
+
+@dataclass(frozen=True, slots=True)
+class TheatreNames:
+    """A theatre's one-word name terms (lexicon ids) and the key each stands for."""
+
+    keys: Mapping[int, str]
+
+
+@lru_cache(maxsize=8)
+def theatre_names(rules: RuleSet) -> Mapping[str, TheatreNames]:
+    """Per theatre, its actor and place words (one-word terms; phrases are left out) and
+    their name keys. An alliance's own actors all stand for the alliance."""
+    result: dict[str, TheatreNames] = {}
+    for compiled in rules.compiled_theatres:
+        theatre = compiled.theatre
+        keys: dict[int, str] = {}
+        if theatre.kind == "alliance":
+            for term in _one_word_terms(compiled.sides[0]):
+                keys[term] = f"@{theatre.id}"
+            nodes = [compiled.members]
+        else:
+            nodes = [*compiled.sides, compiled.disputed]
+        for node in nodes:
+            for term in _one_word_terms(node):
+                key = name_key(rules.lexicon.label(term))
+                if key:
+                    keys.setdefault(term, key)
+        result[theatre.id] = TheatreNames(keys)
+    return result
+
+
+def _one_word_terms(node: Node | None) -> frozenset[int]:
+    from monitor.rules import AltNode, TermNode
+
+    if isinstance(node, AltNode):
+        return node.terms
+    if isinstance(node, TermNode):
+        return frozenset({node.id})
+    return frozenset()
+
+
+def names_in(text: str, theatre_id: str, rules: RuleSet) -> frozenset[str]:
+    """The name keys of the theatre's actors and places that `text` names."""
+    names = theatre_names(rules).get(theatre_id)
+    if names is None:
+        return frozenset()
+    found: set[str] = set()
+    for chunk in text.split():
+        reading = rules.lexicon.chunks.get(chunk) or rules.lexicon.read_chunk(chunk)
+        for ids in reading[1]:
+            for term in ids:
+                key = names.keys.get(term)
+                if key is not None:
+                    found.add(key)
+    return frozenset(found)
+
+
+def names_agree(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Do two lists of names point at the same actors and places? At least two names in
+    common, and at least half of the names of the one that names fewer. Prefix keys
+    match too: the configuration gives Russian names as prefixes ("азербайдж*")."""
+    if not a or not b:
+        return False
+    shared = sum(1 for x in a if any(x.startswith(y) or y.startswith(x) for y in b))
+    return shared >= MIN_SHARED_NAMES and shared >= MIN_NAME_OVERLAP * min(len(a), len(b))
+
+
+@dataclass(frozen=True, slots=True)
+class EventStory:
+    """A story as the cross-language rule sees it."""
+
+    story_id: int
+    languages: frozenset[str]
+    published_at: datetime
+    events: frozenset[tuple[str, str]]  # (theatre, indicator) of its event matches
+    names: Mapping[str, frozenset[str]]  # theatre → name keys in its articles
+
+
+def shared_event_names(new: EventStory, other: EventStory) -> float | None:
+    """How well `other` fits as the same event as `new` in another language: None when
+    it does not (a language in common, more than 36 h apart, no warning sign in common,
+    or names that disagree on every shared sign's theatre), else the best share of
+    shared names over the shared signs' theatres (higher is closer)."""
+    if new.languages & other.languages:
+        return None
+    hours = abs((utc(new.published_at) - utc(other.published_at)).total_seconds()) / 3600
+    if hours > CROSS_LANGUAGE_WINDOW_HOURS:
+        return None
+    best: float | None = None
+    for theatre in sorted({theatre for theatre, _ in new.events & other.events}):
+        a = new.names.get(theatre, frozenset())
+        b = other.names.get(theatre, frozenset())
+        if names_agree(a, b):
+            share = len(a & b) / len(a | b)
+            best = share if best is None else max(best, share)
+    return best
+
+
+def choose_event_story(new: EventStory, candidates: Iterable[EventStory]) -> int | None:
+    """The story in another language that `new` (a story just started, in one language)
+    joins: of those that fit (`shared_event_names`), the one sharing most names, then
+    the nearest in time, then the oldest. None: it stays a story of its own."""
+    best: tuple[float, float, int] | None = None
+    for other in candidates:
+        if other.story_id == new.story_id:
+            continue
+        share = shared_event_names(new, other)
+        if share is None:
+            continue
+        distance = abs((utc(new.published_at) - utc(other.published_at)).total_seconds())
+        key = (share, -distance, -other.story_id)
+        if best is None or key > best:
+            best = key
+    return None if best is None else -best[2]
