@@ -220,7 +220,7 @@ def choose_story(
 
 CROSS_LANGUAGE_WINDOW_HOURS = 36  # the other language's report comes the same or next day
 MIN_SHARED_NAMES = 2  # one shared name ("Kyrgyzstan") is too little
-MIN_NAME_OVERLAP = 0.5  # of the names of the story that names fewer
+MIN_NAME_OVERLAP = 2 / 3  # of the names of the story that names fewer
 
 _LATIN = "a b v g d e e zh z i y k l m n o p r s t u f kh ts ch sh shch - y - e yu ya"
 _CYRILLIC = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюя", _LATIN.split(" "), strict=True))
@@ -312,7 +312,7 @@ def names_in(text: str, theatre_id: str, rules: RuleSet) -> frozenset[str]:
 
 def names_agree(a: frozenset[str], b: frozenset[str]) -> bool:
     """Do two lists of names point at the same actors and places? At least two names in
-    common, and at least half of the names of the one that names fewer. Prefix keys
+    common, and at least two thirds of the names of the one that names fewer. Prefix keys
     match too: the configuration gives Russian names as prefixes ("азербайдж*")."""
     if not a or not b:
         return False
