@@ -50,6 +50,7 @@ from monitor.stories import (
     choose_event_story,
     choose_story,
     fingerprint_text,
+    is_same_fingerprint,
     names_in,
     parse_fingerprint,
     probe_stems,
@@ -67,6 +68,7 @@ BUSY_TIMEOUT_MS = 10_000
 MAX_STORED_CONTRIBUTIONS = 30
 MIN_STORED_POINTS = 0.01
 STORY_WINDOW_DAYS = 3
+STEM_COUNT_CACHE = 200_000  # (language, stem) counts a connection remembers (~20 MB at most)
 
 
 def _opt_iso(value: datetime | None) -> str | None:
@@ -549,6 +551,7 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self.path = str(path)
         self.readonly = readonly
+        self._stem_counts: dict[tuple[str, str], int] = {}
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False, migrate: bool = True) -> Store:
@@ -890,39 +893,57 @@ class Store:
         _index_story_title(
             self.conn, story_id, fingerprint, entry.language, to_iso(entry.published_at)
         )
+        for stem in fingerprint:
+            key = (entry.language, stem)
+            if key in self._stem_counts:
+                self._stem_counts[key] += 1
         return story_id
+
+    def _stem_frequency(self, language: str, stems: frozenset[str]) -> dict[str, int]:
+        """How many story titles hold each stem, remembered by this connection (only to
+        pick the rarest stems: a count that is off costs speed, never a decision)."""
+        missing = sorted(stem for stem in stems if (language, stem) not in self._stem_counts)
+        if missing:
+            if len(self._stem_counts) > STEM_COUNT_CACHE:
+                self._stem_counts.clear()
+            marks = ", ".join("?" * len(missing))
+            found = dict(
+                self.conn.execute(
+                    "SELECT stem, titles FROM story_stem_counts "
+                    f"WHERE language = ? AND stem IN ({marks})",
+                    (language, *missing),
+                ).fetchall()
+            )
+            for stem in missing:
+                self._stem_counts[(language, stem)] = int(found.get(stem, 0))
+        return {stem: self._stem_counts.get((language, stem), 0) for stem in stems}
 
     def _indexed_story(
         self, fingerprint: frozenset[str], language: str, published_at: datetime
     ) -> int | None:
         """The story a title joins (`stories.choose_story`), among the stored titles of its
-        language in the window that hold one of its `probe_stems`: a few index look-ups,
+        language in the window that hold enough of its `probe_stems`: a few index look-ups,
         however many stories the window holds."""
         if not fingerprint:
             return None
-        stems = sorted(fingerprint)
-        marks = ", ".join("?" * len(stems))
-        frequency = {
-            stem: int(count)
-            for stem, count in self.conn.execute(
-                f"SELECT stem, titles FROM story_stem_counts WHERE language = ? AND stem IN ({marks})",
-                (language, *stems),
-            )
-        }
-        probes = probe_stems(fingerprint, frequency)
-        marks = ", ".join("?" * len(probes))
+        frequency = self._stem_frequency(language, fingerprint)
+        probe = probe_stems(fingerprint, frequency)
+        marks = ", ".join("?" * len(probe.stems))
         low = to_iso(published_at - timedelta(days=STORY_WINDOW_DAYS))
         high = to_iso(published_at + timedelta(days=STORY_WINDOW_DAYS))
+        # The fingerprint test first (most candidates fail it), then `choose_story`.
         titles = [
-            StoryTitle(int(story_id), from_iso(published), parse_fingerprint(text))
+            StoryTitle(int(story_id), from_iso(published), stored)
             for story_id, published, text in self.conn.execute(
                 f"""
                 SELECT t.story_id, t.published_at, t.fingerprint FROM story_titles t
                 WHERE t.id IN (SELECT title_id FROM story_stems WHERE language = ?
-                               AND stem IN ({marks}) AND published_at BETWEEN ? AND ?)
+                               AND stem IN ({marks}) AND published_at BETWEEN ? AND ?
+                               GROUP BY title_id HAVING count(*) >= ?)
                 """,
-                (language, *probes, low, high),
+                (language, *probe.stems, low, high, probe.min_hits),
             )
+            if is_same_fingerprint(fingerprint, stored := parse_fingerprint(text))
         ]
         return choose_story(fingerprint, published_at, titles, window_days=STORY_WINDOW_DAYS)
 

@@ -155,20 +155,44 @@ def min_shared_stems(size: int) -> int:
     return next(c for c in range(1, size + 1) if c / size >= SIMILARITY_THRESHOLD)
 
 
-def probe_stems(fingerprint: frozenset[str], frequency: Mapping[str, int]) -> tuple[str, ...]:
-    """The stems of a title to look up in the index: its `size - min_shared_stems + 1`
-    rarest ones (by `frequency`, then by the stem itself, so the choice is stable).
+PROBE_BUDGET = 96  # index entries a look-up may read beyond the few it must
 
-    Complete whatever `frequency` says: a story that shares at least c stems with the
-    title cannot miss all of any size - c + 1 of them, or it would share at most c - 1.
-    Rarest first only keeps the posting lists short, so the cost per title does not
-    grow with the number of stories; a title of only common words still costs more.
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What to look up for a title: stories holding at least `min_hits` of `stems`."""
+
+    stems: tuple[str, ...]
+    min_hits: int
+
+
+def probe_stems(
+    fingerprint: frozenset[str], frequency: Mapping[str, int], *, budget: int = PROBE_BUDGET
+) -> Probe:
+    """The stems of a title to look up in the index, and how many of them a story it can
+    join must hold: its `size - min_shared_stems + 1` rarest stems (by `frequency`, then
+    the stem itself, so the choice is stable), then the next rarest while the titles
+    they are held by add up to no more than `budget`.
+
+    Complete whatever `frequency` says: a story sharing at least c stems with the title
+    shares at most size - p of them outside p probed stems, so at least c - (size - p)
+    of the probed ones, and with p ≥ size - c + 1 that is at least one. Rarest first
+    keeps the posting lists short; each further stem probed raises `min_hits` by one,
+    so the index itself (not Python) drops the many stories that share only a word or
+    two with the title. The cost per title does not grow with the number of stories,
+    except for titles made only of common words (a small share of headlines).
     """
     if not fingerprint:
-        return ()
-    count = len(fingerprint) - min_shared_stems(len(fingerprint)) + 1
+        return Probe((), 1)
+    size = len(fingerprint)
+    shared = min_shared_stems(size)
     ordered = sorted(fingerprint, key=lambda stem: (frequency.get(stem, 0), stem))
-    return tuple(ordered[:count])
+    count = size - shared + 1
+    spent = sum(frequency.get(stem, 0) for stem in ordered[:count])
+    while count < size and spent + frequency.get(ordered[count], 0) <= budget:
+        spent += frequency.get(ordered[count], 0)
+        count += 1
+    return Probe(tuple(ordered[:count]), shared - (size - count))
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from monitor.models import Entry, Feed, from_iso, to_iso
 from monitor.parser import canonical_url
 from monitor.replay import corpus_entry, replay_feeds
 from monitor.stories import (
+    Probe,
     is_same_story,
     min_shared_stems,
     probe_stems,
@@ -301,8 +302,16 @@ def test_probe_stems_are_the_rarest_and_enough() -> None:
     )
     assert len(fingerprint) == 8  # needs 5 shared, so 4 probes
     frequency = {"kyrgyz": 900, "tajik": 880, "border": 990, "guard": 40, "exchang": 60, "fire": 70}
-    assert probe_stems(fingerprint, frequency) == ("near", "vorukh", "guard", "exchang")
-    assert probe_stems(frozenset(), frequency) == ()
+    assert probe_stems(fingerprint, frequency, budget=100) == Probe(
+        ("near", "vorukh", "guard", "exchang"), 1
+    )
+    # more stems while their titles fit the budget, and then a story must hold more
+    assert probe_stems(fingerprint, frequency, budget=170) == Probe(
+        ("near", "vorukh", "guard", "exchang", "fire"), 2
+    )
+    everything = probe_stems(fingerprint, frequency, budget=10**6)
+    assert len(everything.stems) == 8 and everything.min_hits == 5
+    assert probe_stems(frozenset(), frequency) == Probe((), 1)
 
 
 def test_every_title_that_joins_shares_a_probe_stem() -> None:
@@ -315,4 +324,6 @@ def test_every_title_that_joins_shares_a_probe_stem() -> None:
         a = frozenset(rng.sample(universe, rng.randint(1, 8)))
         b = frozenset(rng.sample(universe, rng.randint(1, 8)))
         if is_same_story(" ".join(a), "und", t, " ".join(b), "und", t):
-            assert set(probe_stems(a, frequency)) & b, (a, b)
+            for budget in (0, 30, 100, 300, 1000):
+                probe = probe_stems(a, frequency, budget=budget)
+                assert len(set(probe.stems) & b) >= probe.min_hits >= 1, (a, b, budget)
