@@ -42,18 +42,24 @@ from monitor.models import (
     from_iso,
     to_iso,
 )
+from monitor.stories import (
+    CROSS_LANGUAGE_WINDOW_HOURS,
+    EventStory,
+    StoryTitle,
+    choose_event_story,
+    choose_story,
+    fingerprint_text,
+    is_same_fingerprint,
+    names_in,
+    parse_fingerprint,
+    probe_stems,
+    title_fingerprint,
+)
 
 if TYPE_CHECKING:
     import sqlite_utils
 
-
-def is_same_story(*args: Any, **kwargs: Any) -> bool:
-    """`monitor.stories.is_same_story`, imported on first use: it loads the stemmers and
-    the feed parser, which the CLI's read-only commands never need (issue 17)."""
-    from monitor.stories import is_same_story as same_story
-
-    return same_story(*args, **kwargs)
-
+    from monitor.rules import RuleSet
 
 BUSY_TIMEOUT_MS = 10_000
 # Evidence kept per score point: the largest contributions, and none too small to matter.
@@ -63,6 +69,7 @@ BUSY_TIMEOUT_MS = 10_000
 MAX_STORED_CONTRIBUTIONS = 30
 MIN_STORED_POINTS = 0.01
 STORY_WINDOW_DAYS = 3
+STEM_COUNT_CACHE = 200_000  # (language, stem) counts a connection remembers (~20 MB at most)
 
 
 def _opt_iso(value: datetime | None) -> str | None:
@@ -472,11 +479,95 @@ def _migration_4_alert_log_delivery(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_5_story_title_index(db: sqlite_utils.Database) -> None:
+    """Story grouping through an index (issue 17): each story's title fingerprint stored
+    once (`story_titles`), an inverted index of its stems (`story_stems`, covering the
+    window query), and how many titles hold each stem (`story_stem_counts`), so a new
+    article looks up only its rarest stems instead of re-stemming every story of the
+    last days. Existing stories are indexed here."""
+    db.execute(
+        """
+        CREATE TABLE story_titles (
+            id INTEGER PRIMARY KEY,
+            story_id INTEGER NOT NULL REFERENCES stories(id),
+            language TEXT,
+            published_at TEXT,
+            fingerprint TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_story_titles_story_id ON story_titles (story_id)")
+    db.execute(
+        """
+        CREATE TABLE story_stems (
+            language TEXT NOT NULL,
+            stem TEXT NOT NULL,
+            published_at TEXT NOT NULL,
+            title_id INTEGER NOT NULL REFERENCES story_titles(id),
+            PRIMARY KEY (language, stem, published_at, title_id)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE story_stem_counts (
+            language TEXT NOT NULL,
+            stem TEXT NOT NULL,
+            titles INTEGER NOT NULL,
+            PRIMARY KEY (language, stem)
+        ) WITHOUT ROWID
+        """
+    )
+    # A story that joined another across languages (`Store.join_across_languages`) keeps
+    # its row, empty, pointing at the story that holds its articles now.
+    db.execute("ALTER TABLE stories ADD COLUMN merged_into INTEGER REFERENCES stories(id)")
+    # The candidates of that join: one theatre's event matches of one sign in a few days.
+    db.execute(
+        "CREATE INDEX idx_matches_theatre_id_indicator_id_occurred_at "
+        "ON matches (theatre_id, indicator_id, occurred_at, confidence, story_id)"
+    )
+    rows = db.execute(
+        "SELECT id, title, language, published_at FROM stories ORDER BY id"
+    ).fetchall()
+    for story_id, title, language, published_at in rows:
+        fingerprint = title_fingerprint(title or "", language or "")
+        _index_story_title(db.conn, story_id, fingerprint, language, published_at)
+
+
+def _index_story_title(
+    conn: sqlite3.Connection,
+    story_id: int,
+    fingerprint: frozenset[str],
+    language: str | None,
+    published_at: str | None,
+) -> None:
+    """Store a story's title fingerprint and post its stems (not for an empty one, which
+    matches nothing, nor without a language or date, which the window query never finds)."""
+    cursor = conn.execute(
+        "INSERT INTO story_titles (story_id, language, published_at, fingerprint) "
+        "VALUES (?, ?, ?, ?)",
+        (story_id, language, published_at, fingerprint_text(fingerprint)),
+    )
+    if not fingerprint or language is None or published_at is None:
+        return
+    title_id = int(cursor.lastrowid or 0)
+    conn.executemany(
+        "INSERT INTO story_stems (language, stem, published_at, title_id) VALUES (?, ?, ?, ?)",
+        [(language, stem, published_at, title_id) for stem in fingerprint],
+    )
+    conn.executemany(
+        "INSERT INTO story_stem_counts (language, stem, titles) VALUES (?, ?, 1) "
+        "ON CONFLICT (language, stem) DO UPDATE SET titles = titles + 1",
+        [(language, stem) for stem in fingerprint],
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
     _migration_3_alert_watermarks,
     _migration_4_alert_log_delivery,
+    _migration_5_story_title_index,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -547,6 +638,7 @@ class Store:
         self.conn = conn
         self.path = str(path)
         self.readonly = readonly
+        self._stem_counts: dict[tuple[str, str], int] = {}
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False, migrate: bool = True) -> Store:
@@ -883,27 +975,16 @@ class Store:
         canonical = canonical_url(entry.url) if entry.url else None
         if canonical:
             row = self.conn.execute(
-                "SELECT id FROM stories WHERE canonical_url = ? ORDER BY id LIMIT 1", (canonical,)
+                "SELECT coalesce(merged_into, id) FROM stories WHERE canonical_url = ? "
+                "ORDER BY id LIMIT 1",
+                (canonical,),
             ).fetchone()
             if row is not None:
                 return int(row[0])
-        low = to_iso(entry.published_at - timedelta(days=STORY_WINDOW_DAYS))
-        high = to_iso(entry.published_at + timedelta(days=STORY_WINDOW_DAYS))
-        for story_id, title, language, published in self.conn.execute(
-            "SELECT id, title, language, published_at FROM stories "
-            "WHERE published_at BETWEEN ? AND ? AND language = ? ORDER BY published_at DESC",
-            (low, high, entry.language),
-        ):
-            if is_same_story(
-                entry.title,
-                entry.language,
-                entry.published_at,
-                title,
-                language,
-                from_iso(published),
-                window_days=STORY_WINDOW_DAYS,
-            ):
-                return int(story_id)
+        fingerprint = title_fingerprint(entry.title, entry.language)
+        found = self._indexed_story(fingerprint, entry.language, entry.published_at)
+        if found is not None:
+            return found
         cursor = self.conn.execute(
             "INSERT INTO stories (first_seen_at, published_at, title, language, canonical_url, "
             "sources, source_weight) VALUES (?, ?, ?, ?, ?, 1, ?)",
@@ -916,7 +997,162 @@ class Store:
                 feed.source_weight,
             ),
         )
-        return int(cursor.lastrowid or 0)
+        story_id = int(cursor.lastrowid or 0)
+        _index_story_title(
+            self.conn, story_id, fingerprint, entry.language, to_iso(entry.published_at)
+        )
+        for stem in fingerprint:
+            key = (entry.language, stem)
+            if key in self._stem_counts:
+                self._stem_counts[key] += 1
+        return story_id
+
+    def _stem_frequency(self, language: str, stems: frozenset[str]) -> dict[str, int]:
+        """How many story titles hold each stem, remembered by this connection (only to
+        pick the rarest stems: a count that is off costs speed, never a decision)."""
+        missing = sorted(stem for stem in stems if (language, stem) not in self._stem_counts)
+        if missing:
+            if len(self._stem_counts) > STEM_COUNT_CACHE:
+                self._stem_counts.clear()
+            marks = ", ".join("?" * len(missing))
+            found = dict(
+                self.conn.execute(
+                    "SELECT stem, titles FROM story_stem_counts "
+                    f"WHERE language = ? AND stem IN ({marks})",
+                    (language, *missing),
+                ).fetchall()
+            )
+            for stem in missing:
+                self._stem_counts[(language, stem)] = int(found.get(stem, 0))
+        return {stem: self._stem_counts.get((language, stem), 0) for stem in stems}
+
+    def _indexed_story(
+        self, fingerprint: frozenset[str], language: str, published_at: datetime
+    ) -> int | None:
+        """The story a title joins (`stories.choose_story`), among the stored titles of its
+        language in the window that hold enough of its `probe_stems`: a few index look-ups,
+        however many stories the window holds."""
+        if not fingerprint:
+            return None
+        frequency = self._stem_frequency(language, fingerprint)
+        probe = probe_stems(fingerprint, frequency)
+        marks = ", ".join("?" * len(probe.stems))
+        low = to_iso(published_at - timedelta(days=STORY_WINDOW_DAYS))
+        high = to_iso(published_at + timedelta(days=STORY_WINDOW_DAYS))
+        # The fingerprint test first (most candidates fail it), then `choose_story`.
+        titles = [
+            StoryTitle(int(story_id), from_iso(published), stored)
+            for story_id, published, text in self.conn.execute(
+                f"""
+                SELECT t.story_id, t.published_at, t.fingerprint FROM story_titles t
+                WHERE t.id IN (SELECT title_id FROM story_stems WHERE language = ?
+                               AND stem IN ({marks}) AND published_at BETWEEN ? AND ?
+                               GROUP BY title_id HAVING count(*) >= ?)
+                """,
+                (language, *probe.stems, low, high, probe.min_hits),
+            )
+            if is_same_fingerprint(fingerprint, stored := parse_fingerprint(text))
+        ]
+        return choose_story(fingerprint, published_at, titles, window_days=STORY_WINDOW_DAYS)
+
+    def join_across_languages(
+        self, articles: Sequence[StoredArticle], rules: RuleSet, *, now: datetime
+    ) -> dict[int, int]:
+        """After matching: each story these articles started in this poll (one language,
+        first seen `now`) joins the story of the same event in another language, if
+        there is one (`stories.choose_event_story`). Its articles and matches move to
+        that story, whose sources then count the outlets of both; its own row stays,
+        empty, with `merged_into` set. Call in the poll's transaction, before scoring.
+        Returns {joined story: story joined}."""
+        joined: dict[int, int] = {}
+        for story_id in sorted({a.story_id for a in articles}):
+            new = self._new_event_story(story_id, rules, now=now)
+            if new is None:
+                continue
+            target = choose_event_story(new, self._event_candidates(new, rules))
+            if target is None:
+                continue
+            for table in ("articles", "matches", "story_titles"):
+                self.conn.execute(
+                    f"UPDATE {table} SET story_id = ? WHERE story_id = ?", (target, story_id)
+                )
+            self.conn.execute(
+                "UPDATE stories SET merged_into = ?, sources = 0 WHERE id = ?", (target, story_id)
+            )
+            self._refresh_story_sources(target)
+            joined[story_id] = target
+        return joined
+
+    def _new_event_story(
+        self, story_id: int, rules: RuleSet, *, now: datetime
+    ) -> EventStory | None:
+        """A story started `now`, in one language, with event matches; else None."""
+        row = self.conn.execute(
+            "SELECT first_seen_at, published_at, merged_into FROM stories WHERE id = ?",
+            (story_id,),
+        ).fetchone()
+        if row is None or row[0] != to_iso(now) or row[2] is not None or row[1] is None:
+            return None
+        story = self._event_story(story_id, from_iso(row[1]), rules)
+        if len(story.languages) != 1 or not story.events:
+            return None
+        return story
+
+    def _event_candidates(self, new: EventStory, rules: RuleSet) -> list[EventStory]:
+        """Stories with an event match of one of `new`'s signs in the time window."""
+        span = timedelta(hours=CROSS_LANGUAGE_WINDOW_HOURS)
+        # occurred_at is the earlier of publication and first sight: a day of slack
+        low = to_iso(new.published_at - span - timedelta(days=1))
+        high = to_iso(new.published_at + span)
+        found: set[int] = set()
+        for theatre_id, indicator_id in sorted(new.events):
+            found.update(
+                int(row[0])
+                for row in self.conn.execute(
+                    "SELECT DISTINCT story_id FROM matches WHERE theatre_id = ? "
+                    "AND indicator_id = ? AND occurred_at BETWEEN ? AND ? AND confidence >= ?",
+                    (theatre_id, indicator_id, low, high, EVENT_CONFIDENCE),
+                )
+            )
+        found.discard(new.story_id)
+        result = []
+        for story_id in sorted(found):
+            row = self.conn.execute(
+                "SELECT published_at FROM stories WHERE id = ? AND merged_into IS NULL",
+                (story_id,),
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                result.append(self._event_story(story_id, from_iso(row[0]), rules))
+        return result
+
+    def _event_story(self, story_id: int, published_at: datetime, rules: RuleSet) -> EventStory:
+        texts = self.conn.execute(
+            "SELECT language, title, summary FROM articles WHERE story_id = ?", (story_id,)
+        ).fetchall()
+        events = frozenset(
+            (str(theatre), str(indicator))
+            for theatre, indicator in self.conn.execute(
+                "SELECT DISTINCT theatre_id, indicator_id FROM matches "
+                "WHERE story_id = ? AND confidence >= ?",
+                (story_id, EVENT_CONFIDENCE),
+            )
+        )
+        names = {
+            theatre: frozenset().union(
+                *(
+                    names_in(f"{title}\n{summary or ''}", theatre, rules)
+                    for _, title, summary in texts
+                )
+            )
+            for theatre in {theatre for theatre, _ in events}
+        }
+        return EventStory(
+            story_id=story_id,
+            languages=frozenset(str(language) for language, _, _ in texts),
+            published_at=published_at,
+            events=events,
+            names=names,
+        )
 
     def _refresh_story_sources(self, story_id: int) -> None:
         self.conn.execute(

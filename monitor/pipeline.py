@@ -167,6 +167,8 @@ def record_feed_result(
         articles = store.store_entries(feed, entries, now=now)
         for article in articles:
             _match_and_store(store, config, article, now=now, summary=summary)
+        # A story this poll started may be an event already stored in another language.
+        store.join_across_languages(articles, config.rules, now=now)
         store.record_poll(new_state, result, parsed, entries_seen=len(entries))
         _feed_notices(store, config, feed, new_state, now=now, summary=summary)
     summary.new_articles += len(articles)

@@ -6,8 +6,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from monitor.config import load_config
 from monitor.models import Entry
-from monitor.stories import is_same_story, story_key, title_fingerprint
+from monitor.rules import RuleSet
+from monitor.stories import (
+    EventStory,
+    choose_event_story,
+    is_same_story,
+    name_key,
+    names_agree,
+    names_in,
+    story_key,
+    title_fingerprint,
+)
 
 T0 = datetime(2024, 9, 14, 8, 0, tzinfo=UTC)
 
@@ -114,3 +125,116 @@ def test_fingerprint_ignores_stop_words_and_endings() -> None:
         "Clash on border", "en"
     )
     assert title_fingerprint("", "en") == frozenset()
+
+
+# -- the same event in two languages ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rules() -> RuleSet:
+    return load_config(indicators_path=None, settings_path=None, env={}).rules
+
+
+@pytest.mark.parametrize(
+    ("latin", "cyrillic"),
+    [
+        pytest.param("batken", "баткен*", id="batken"),
+        pytest.param("tajik*", "таджик*", id="dzh"),
+        pytest.param("leilek", "лейлек*", id="ei-ey"),
+        pytest.param("vorukh", "ворух*", id="kh"),
+        pytest.param("yerevan", "ереван*", id="leading-vowel"),
+        pytest.param("sughd", "согд*", id="gh"),
+        pytest.param("pashinyan", "пашинян*", id="ya"),
+    ],
+)
+def test_name_keys_are_the_same_in_both_scripts(latin: str, cyrillic: str) -> None:
+    assert name_key(latin) == name_key(cyrillic) != ""
+
+
+def test_name_keys_of_different_places_differ() -> None:
+    keys = {name_key(w) for w in ("batken", "leilek", "isfara", "vorukh", "dushanbe", "bishkek")}
+    assert len(keys) == 6
+
+
+def test_names_in_reads_the_theatres_own_names_in_either_language(rules: RuleSet) -> None:
+    english = names_in(
+        "Fighting near Batken and Isfara; Tajik troops shell Kyrgyz posts", "kg-tj", rules
+    )
+    russian = names_in(
+        "Бои у Баткена и Исфары: таджикские военные обстреляли кыргызские посты", "kg-tj", rules
+    )
+    assert {name_key("batken"), name_key("isfara"), name_key("tajik")} <= english
+    assert english == russian
+    assert names_in("ОДКБ и CSTO", "csto", rules) == {"@csto"}  # the alliance's own names
+    assert names_in("Batken", "no-such-theatre", rules) == frozenset()
+
+
+KG = frozenset({"krgz", "tjk", "btkn", "isfr"})
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "agree"),
+    [
+        pytest.param(KG, KG, True, id="same"),
+        pytest.param(KG, frozenset({"krgz", "tjk"}), True, id="one-names-fewer"),
+        pytest.param(KG, frozenset({"krgz", "tjk", "lk", "klnd", "sgd"}), False, id="other-places"),
+        pytest.param(KG, frozenset({"krgz"}), False, id="one-name-only"),
+        pytest.param(
+            frozenset({"_zrbj", "_rmn"}), frozenset({"_zrbjn", "_rmn"}), True, id="prefix"
+        ),
+        pytest.param(KG, frozenset(), False, id="no-names"),
+    ],
+)
+def test_names_agree(a: frozenset[str], b: frozenset[str], agree: bool) -> None:
+    assert names_agree(a, b) is agree
+
+
+def story(
+    story_id: int,
+    language: str,
+    hours: float,
+    events: set[tuple[str, str]] | None = None,
+    names: frozenset[str] = KG,
+) -> EventStory:
+    events = {("kg-tj", "border_clash")} if events is None else events
+    return EventStory(
+        story_id=story_id,
+        languages=frozenset({language}),
+        published_at=T0 + timedelta(hours=hours),
+        events=frozenset(events),
+        names={theatre: names for theatre, _ in events},
+    )
+
+
+@pytest.mark.parametrize(
+    ("other", "joins"),
+    [
+        pytest.param(story(1, "en", 0), True, id="same-event-other-language"),
+        pytest.param(story(1, "en", -35), True, id="within-36h"),
+        pytest.param(story(1, "en", -37), False, id="beyond-36h"),
+        pytest.param(story(1, "ru", 0), False, id="same-language"),
+        pytest.param(story(1, "en", 0, {("kg-tj", "arms_delivery")}), False, id="other-sign"),
+        pytest.param(story(1, "en", 0, {("am-az", "border_clash")}), False, id="other-theatre"),
+        pytest.param(
+            story(1, "en", 0, names=frozenset({"krgz", "tjk", "lk", "klnd", "sgd"})),
+            False,
+            id="other-places",
+        ),
+    ],
+)
+def test_a_new_story_joins_the_same_event_in_another_language(
+    other: EventStory, joins: bool
+) -> None:
+    new = story(9, "ru", 0)
+    assert (choose_event_story(new, [other]) == 1) is joins
+
+
+def test_the_closest_story_is_chosen() -> None:
+    new = story(9, "ru", 0)
+    partial = story(1, "en", 0, names=frozenset({"krgz", "tjk", "btkn"}))
+    exact_but_later = story(2, "en", 20)
+    exact_near = story(3, "en", -2)
+    assert choose_event_story(new, [partial, exact_but_later, exact_near]) == 3
+    assert choose_event_story(new, [partial, exact_but_later]) == 2
+    assert choose_event_story(new, [story(5, "en", 1), story(4, "en", -1)]) == 4  # tie: oldest
+    assert choose_event_story(new, []) is None

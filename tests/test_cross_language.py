@@ -1,0 +1,162 @@
+"""The same event in English and in Russian is one story with both outlets as sources.
+
+Real SQLite, the shipped rules, the real poll recording (`pipeline.record_feed_result`):
+the join happens after matching, in the poll's transaction (issue 17).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor import db, pipeline
+from monitor.config import Config, load_config
+from monitor.models import Entry, Feed, FetchResult, ParseResult
+
+T0 = datetime(2024, 6, 7, 9, 0, tzinfo=UTC)
+WIRE = Feed(id="wire", url="https://wire.example/rss", name="Wire", language="en")
+NEWS = Feed(id="news", url="https://news.example/rss", name="Новости", language="ru")
+OTHER = Feed(id="other", url="https://other.example/rss", name="Other Wire", language="en")
+
+CLASH_EN = (
+    "Kyrgyz and Tajik border troops exchange fire near Batken",
+    "Kyrgyz and Tajik border guards exchanged fire near Batken and Isfara on Friday, "
+    "officials in Bishkek said. Two soldiers were killed.",
+)
+CLASH_RU = (
+    "Кыргызские и таджикские пограничники открыли огонь у Баткена",
+    "Кыргызские и таджикские пограничники в пятницу обменялись огнем у Баткена и Исфары, "
+    "сообщили в Бишкеке. Погибли двое военнослужащих.",
+)
+
+
+@pytest.fixture
+def config() -> Config:
+    base = load_config(indicators_path=None, settings_path=None, env={})
+    return replace(base, feeds=(WIRE, NEWS, OTHER))
+
+
+@pytest.fixture
+def store(tmp_path: Path, config: Config) -> Iterator[db.Store]:
+    with db.Store.open(tmp_path / "m.db") as s:
+        s.sync_feeds(list(config.feeds), now=T0)
+        yield s
+
+
+def poll(
+    store: db.Store,
+    config: Config,
+    feed: Feed,
+    entry_id: str,
+    text: tuple[str, str],
+    *,
+    published: datetime,
+    language: str,
+) -> int:
+    """Record one poll of `feed` bringing one item; return the item's story."""
+    now = published + timedelta(hours=1)
+    entry = Entry(entry_id, feed.id, None, text[0], text[1], published, language, entry_id)
+    state = store.feed_state(feed.id)
+    assert state is not None
+    result = FetchResult(feed_id=feed.id, outcome="ok", fetched_at=now, http_status=200)
+    summary = pipeline.PollSummary()
+    pipeline.record_feed_result(
+        store,
+        config,
+        feed,
+        state,
+        result,
+        ParseResult(entries=(entry,), status="ok"),
+        now=now,
+        rng=random.Random(0),
+        summary=summary,
+    )
+    assert summary.events >= 1, "the shipped rules should find a border clash here"
+    (story_id,) = store.conn.execute(
+        "SELECT story_id FROM articles WHERE feed_id = ? AND entry_id = ?", (feed.id, entry_id)
+    ).fetchone()
+    return int(story_id)
+
+
+def sources(store: db.Store, story_id: int) -> int:
+    return int(
+        store.conn.execute("SELECT sources FROM stories WHERE id = ?", (story_id,)).fetchone()[0]
+    )
+
+
+def test_the_same_clash_in_english_and_russian_is_one_story_of_two_sources(
+    store: db.Store, config: Config
+) -> None:
+    english = poll(store, config, WIRE, "1", CLASH_EN, published=T0, language="en")
+    russian = poll(
+        store, config, NEWS, "a", CLASH_RU, published=T0 + timedelta(hours=5), language="ru"
+    )
+    assert russian == english
+    assert sources(store, english) == 2
+    matches = store.query(
+        "SELECT DISTINCT story_id FROM matches WHERE indicator_id = 'border_clash'"
+    )
+    assert matches == [{"story_id": english}]
+    # the Russian item's own story stays, empty, saying where its articles went
+    assert store.query("SELECT sources FROM stories WHERE merged_into = ?", [english]) == [
+        {"sources": 0}
+    ]
+    scored = store.scored_matches(
+        "kg-tj",
+        since=T0 - timedelta(days=1),
+        until=T0 + timedelta(days=1),
+        indicators=config.rules.indicators,
+    )
+    assert {(m.story_id, m.sources) for m in scored if m.indicator_id == "border_clash"} == {
+        (english, 2)
+    }
+
+
+def test_the_join_also_works_the_other_way_round(store: db.Store, config: Config) -> None:
+    russian = poll(store, config, NEWS, "a", CLASH_RU, published=T0, language="ru")
+    english = poll(
+        store, config, WIRE, "1", CLASH_EN, published=T0 + timedelta(hours=20), language="en"
+    )
+    assert english == russian and sources(store, russian) == 2
+
+
+def test_a_report_two_days_later_is_another_event(store: db.Store, config: Config) -> None:
+    english = poll(store, config, WIRE, "1", CLASH_EN, published=T0, language="en")
+    russian = poll(
+        store, config, NEWS, "a", CLASH_RU, published=T0 + timedelta(days=2), language="ru"
+    )
+    assert russian != english and sources(store, english) == sources(store, russian) == 1
+
+
+def test_a_clash_elsewhere_on_the_border_is_another_event(store: db.Store, config: Config) -> None:
+    english = poll(store, config, WIRE, "1", CLASH_EN, published=T0, language="en")
+    elsewhere = (
+        "Кыргызские и таджикские пограничники открыли огонь у Лейлека",
+        "Кыргызские и таджикские пограничники обменялись огнем у Лейлека, Кулунду и "
+        "Деваштича, сообщили в Душанбе. Ранены трое.",
+    )
+    russian = poll(
+        store, config, NEWS, "a", elsewhere, published=T0 + timedelta(hours=3), language="ru"
+    )
+    assert russian != english
+
+
+def test_a_story_already_in_both_languages_takes_no_third_one_of_a_language(
+    store: db.Store, config: Config
+) -> None:
+    """One join per language: a second English report with another headline stays apart
+    (as same-language grouping decides), it does not ride on the Russian article."""
+    english = poll(store, config, WIRE, "1", CLASH_EN, published=T0, language="en")
+    poll(store, config, NEWS, "a", CLASH_RU, published=T0 + timedelta(hours=2), language="ru")
+    other = (
+        "Deadly shooting on the Kyrgyz-Tajik frontier at Batken",
+        "Border guards of Kyrgyzstan and Tajikistan exchanged fire at Batken and Isfara, "
+        "Bishkek said; two soldiers were killed.",
+    )
+    third = poll(store, config, OTHER, "z", other, published=T0 + timedelta(hours=4), language="en")
+    assert third != english
