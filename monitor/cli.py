@@ -272,6 +272,9 @@ def alerts(
 
     with obj.open_readonly() as store:
         rows = db.alert_rows(store, theatre_id=theatre, since=time_option(since), status=status)
+        # people read the table: indicators by name, not by id (the ids from the database:
+        # compiling the watch list's patterns would cost more than the query)
+        ids = db.indicator_ids(store) if fmt == "table" else ()
     columns = [
         "created_at",
         "kind",
@@ -284,10 +287,9 @@ def alerts(
     ]
     if fmt != "table":
         columns += ["sent_at", "last_error", "subject", "dedup_key"]
-    else:  # people read the table: indicators by name, not by id
+    else:
         from monitor.notify import name_indicators
 
-        ids = tuple(obj.config.rules.indicators)
         for row in rows:
             row["reason"] = name_indicators(row["reason"] or "", ids)
     click.echo(output.render_rows(rows, columns=columns, fmt=fmt, empty="(no alerts)"))

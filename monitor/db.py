@@ -1753,6 +1753,14 @@ def history_rows(
     )
 
 
+def indicator_ids(store: Store) -> tuple[str, ...]:
+    """Every indicator id the database has matches for (read from an index)."""
+    return tuple(
+        str(row[0])
+        for row in store.conn.execute("SELECT DISTINCT indicator_id FROM matches ORDER BY 1")
+    )
+
+
 def alert_rows(
     store: Store,
     *,
