@@ -60,13 +60,25 @@ class Config:
 
 
 def bundled_indicators_text() -> str:
-    """The indicators.yaml shipped with the package (the built-in defaults)."""
+    """The indicators.yaml shipped with the package (the built-in defaults).
+
+    An installed package holds it as package data (importlib.resources), readable wherever
+    the code is; an editable install reads it from the source tree's root. ConfigError,
+    naming the way out, when it cannot be read (a checkout in a directory this user cannot
+    enter).
+    """
     packaged = resources.files("monitor").joinpath(INDICATORS_FILENAME)
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    # An editable install runs from the source tree, where the file sits at the repo root.
-    source_tree = Path(__file__).resolve().parent.parent / INDICATORS_FILENAME
-    return source_tree.read_text(encoding="utf-8")
+    try:
+        if packaged.is_file():
+            return packaged.read_text(encoding="utf-8")
+        # An editable install runs from the source tree, where the file sits at the repo root.
+        source_tree = Path(__file__).resolve().parent.parent / INDICATORS_FILENAME
+        return source_tree.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{INDICATORS_FILENAME} (built-in): cannot read it ({exc.strerror or exc}); "
+            "give a watch list with --indicators or MONITOR_INDICATORS"
+        ) from None
 
 
 def resolve_indicators_path(
