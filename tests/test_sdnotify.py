@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -296,3 +297,20 @@ def test_a_full_manager_queue_drops_status_at_once_and_keeps_state_changes(
             sender.join(timeout=60)
         assert results == [True]
         assert "STATUS=busy" not in seen
+
+
+def test_the_fake_manager_reads_continuously_like_systemd() -> None:
+    """More datagrams than the kernel queues for a socket nobody reads
+    (net.unix.max_dgram_qlen, 10 in stock containers) all arrive while the test is busy
+    elsewhere: a test manager that read only on demand would leave the daemon's sends
+    waiting on a full queue, and STOPPING=1 would never arrive."""
+    qlen_file = Path("/proc/sys/net/unix/max_dgram_qlen")
+    qlen = int(qlen_file.read_text()) if qlen_file.exists() else 512
+    count = 3 * min(qlen, 512)
+    with FakeNotifySocket("path") as manager:
+        notifier = notifier_for(manager)
+        sent = [notifier.watchdog() for _ in range(count)]
+        assert all(sent), f"{sent.count(False)} of {count} sends failed"
+        for _ in range(count):
+            assert manager.receive(timeout=30) == ["WATCHDOG=1"]
+        assert manager.receive_nothing()
