@@ -751,7 +751,14 @@ SPACING = 0.25  # seconds between two requests to one host (per_host_min_interva
 def test_one_host_gets_at_most_k_concurrent_requests_with_minimum_spacing() -> None:
     with FeedServer(latency=2.5 * SPACING) as server:  # two requests overlap
         server.route("/*", Reply(200, FEED))
-        http = settings(per_host_concurrency=2, per_host_min_interval_seconds=SPACING)
+        http = settings(
+            per_host_concurrency=2,
+            per_host_min_interval_seconds=SPACING,
+            # not what is tested: generous, so a slow answer on a loaded machine is no error
+            connect_timeout=10.0,
+            read_timeout=10.0,
+            total_deadline_seconds=60.0,
+        )
         states = [FeedState(f"f{n}", server.url(f"/feed/{n}")) for n in range(20)]
 
         async def round_() -> list[FetchResult]:
