@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from monitor import validate as v
+from monitor.addresses import parse_address
 from monitor.errors import ConfigError
 from monitor.models import (
     AlertSettings,
@@ -66,13 +67,25 @@ class Config:
 
 
 def bundled_indicators_text() -> str:
-    """The indicators.yaml shipped with the package (the built-in defaults)."""
+    """The indicators.yaml shipped with the package (the built-in defaults).
+
+    An installed package holds it as package data (importlib.resources), readable wherever
+    the code is; an editable install reads it from the source tree's root. ConfigError,
+    naming the way out, when it cannot be read (a checkout in a directory this user cannot
+    enter).
+    """
     packaged = resources.files("monitor").joinpath(INDICATORS_FILENAME)
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    # An editable install runs from the source tree, where the file sits at the repo root.
-    source_tree = Path(__file__).resolve().parent.parent / INDICATORS_FILENAME
-    return source_tree.read_text(encoding="utf-8")
+    try:
+        if packaged.is_file():
+            return packaged.read_text(encoding="utf-8")
+        # An editable install runs from the source tree, where the file sits at the repo root.
+        source_tree = Path(__file__).resolve().parent.parent / INDICATORS_FILENAME
+        return source_tree.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{INDICATORS_FILENAME} (built-in): cannot read it ({exc.strerror or exc}); "
+            "give a watch list with --indicators or MONITOR_INDICATORS"
+        ) from None
 
 
 def resolve_indicators_path(
@@ -215,6 +228,11 @@ def parse_indicators_text(raw_text: str, *, source: str) -> WatchList:
     from monitor.rules import compile_ruleset
 
     rules = compile_ruleset(top.get("theatres"), top.get("indicators"), source=source)
+    for theatre in rules.theatres.values():
+        for index, address in enumerate(theatre.recipients):
+            _check_address(
+                address, root.child("theatres").child(theatre.id).child("recipients").child(index)
+            )
     return WatchList(feeds=feeds, scoring=scoring, alerts=alerts, rules=rules)
 
 
@@ -556,13 +574,19 @@ def _parse_smtp(
         raw.get("security", defaults.security), at.child("security"), ("none", "starttls", "tls")
     )
     port_default = {"none": 25, "starttls": 587, "tls": 465}[security]
-    recipients = v.text_list(raw.get("recipients", []), at.child("recipients"))
+    recipients_at = (
+        env_at.child("MONITOR_SMTP_RECIPIENTS")
+        if "MONITOR_SMTP_RECIPIENTS" in env
+        else at.child("recipients")
+    )
+    recipients = v.text_list(raw.get("recipients", []), recipients_at)
     for index, address in enumerate(recipients):
-        if "@" not in address or any(c in address for c in "\r\n <>,"):
-            at.child("recipients").child(index).fail(f"not an email address: {address!r}")
-    sender = v.text(raw.get("sender", defaults.sender), at.child("sender"))
-    if "@" not in sender or any(c in sender for c in "\r\n"):
-        at.child("sender").fail(f"not an email address: {sender!r}")
+        _check_address(address, recipients_at.child(index))
+    sender_at = (
+        env_at.child("MONITOR_SMTP_SENDER") if "MONITOR_SMTP_SENDER" in env else at.child("sender")
+    )
+    sender = v.text(raw.get("sender", defaults.sender), sender_at)
+    _check_address(sender, sender_at)
     username = raw.get("username")
     return SmtpSettings(
         host=v.text(raw.get("host", defaults.host), at.child("host")),
@@ -579,6 +603,14 @@ def _parse_smtp(
         recipients=recipients,
         ca_file=_smtp_ca_file(raw.get("ca_file"), at.child("ca_file"), security),
     )
+
+
+def _check_address(text: str, at: v.Location) -> None:
+    """The check rendering makes (`monitor.addresses`): what loads is what can be sent."""
+    try:
+        parse_address(text, "")
+    except ValueError as exc:
+        at.fail(str(exc))
 
 
 def _smtp_ca_file(value: object, at: v.Location, security: str) -> str | None:

@@ -821,7 +821,28 @@ class Store:
         without a warning, or 304) clears a warning the previous poll left, so the feed
         shows what this poll found, while a past failure stays on record.
         (`last_status` in the statement is the previous poll's: SQLite reads the old row.)
+
+        The stored URL changes only for a permanent redirect, and only while the configured
+        URL is the one the poll started from: a reload (SIGHUP) that corrects the address
+        while this fetch is in flight has already set the feed up afresh (`sync_feeds`), and
+        the old address's answer must not overwrite that, then or after a restart.
         """
+        if new_state.configured_url is not None:
+            row = self.conn.execute(
+                "SELECT configured_url FROM feeds WHERE id = ?", (new_state.feed_id,)
+            ).fetchone()
+            if row is not None and row[0] != new_state.configured_url:
+                self.conn.execute(
+                    "UPDATE feeds SET polls = polls + 1, entries_seen = entries_seen + ? "
+                    "WHERE id = ?",
+                    (entries_seen, new_state.feed_id),
+                )
+                return
+        moved_to = (
+            result.permanent_url
+            if result.permanent_url and new_state.url == result.permanent_url
+            else None
+        )
         error_kind = result.error_kind
         error_message = result.error_message
         status: str = result.outcome
@@ -834,7 +855,7 @@ class Store:
         at = to_iso(result.fetched_at)
         self.conn.execute(
             """
-            UPDATE feeds SET url = ?, etag = ?, last_modified = ?, next_check_at = ?,
+            UPDATE feeds SET url = coalesce(?, url), etag = ?, last_modified = ?, next_check_at = ?,
                 consecutive_failures = ?, failing_since = ?, disabled = ?,
                 last_status = ?, last_http_status = ?, last_polled_at = ?,
                 last_success_at = CASE WHEN ? THEN last_success_at ELSE ? END,
@@ -850,7 +871,7 @@ class Store:
             WHERE id = ?
             """,
             (
-                new_state.url,
+                moved_to,
                 new_state.etag,
                 new_state.last_modified,
                 _opt_iso(new_state.next_check_at),
@@ -1682,6 +1703,7 @@ def _feed_state(row: Mapping[str, Any]) -> FeedState:
         consecutive_failures=row["consecutive_failures"] or 0,
         failing_since=_opt_dt(row["failing_since"]),
         disabled=bool(row["disabled"]),
+        configured_url=row["configured_url"],
     )
 
 

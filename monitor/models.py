@@ -195,6 +195,9 @@ class FeedState:
     consecutive_failures: int = 0
     failing_since: datetime | None = None
     disabled: bool = False  # 410 Gone
+    # The configured address when this state was read (None: not read from the database).
+    # A poll's outcome belongs to that address; see `Store.record_poll`.
+    configured_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

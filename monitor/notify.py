@@ -48,6 +48,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from monitor.addresses import ADDR_SPEC, parse_address
 from monitor.errors import DeliveryError
 from monitor.models import AlertDecision, Contribution, ScoredMatch, SmtpSettings, utc
 
@@ -646,20 +647,39 @@ def _render_html(content: _Content) -> str:
 # Addresses and the message
 
 # A plain ASCII addr-spec; display names are handled separately. No "=?" (see module doc).
-_ADDR_SPEC = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
-)
+_ADDR_SPEC = ADDR_SPEC
 
 
 def _checked_address(text: str, role: str) -> Address:
-    """Parse "Name <a@b>" or "a@b" into an Address, or raise ValueError naming the problem."""
-    if any(char in _BREAK_CHARS or unicodedata.category(char) == "Cc" for char in text):
-        raise ValueError(f"{role} address {text!r} contains a line break or control character")
-    name, addr = email.utils.parseaddr(text)
-    if not _ADDR_SPEC.fullmatch(addr) or "=?" in addr or ".." in addr:
-        raise ValueError(f"{role} address {text!r} is not a plain user@domain address")
-    return Address(display_name=_header_text(name, 80), addr_spec=addr)
+    """Parse "Name <a@b>" or "a@b" into an Address, or raise ValueError naming the problem.
+
+    The same check as configuration loading (`monitor.addresses`), so an address that
+    passed `check-config` renders."""
+    address = parse_address(text, f"{role} address")
+    return Address(display_name=_header_text(address.display_name, 80), addr_spec=address.addr_spec)
+
+
+def _checked_recipients(recipients: Sequence[str]) -> list[Address]:
+    """The recipients that can be addressed, each once. A bad one (say, a theatre's address
+    recorded before it was checked) is left out with a warning rather than failing the
+    message to the others; ValueError only when none is left."""
+    addresses: list[Address] = []
+    seen: set[str] = set()
+    problems: list[str] = []
+    for recipient in recipients:
+        try:
+            address = _checked_address(recipient, "recipient")
+        except ValueError as error:
+            problems.append(str(error))
+            continue
+        if address.addr_spec.lower() not in seen:
+            seen.add(address.addr_spec.lower())
+            addresses.append(address)
+    if problems and not addresses:
+        raise ValueError("; ".join(problems))
+    for problem in problems:
+        log.warning("recipient left out of the message: %s", problem)
+    return addresses
 
 
 def _list_label(text: str) -> str:
@@ -734,13 +754,7 @@ def _render(
     now: datetime,
 ) -> EmailMessage:
     from_address = _checked_address(sender, "sender")
-    to_addresses: list[Address] = []
-    seen: set[str] = set()
-    for recipient in recipients:
-        address = _checked_address(recipient, "recipient")
-        if address.addr_spec.lower() not in seen:
-            seen.add(address.addr_spec.lower())
-            to_addresses.append(address)
+    to_addresses = _checked_recipients(recipients)
     if not _MESSAGE_ID.fullmatch(message_id):
         raise ValueError(f"Message-ID {message_id!r} is not of the form <id@domain>")
 
@@ -828,11 +842,18 @@ def _envelope_recipients(message: EmailMessage) -> list[str]:
     fields: list[str] = []
     for name in ("To", "Cc", "Bcc"):
         fields += [str(value) for value in message.get_all(name, [])]
-    recipients = []
+    recipients: list[str] = []
+    bad: list[str] = []
     for _, addr in email.utils.getaddresses(fields):
-        if not _ADDR_SPEC.fullmatch(addr):
-            raise DeliveryError(f"bad recipient address {addr!r} in the message", retryable=False)
-        recipients.append(addr)
+        (recipients if _ADDR_SPEC.fullmatch(addr) else bad).append(addr)
+    if bad and not recipients:
+        raise DeliveryError(f"bad recipient address {bad[0]!r} in the message", retryable=False)
+    if bad:  # one bad address (an old outbox row) must not stop the message to the others
+        log.warning(
+            "recipients left out of the envelope message_id=%s bad=%s",
+            message.get("Message-ID"),
+            ", ".join(repr(addr) for addr in bad),
+        )
     if not recipients:
         raise DeliveryError("the message has no recipients (To is empty)", retryable=False)
     return recipients

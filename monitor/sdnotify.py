@@ -29,7 +29,10 @@ WATCHDOG_USEC = "WATCHDOG_USEC"
 WATCHDOG_PID = "WATCHDOG_PID"
 
 STATUS_MAX_CHARS = 200  # `systemctl status` shows one line; keep it readable
-SEND_TIMEOUT_SECONDS = 2.0  # a full manager queue must not hang the daemon
+# How long a state change (READY, STOPPING, RELOADING, WATCHDOG) may wait for room in a
+# full manager queue; STATUS never waits (a later one replaces it). Bounded: the daemon's
+# event loop sends these.
+SEND_TIMEOUT_SECONDS = 2.0
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -138,8 +141,9 @@ class Notifier:
         return self._send_with_status(["READY=1"], status)
 
     def status(self, text: str) -> bool:
-        """A one-line status for `systemctl status` (sanitised)."""
-        return self.notify(f"STATUS={sanitise_status(text)}")
+        """A one-line status for `systemctl status` (sanitised). Dropped, never waited for,
+        when the manager's queue is full: the next status replaces it anyway."""
+        return self.notify(f"STATUS={sanitise_status(text)}", wait=False)
 
     def watchdog(self) -> bool:
         """A watchdog keep-alive. Send it only while the daemon is healthy."""
@@ -163,8 +167,14 @@ class Notifier:
         """Ask for `seconds` more before the start/stop timeout fires (long migrations)."""
         return self.notify(f"EXTEND_TIMEOUT_USEC={max(0, round(seconds * 1_000_000))}")
 
-    def notify(self, *assignments: str) -> bool:
+    def notify(self, *assignments: str, wait: bool = True) -> bool:
         """Send `KEY=value` assignments in one datagram.
+
+        When the manager's receive queue is full (it has not read yet; a short
+        `net.unix.max_dgram_qlen` makes that easy), `wait=True` waits up to
+        SEND_TIMEOUT_SECONDS for room and `wait=False` drops the datagram at once.
+        The socket is connected to the manager's, so the wait sleeps in poll(2) until
+        the manager reads (an unconnected sendto() with a timeout spins on EAGAIN).
 
         Raises ValueError for a malformed assignment (a programming error, not a
         socket error): each must be `KEY=value` with an upper-case key and no
@@ -178,11 +188,13 @@ class Notifier:
             return False
         payload = ("\n".join(assignments) + "\n").encode()
         try:
-            if self._sock is None:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-                sock.settimeout(SEND_TIMEOUT_SECONDS)
-                self._sock = sock
-            self._sock.sendto(payload, self._address)
+            sock = self._connected()
+            # A timeout makes Python poll for room first; non-blocking fails at once.
+            sock.settimeout(SEND_TIMEOUT_SECONDS if wait else 0.0)
+            sock.send(payload)
+        except BlockingIOError:
+            log.debug("sd_notify queue of %s is full; dropped %s", self.socket_path, assignments)
+            return False
         except OSError as exc:
             level = logging.DEBUG if self._warned else logging.WARNING
             self._warned = True
@@ -190,6 +202,18 @@ class Notifier:
             self.close()
             return False
         return True
+
+    def _connected(self) -> socket.socket:
+        if self._sock is None:
+            assert self._address is not None
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            try:
+                sock.connect(self._address)
+            except OSError:
+                sock.close()
+                raise
+            self._sock = sock
+        return self._sock
 
     def close(self) -> None:
         """Close the socket (a later call opens a new one)."""

@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -42,7 +42,7 @@ from monitor.db import Store
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetcher import Fetcher
 from monitor.instance_lock import acquire_instance_lock
-from monitor.models import to_iso
+from monitor.models import ScheduleSettings, Settings, to_iso
 from monitor.parse_sandbox import ParserPool
 from monitor.sdnotify import Notifier
 from monitor.status import config_delivery_problem
@@ -58,6 +58,25 @@ JOB_STATS_META_KEY = "scheduler_stats"
 HEARTBEAT_META_KEY = "daemon_heartbeat"
 HEARTBEAT_SECONDS = 30.0
 FAILURES_BEFORE_UNHEALTHY = 3  # consecutive failed runs of the poll or score job
+
+# What a reload (SIGHUP) cannot change in a running daemon: the database it holds open and
+# locked, and the HTTP side built at start (client pools and limits, the address guard,
+# the parse workers' bounds). A reload that changes them keeps the running values and says
+# so; a restart applies them. Everything else applies at once: feeds, theatres, indicators,
+# scoring, alerts, smtp, maildir, schedule (the jobs are rescheduled) and metrics_listen
+# (the endpoint is started, moved or stopped).
+RESTART_ONLY_SETTINGS = ("database_path", "http")
+RELOAD_NOTE = (
+    "a reload (SIGHUP) applies every setting except "
+    + " and ".join(RESTART_ONLY_SETTINGS)
+    + ", which need a restart"
+)
+_RESCHEDULED_JOBS = {
+    "poll": "poll_tick_seconds",
+    "score": "score_tick_seconds",
+    "outbox": "outbox_tick_seconds",
+    "maintenance": "maintenance_tick_seconds",
+}
 
 
 def utcnow() -> datetime:
@@ -118,6 +137,7 @@ class Daemon:
         # Shared by every outbox drain: SIGTERM stops new sends, the stop deadline wakes the one
         # blocked in the network (see `_wait_for_running_jobs`).
         self._delivery_stop = notify.DeliveryStop()
+        self._metrics: MetricsEndpoint | None = None
 
     # -- lifetime ------------------------------------------------------------
 
@@ -223,21 +243,59 @@ class Daemon:
             self.notifier.status(f"reload refused: {exc}")
             self.notifier.ready()
             return
-        if new_config.settings.db_path != self.config.settings.db_path:
+        running = self.config.settings
+        pending = settings_needing_restart(running, new_config.settings)
+        if pending:
             log.warning(
-                "reload: database path changes need a restart; keeping %s",
-                self.config.settings.db_path,
+                "reload: %s changed; kept the running values until a restart",
+                " and ".join(pending),
             )
+            new_config = replace(
+                new_config,
+                settings=replace(new_config.settings, db_path=running.db_path, http=running.http),
+            )
+        new_config = self._apply_metrics_listen(new_config)
+        self._apply_schedule(new_config.settings.schedule)
         self.config = new_config
         if self.store is not None:
             self.store.sync_feeds(new_config.feeds, now=self.clock())
         log.info(
-            "reloaded feeds=%d theatres=%d indicators=%d",
+            "reloaded feeds=%d theatres=%d indicators=%d restart_needed=%s",
             len(new_config.feeds),
             len(new_config.rules.theatres),
             len(new_config.rules.indicators),
+            ",".join(pending) or "none",
         )
         self.notifier.ready()
+
+    def _apply_metrics_listen(self, new_config: Config) -> Config:
+        """Start, move or stop the endpoint; if the new address cannot be bound, keep
+        serving where it was (and say so) and keep that address in the configuration."""
+        listen = new_config.settings.metrics_listen
+        if self._metrics is None or listen == self._metrics.listen:
+            return new_config
+        try:
+            self._metrics.move_to(listen)
+        except MonitorError as exc:
+            log.error(
+                "reload: metrics endpoint not moved, still on %s: %s", self._metrics.listen, exc
+            )
+            return replace(
+                new_config,
+                settings=replace(new_config.settings, metrics_listen=self._metrics.listen),
+            )
+        log.info("reload: metrics endpoint %s", f"on {listen}" if listen else "stopped")
+        return new_config
+
+    def _apply_schedule(self, schedule: ScheduleSettings) -> None:
+        if self.scheduler is None:
+            return
+        for job_id, key in _RESCHEDULED_JOBS.items():
+            seconds = getattr(schedule, key)
+            if self._intervals.get(job_id) not in (None, seconds):
+                self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds)
+                self._intervals[job_id] = seconds
+                log.info("reload: job %s now every %s s", job_id, seconds)
 
     # -- scheduler -----------------------------------------------------------
 
@@ -478,13 +536,47 @@ class Daemon:
                 )
         return True, "ok"
 
-    def _start_metrics(self) -> Any:
-        listen = self.config.settings.metrics_listen
-        if not listen:
-            return None
+    def _start_metrics(self) -> MetricsEndpoint:
+        self._metrics = MetricsEndpoint(self)
+        self._metrics.move_to(self.config.settings.metrics_listen)
+        return self._metrics
+
+
+def settings_needing_restart(running: Settings, loaded: Settings) -> list[str]:
+    """The settings in RESTART_ONLY_SETTINGS that `loaded` changes."""
+    changed = []
+    if loaded.db_path != running.db_path:
+        changed.append("database_path")
+    if loaded.http != running.http:
+        changed.append("http")
+    return changed
+
+
+class MetricsEndpoint:
+    """The optional /healthz and /metrics endpoint of a daemon: none, or one server on
+    `listen`, which a reload can start, move or stop."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+        self.listen: str | None = None
+        self._server: Any = None
+
+    def move_to(self, listen: str | None) -> None:
+        """Serve on `listen` (None: stop). The new server is started before the old one is
+        closed: if it cannot be (MonitorError), the old one keeps serving."""
+        if listen == self.listen:
+            return
         from monitor.metrics import start_daemon_metrics
 
-        return start_daemon_metrics(self, listen)
+        started = start_daemon_metrics(self._daemon, listen) if listen else None
+        old, self._server, self.listen = self._server, started, listen
+        if old is not None:
+            old.close()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
 
 def _warn_if_undeliverable(config: Config) -> None:

@@ -4,13 +4,22 @@
 be (a path, or an @abstract name). Point NOTIFY_SOCKET at `.address` (or pass
 `.environ()` to a subprocess) and read what the daemon sent with `receive()` or
 `wait_for()`. All waits are bounded; nothing sleeps.
+
+Like systemd, it reads continuously (a thread moves every datagram into a queue as
+it arrives): the kernel's queue for a datagram socket is short
+(`net.unix.max_dgram_qlen`, 10 in stock containers), and a manager that only reads
+when a test asks would leave the daemon's sends waiting on a full queue.
+`drain=False` keeps datagrams in the kernel queue, to test exactly that.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import select
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,7 +32,7 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 class FakeNotifySocket:
     """The service manager's end of the notify protocol."""
 
-    def __init__(self, kind: Literal["path", "abstract"] = "path") -> None:
+    def __init__(self, kind: Literal["path", "abstract"] = "path", *, drain: bool = True) -> None:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._dir: str | None = None
         if kind == "path":
@@ -36,6 +45,29 @@ class FakeNotifySocket:
             name = f"monitor-test-{uuid.uuid4().hex}"
             self._sock.bind(b"\0" + name.encode())
             self.address = "@" + name
+        self._sock.setblocking(False)
+        self._received: queue.Queue[bytes] = queue.Queue()
+        self._lock = threading.Lock()  # one reader of the kernel queue at a time
+        self._closing = threading.Event()
+        self._drainer: threading.Thread | None = None
+        if drain:
+            self._drainer = threading.Thread(target=self._drain, name="fake-notify", daemon=True)
+            self._drainer.start()
+
+    def _drain(self) -> None:
+        while not self._closing.is_set():
+            ready, _, _ = select.select([self._sock], [], [], 0.1)
+            if ready:
+                self._take_waiting()
+
+    def _take_waiting(self) -> None:
+        """Move every datagram waiting in the kernel queue into ours."""
+        with self._lock:
+            while True:
+                try:
+                    self._received.put(self._sock.recv(65536))
+                except (BlockingIOError, OSError):
+                    return
 
     def environ(self, **extra: str) -> dict[str, str]:
         """A copy of os.environ with NOTIFY_SOCKET (and `extra`) set, for a subprocess."""
@@ -46,22 +78,27 @@ class FakeNotifySocket:
 
     def receive(self, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> list[str]:
         """The assignments of the next datagram; TimeoutError if none comes in time."""
-        self._sock.settimeout(timeout)
-        try:
-            data = self._sock.recv(65536)
-        except TimeoutError:
-            raise TimeoutError(f"no sd_notify datagram within {timeout} s") from None
-        return data.decode().splitlines()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._drainer is None:
+                self._take_waiting()
+            try:
+                remaining = deadline - time.monotonic()
+                data = self._received.get(timeout=max(0.0, min(remaining, 0.05)))
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"no sd_notify datagram within {timeout} s") from None
+                continue
+            return data.decode().splitlines()
 
     def receive_nothing(self) -> bool:
-        """True if no datagram is waiting right now (does not wait)."""
-        self._sock.setblocking(False)
+        """True if no datagram is waiting right now (does not wait); otherwise the next
+        datagram is consumed and False is returned."""
+        self._take_waiting()
         try:
-            self._sock.recv(65536)
-        except BlockingIOError:
+            self._received.get_nowait()
+        except queue.Empty:
             return True
-        finally:
-            self._sock.setblocking(True)
         return False
 
     def wait_for(self, assignment: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> list[str]:
@@ -79,6 +116,9 @@ class FakeNotifySocket:
                 return seen
 
     def close(self) -> None:
+        self._closing.set()
+        if self._drainer is not None:
+            self._drainer.join(timeout=10)
         self._sock.close()
         if self._dir is not None:
             for leftover in Path(self._dir).iterdir():

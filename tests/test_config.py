@@ -36,6 +36,21 @@ def test_built_in_default_is_the_repository_file() -> None:
     assert bundled_indicators_text() == (REPO / "indicators.yaml").read_text(encoding="utf-8")
 
 
+def test_an_unreadable_built_in_list_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An editable install whose checkout this user cannot read (a private directory):
+    a ConfigError that names the way out, not a traceback."""
+    from monitor import config
+
+    monkeypatch.setattr(config, "INDICATORS_FILENAME", "no-such-watch-list.yaml")
+    with pytest.raises(ConfigError) as caught:
+        bundled_indicators_text()
+    message = str(caught.value)
+    assert message.startswith("no-such-watch-list.yaml (built-in): cannot read it")
+    assert "--indicators" in message and "\n" not in message
+
+
 def test_good_fixture_loads() -> None:
     watch = parse_indicators_text(
         (FIXTURES / "good.yaml").read_text(encoding="utf-8"), source="indicators.yaml"

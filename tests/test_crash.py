@@ -426,6 +426,9 @@ def _kill_cycles(tmp_path: Path, kills: int, seed: int) -> None:
     )
 
 
+# Six real `run --once` processes, each killed or run to the end: on a loaded machine that
+# is minutes, not the suite's default 120 s per test; every wait inside is bounded itself.
+@pytest.mark.timeout(900)
 def test_random_sigkills_during_cycles_lose_nothing_and_repeat_at_most_once(tmp_path: Path) -> None:
     _kill_cycles(tmp_path, kills=6, seed=27)
 

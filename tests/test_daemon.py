@@ -117,6 +117,59 @@ def test_daemon_lifecycle(deployment: Deployment, sink: MailSink, feed_server: F
     assert len(sink.received()) == 1
 
 
+def test_sighup_applies_metrics_listen_and_the_schedule_and_names_what_needs_a_restart(
+    tmp_path: Path, feed_server: FeedServer, sink: MailSink
+) -> None:
+    """The install guide says a reload applies metrics_listen: the endpoint moves. The
+    schedule is applied too; http (and database_path) need a restart, and the reload says
+    so in its log line, as check-config does."""
+    first_port, second_port = free_port(), free_port()
+    feeds = {"wire": feed_server.url("/wire.xml")}
+    deployment = write_deployment(
+        tmp_path / "deploy-reload", feeds=feeds, smtp_port=sink.port, metrics_port=first_port
+    )
+    check = subprocess.run(
+        deployment.args("check-config"), capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0, check.stderr
+    assert "except database_path and http, which need a restart" in check.stdout
+    with FakeNotifySocket("path") as notify:
+        daemon = DaemonProcess(deployment, env=notify.environ())
+        try:
+            notify.wait_for("READY=1", timeout=30)
+            assert httpx.get(f"http://127.0.0.1:{first_port}/healthz", timeout=10).status_code
+            moved = write_deployment(
+                tmp_path / "deploy-reload",
+                feeds=feeds,
+                smtp_port=sink.port,
+                metrics_port=second_port,
+                poll_tick_seconds=3,
+            )
+            text = moved.settings.read_text(encoding="utf-8")
+            moved.settings.write_text(
+                text.replace("total_deadline_seconds = 10.0", "total_deadline_seconds = 12.0"),
+                encoding="utf-8",
+            )
+            mark = len(daemon.log())
+            daemon.signal(signal.SIGHUP)
+            log = daemon.wait_for_log("reloaded", after=mark)[mark:]
+            notify.wait_for("READY=1", timeout=30)
+            assert "restart_needed=http" in log
+            assert "reload: http changed; kept the running values until a restart" in log
+            assert "reload: job poll now every 3 s" in log
+            assert httpx.get(f"http://127.0.0.1:{second_port}/healthz", timeout=10).status_code in (
+                200,
+                503,
+            )
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"http://127.0.0.1:{first_port}/healthz", timeout=10)
+            assert daemon.stop(timeout=15) == 0
+        finally:
+            if daemon.process.poll() is None:
+                daemon.kill()
+    assert "Traceback" not in daemon.log()
+
+
 def test_sigkill_and_restart_loses_nothing_and_sends_nothing_twice(
     deployment: Deployment, sink: MailSink
 ) -> None:

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from monitor import db
 from monitor.cli import cli
+from monitor.config import bundled_indicators_text
 from monitor.errors import DatabaseError
 from monitor.models import ScorePoint
 from tests.cli_support import START, add_articles, build_database
@@ -111,8 +112,15 @@ def test_writes_through_the_cli_connection_fail_with_readonly(tmp_path: Path) ->
 
 @needs_root
 def test_another_user_with_read_access_only_can_query_a_stopped_database(
-    shared_dir: Path,
+    shared_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The watch list where the deployment keeps it, readable by the group (/etc/monitor):
+    # the checkout (the built-in list of an editable install) may sit where `nobody`
+    # cannot enter, e.g. a private temporary directory.
+    watch_list = shared_dir / "indicators.yaml"
+    watch_list.write_text(bundled_indicators_text(), encoding="utf-8")
+    watch_list.chmod(0o644)
+    monkeypatch.setenv("MONITOR_INDICATORS", str(watch_list))
     path = add_articles(build_database(shared_dir / "m.db"))
     path.chmod(0o644)
     assert not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()

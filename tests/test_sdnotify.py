@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -252,3 +253,64 @@ def test_a_subprocess_notifies_through_the_environment(manager: FakeNotifySocket
     )
     assert proc.returncode == 0, proc.stderr.decode()
     assert manager.wait_for("STOPPING=1") == ["READY=1", "STATUS=started", "STOPPING=1"]
+
+
+def _fill_queue(address: str) -> int:
+    """Send empty datagrams until the manager's kernel queue is full; return how many."""
+    target = b"\0" + address[1:].encode() if address.startswith("@") else address
+    count = 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
+        filler.connect(target)
+        filler.setblocking(False)
+        while True:
+            try:
+                filler.send(b"X-FILLER=1\n")
+            except BlockingIOError:
+                return count
+            count += 1
+
+
+@pytest.mark.parametrize("kind", ["path", "abstract"])
+def test_a_full_manager_queue_drops_status_at_once_and_keeps_state_changes(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manager that has not read yet (the kernel queue holds net.unix.max_dgram_qlen
+    datagrams): a STATUS= is dropped without waiting, and without losing the socket;
+    READY=1 waits (bounded) for room and arrives once the manager reads."""
+    import threading
+
+    from monitor import sdnotify
+
+    monkeypatch.setattr(sdnotify, "SEND_TIMEOUT_SECONDS", 60.0)  # a wait would show
+    with FakeNotifySocket(kind, drain=False) as manager:
+        notifier = notifier_for(manager)
+        assert _fill_queue(manager.address) > 0
+        started = time.monotonic()
+        assert notifier.status("busy") is False
+        assert time.monotonic() - started < 30  # not the 60 s send timeout
+        results: list[bool] = []
+        sender = threading.Thread(target=lambda: results.append(notifier.ready()))
+        sender.start()
+        try:
+            seen = manager.wait_for("READY=1", timeout=30)  # reading makes room
+        finally:
+            sender.join(timeout=60)
+        assert results == [True]
+        assert "STATUS=busy" not in seen
+
+
+def test_the_fake_manager_reads_continuously_like_systemd() -> None:
+    """More datagrams than the kernel queues for a socket nobody reads
+    (net.unix.max_dgram_qlen, 10 in stock containers) all arrive while the test is busy
+    elsewhere: a test manager that read only on demand would leave the daemon's sends
+    waiting on a full queue, and STOPPING=1 would never arrive."""
+    qlen_file = Path("/proc/sys/net/unix/max_dgram_qlen")
+    qlen = int(qlen_file.read_text()) if qlen_file.exists() else 512
+    count = 3 * min(qlen, 512)
+    with FakeNotifySocket("path") as manager:
+        notifier = notifier_for(manager)
+        sent = [notifier.watchdog() for _ in range(count)]
+        assert all(sent), f"{sent.count(False)} of {count} sends failed"
+        for _ in range(count):
+            assert manager.receive(timeout=30) == ["WATCHDOG=1"]
+        assert manager.receive_nothing()

@@ -89,7 +89,7 @@ def test_password_comes_from_environment_or_credential_and_is_never_shown(tmp_pa
         pytest.param(
             "[smtp]\nrecipients = ['desk at example.org']\n",
             {},
-            "monitor.toml: smtp.recipients[0]: not an email address",
+            "monitor.toml: smtp.recipients[0]: 'desk at example.org' is not an email address (user@domain)",
             id="bad-recipient",
         ),
         pytest.param(
