@@ -24,7 +24,7 @@ import ssl
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -655,13 +655,23 @@ class Fetcher:
         return list(await asyncio.gather(*(self.fetch(state, now=now) for state in states)))
 
     async def iter_fetches(
-        self, states: Sequence[FeedState], *, now: datetime
-    ) -> AsyncIterator[FetchResult]:
-        """Yield results as they complete, so a caller can parse and drop bodies early."""
-        tasks = [asyncio.create_task(self.fetch(state, now=now)) for state in states]
+        self, states: Sequence[FeedState], *, now: datetime, max_pending: int | None = None
+    ) -> AsyncGenerator[FetchResult, None]:
+        """Yield results as they complete, so a caller can parse and drop bodies early.
+
+        With `max_pending`, at most that many results are fetched or being fetched and not
+        yet taken by the caller: a caller that takes the next result only when it has room
+        for it holds memory bounded by that, not by the number of feeds. A feed waits for
+        room only after its host's slot and spacing, so a slow host holds no room.
+        """
+        room = asyncio.Semaphore(max_pending) if max_pending is not None else None
+        tasks = [asyncio.create_task(self._fetch(state, now=now, room=room)) for state in states]
         try:
             for next_done in asyncio.as_completed(tasks):
-                yield await next_done
+                result = await next_done
+                if room is not None:
+                    room.release()  # the caller holds this one now
+                yield result
         finally:
             for task in tasks:
                 task.cancel()
@@ -672,11 +682,18 @@ class Fetcher:
         Waits for a global slot, a per-host slot and the per-host spacing first; the total
         deadline starts when the request does.
         """
+        return await self._fetch(state, now=now, room=None)
+
+    async def _fetch(
+        self, state: FeedState, *, now: datetime, room: asyncio.Semaphore | None
+    ) -> FetchResult:
         now = utc(now)
         await self.open()
         try:
             url = validate_feed_url(state.url)
         except ValueError as exc:
+            if room is not None:
+                await room.acquire()  # every result yielded holds room until it is taken
             return FetchResult(
                 state.feed_id, "error", now, error_kind="invalid_url", error_message=str(exc)
             )
@@ -688,6 +705,8 @@ class Fetcher:
                 wait = gate.last_start + self.settings.per_host_min_interval_seconds - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if room is not None:
+                    await room.acquire()  # released when the caller takes the result
                 await self._global.acquire()
                 gate.last_start = loop.time()
             try:
