@@ -279,6 +279,7 @@ class ParserPool:
         self.reject_entity_declarations = reject_entity_declarations
         self.max_parses_per_worker = max_parses_per_worker
         self.workers_replaced = 0  # killed, died or recycled after a resource limit
+        self.rules_sent = 0  # times a rule set went to a worker (once per worker and rule set)
         self._threads = ThreadPoolExecutor(max_workers=self.size * 2, thread_name_prefix="parser")
         self._slots: asyncio.Queue[_Worker | None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -374,6 +375,8 @@ class ParserPool:
                 if worker is not None:
                     self._retire(worker, replaced=True)
                 worker = await loop.run_in_executor(self._threads, self._start_worker)
+            if rules is not None and worker.rules_generation != rules[0]:
+                self.rules_sent += 1  # this job carries the rule set's bytes
             result, replace_me, matches = await loop.run_in_executor(
                 self._threads, worker.roundtrip, body, kwargs, rules, self.timeout_seconds
             )
