@@ -69,6 +69,7 @@ _PERMANENT_REDIRECTS = frozenset({301, 308})
 _DECODE_PIECE = 64 * 1024  # decoded bytes produced per step: bounds memory per chunk
 _MAX_HEADER_VALUE = 8 * 1024
 _POOL_SHARDS = 8
+_START_BURST = 64  # fetch tasks started per turn of the event loop
 _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
@@ -665,8 +666,14 @@ class Fetcher:
         room only after its host's slot and spacing, so a slow host holds no room.
         """
         room = asyncio.Semaphore(max_pending) if max_pending is not None else None
-        tasks = [asyncio.create_task(self._fetch(state, now=now, room=room)) for state in states]
+        tasks: list[asyncio.Task[FetchResult]] = []
         try:
+            for state in states:
+                tasks.append(asyncio.create_task(self._fetch(state, now=now, room=room)))
+                if len(tasks) % _START_BURST == 0:
+                    # Each new task takes its first steps at once: a few at a time, so
+                    # thousands of feeds do not hold the event loop for one long turn.
+                    await asyncio.sleep(0)
             for next_done in asyncio.as_completed(tasks):
                 result = await next_done
                 if room is not None:

@@ -287,6 +287,7 @@ class ParserPool:
         self._closed = False
         self._rules: RuleSet | None = None
         self._rules_spec: _RulesSpec | None = None  # (generation, pickled rules)
+        self._pickling: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     @classmethod
     def for_settings(cls, http: HttpSettings) -> ParserPool:
@@ -327,9 +328,14 @@ class ParserPool:
         bounds. `matches` is None when the worker could not match (the caller then
         matches itself): the matches are an optimisation, never the only way to get them."""
         if rules is not self._rules:
-            # Pickled once per rule set (a reload brings a new one), sent once per worker.
-            generation = self._rules_spec[0] + 1 if self._rules_spec is not None else 1
-            self._rules, self._rules_spec = rules, (generation, pickle_rules(rules))
+            # Pickled once per rule set (a reload brings a new one), in a helper thread so
+            # the event loop keeps running; sent once per worker.
+            async with self._rules_lock():
+                if rules is not self._rules:
+                    loop = asyncio.get_running_loop()
+                    blob = await loop.run_in_executor(self._threads, pickle_rules, rules)
+                    generation = self._rules_spec[0] + 1 if self._rules_spec is not None else 1
+                    self._rules, self._rules_spec = rules, (generation, blob)
         return await self._run(
             body,
             feed_id=feed_id,
@@ -338,6 +344,13 @@ class ParserPool:
             language_hint=language_hint,
             rules=self._rules_spec,
         )
+
+    def _rules_lock(self) -> asyncio.Lock:
+        """One rule-set pickling at a time (a lock belongs to one event loop)."""
+        loop = asyncio.get_running_loop()
+        if self._pickling is None or self._pickling[0] is not loop:
+            self._pickling = (loop, asyncio.Lock())
+        return self._pickling[1]
 
     async def _run(
         self,
