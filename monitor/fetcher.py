@@ -666,21 +666,31 @@ class Fetcher:
         room only after its host's slot and spacing, so a slow host holds no room.
         """
         room = asyncio.Semaphore(max_pending) if max_pending is not None else None
-        tasks: list[asyncio.Task[FetchResult]] = []
+        # Finished fetches wait in `done` until taken; nothing else keeps a finished task
+        # (with its body) once the caller has it, so memory does not grow with the feeds.
+        done: asyncio.Queue[asyncio.Task[FetchResult]] = asyncio.Queue()
+        pending: set[asyncio.Task[FetchResult]] = set()
+
+        def finished(task: asyncio.Task[FetchResult]) -> None:
+            pending.discard(task)
+            done.put_nowait(task)
+
         try:
-            for state in states:
-                tasks.append(asyncio.create_task(self._fetch(state, now=now, room=room)))
-                if len(tasks) % _START_BURST == 0:
+            for started, state in enumerate(states, start=1):
+                task = asyncio.create_task(self._fetch(state, now=now, room=room))
+                pending.add(task)
+                task.add_done_callback(finished)
+                if started % _START_BURST == 0:
                     # Each new task takes its first steps at once: a few at a time, so
                     # thousands of feeds do not hold the event loop for one long turn.
                     await asyncio.sleep(0)
-            for next_done in asyncio.as_completed(tasks):
-                result = await next_done
+            for _ in range(len(states)):
+                result = (await done.get()).result()
                 if room is not None:
                     room.release()  # the caller holds this one now
                 yield result
         finally:
-            for task in tasks:
+            for task in list(pending):
                 task.cancel()
 
     async def fetch(self, state: FeedState, *, now: datetime) -> FetchResult:
