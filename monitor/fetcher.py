@@ -24,7 +24,7 @@ import ssl
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -71,6 +71,7 @@ _PERMANENT_REDIRECTS = frozenset({301, 308})
 _DECODE_PIECE = 64 * 1024  # decoded bytes produced per step: bounds memory per chunk
 _MAX_HEADER_VALUE = 8 * 1024
 _POOL_SHARDS = 8
+_START_BURST = 64  # fetch tasks started per turn of the event loop
 _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
@@ -660,15 +661,41 @@ class Fetcher:
         return list(await asyncio.gather(*(self.fetch(state, now=now) for state in states)))
 
     async def iter_fetches(
-        self, states: Sequence[FeedState], *, now: datetime
-    ) -> AsyncIterator[FetchResult]:
-        """Yield results as they complete, so a caller can parse and drop bodies early."""
-        tasks = [asyncio.create_task(self.fetch(state, now=now)) for state in states]
+        self, states: Sequence[FeedState], *, now: datetime, max_pending: int | None = None
+    ) -> AsyncGenerator[FetchResult, None]:
+        """Yield results as they complete, so a caller can parse and drop bodies early.
+
+        With `max_pending`, at most that many results are fetched or being fetched and not
+        yet taken by the caller: a caller that takes the next result only when it has room
+        for it holds memory bounded by that, not by the number of feeds. A feed waits for
+        room only after its host's slot and spacing, so a slow host holds no room.
+        """
+        room = asyncio.Semaphore(max_pending) if max_pending is not None else None
+        # Finished fetches wait in `done` until taken; nothing else keeps a finished task
+        # (with its body) once the caller has it, so memory does not grow with the feeds.
+        done: asyncio.Queue[asyncio.Task[FetchResult]] = asyncio.Queue()
+        pending: set[asyncio.Task[FetchResult]] = set()
+
+        def finished(task: asyncio.Task[FetchResult]) -> None:
+            pending.discard(task)
+            done.put_nowait(task)
+
         try:
-            for next_done in asyncio.as_completed(tasks):
-                yield await next_done
+            for started, state in enumerate(states, start=1):
+                task = asyncio.create_task(self._fetch(state, now=now, room=room))
+                pending.add(task)
+                task.add_done_callback(finished)
+                if started % _START_BURST == 0:
+                    # Each new task takes its first steps at once: a few at a time, so
+                    # thousands of feeds do not hold the event loop for one long turn.
+                    await asyncio.sleep(0)
+            for _ in range(len(states)):
+                result = (await done.get()).result()
+                if room is not None:
+                    room.release()  # the caller holds this one now
+                yield result
         finally:
-            for task in tasks:
+            for task in list(pending):
                 task.cancel()
 
     async def fetch(self, state: FeedState, *, now: datetime) -> FetchResult:
@@ -677,6 +704,11 @@ class Fetcher:
         Waits for a global slot, a per-host slot and the per-host spacing first; the total
         deadline starts when the request does.
         """
+        return await self._fetch(state, now=now, room=None)
+
+    async def _fetch(
+        self, state: FeedState, *, now: datetime, room: asyncio.Semaphore | None
+    ) -> FetchResult:
         now = utc(now)
         await self.open()
         try:
@@ -690,6 +722,8 @@ class Fetcher:
                 error_message=f"{exc}; refusing to connect",
             )
         except ValueError as exc:
+            if room is not None:
+                await room.acquire()  # every result yielded holds room until it is taken
             return FetchResult(
                 state.feed_id, "error", now, error_kind="invalid_url", error_message=str(exc)
             )
@@ -701,6 +735,8 @@ class Fetcher:
                 wait = gate.last_start + self.settings.per_host_min_interval_seconds - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if room is not None:
+                    await room.acquire()  # released when the caller takes the result
                 await self._global.acquire()
                 gate.last_start = loop.time()
             try:

@@ -7,6 +7,10 @@ killed; a worker that hits the memory limit or dies returns or becomes a `ParseR
 with error_kind "parse_resource_limit", and a fresh worker takes its place. The caller
 keeps running whatever a feed does.
 
+`parse_and_match` also runs the matcher on every entry in the worker, so matching costs
+the daemon's event loop nothing. The rule set reaches each worker once (pickled once per
+rule set, sent to a worker with its first job under that rule set), not with every feed.
+
 Must not: fetch, store, or parse in the calling process.
 """
 
@@ -14,19 +18,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copyreg
+import io
 import logging
 import multiprocessing.connection
 import os
+import pickle
 import signal
 import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
-from monitor.models import HttpSettings, ParseResult
+from monitor.models import ArticleText, Entry, HttpSettings, Match, ParseResult
+
+if TYPE_CHECKING:
+    from monitor.rules import RuleSet
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +46,72 @@ DEFAULT_TIMEOUT_SECONDS = 20.0
 DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024
 RESOURCE_LIMIT = "parse_resource_limit"
 
-_Reply = tuple[ParseResult, bool]  # (result, the worker should be replaced)
+EntryMatches = tuple[tuple[Match, ...], ...]
+"""The matches of each entry of a `ParseResult`, in the order of its entries."""
+
+_Reply = tuple[ParseResult, bool, EntryMatches | None]  # (result, replace the worker, matches)
+_RulesSpec = tuple[int, bytes | None]  # (rule-set generation, its pickle if the worker lacks it)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """A parse and, when it could be done, the matches of every entry."""
+
+    result: ParseResult
+    matches: EntryMatches | None = None  # None: not matched (the caller matches itself)
+
+
+def article_text(entry: Entry) -> ArticleText:
+    """What the matcher reads of an entry: the same fields a stored article is matched on."""
+    return ArticleText(
+        title=entry.title,
+        text=entry.summary,
+        language=entry.language,
+        published_at=entry.published_at,
+    )
+
+
+def _mappingproxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(items)
+
+
+def _reduce_mappingproxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, tuple[Any, ...]]:
+    return _mappingproxy, (dict(proxy),)
+
+
+def pickle_rules(rules: RuleSet) -> bytes:
+    """The rule set as bytes for the workers (its read-only mappings travel as dicts)."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = copyreg.dispatch_table.copy()
+    pickler.dispatch_table[MappingProxyType] = _reduce_mappingproxy
+    pickler.dump(rules)
+    return buffer.getvalue()
+
+
+def _match_entries(result: ParseResult, rules: RuleSet) -> EntryMatches:
+    from monitor.matcher import match_article
+
+    return tuple(tuple(match_article(article_text(entry), rules)) for entry in result.entries)
+
+
+def _load_rules(spec: _RulesSpec) -> tuple[int | None, RuleSet | None]:
+    try:
+        assert spec[1] is not None
+        return spec[0], pickle.loads(spec[1])
+    except MemoryError:
+        raise
+    except Exception:  # the caller matches itself when a worker has no rules
+        return None, None
+
+
+def _try_match_entries(result: ParseResult, rules: RuleSet) -> EntryMatches | None:
+    try:
+        return _match_entries(result, rules)
+    except MemoryError:
+        raise
+    except Exception:  # the caller matches itself, and sees the error there
+        return None
 
 
 def _limit_result(message: str) -> ParseResult:
@@ -54,6 +131,8 @@ def _worker_main(
 
     from monitor.parser import parse_feed
 
+    rules: RuleSet | None = None
+    generation: int | None = None
     while True:
         try:
             job = conn.recv()
@@ -61,10 +140,15 @@ def _worker_main(
             return
         if job is None:
             return
-        body, kwargs = job
+        body, kwargs, rules_spec = job
         replace_me = False
+        matches: EntryMatches | None = None
         try:
+            if rules_spec is not None and rules_spec[1] is not None:
+                generation, rules = _load_rules(rules_spec)
             result = parse_feed(body, reject_entity_declarations=reject_entities, **kwargs)
+            if rules_spec is not None and rules is not None and rules_spec[0] == generation:
+                matches = _try_match_entries(result, rules)
         except MemoryError:
             result = _limit_result(f"the parser exceeded the {memory_bytes}-byte memory limit")
         except BaseException as exc:  # parse_feed should not raise; never let a job kill us
@@ -77,10 +161,11 @@ def _worker_main(
         del body, job
         if result.error_kind == RESOURCE_LIMIT:
             replace_me = True  # after a MemoryError the heap is not worth trusting
+            matches = None
         try:
-            conn.send((result, replace_me))
+            conn.send((result, replace_me, matches))
         except MemoryError:
-            conn.send((_limit_result("the parse result exceeded the memory limit"), True))
+            conn.send((_limit_result("the parse result exceeded the memory limit"), True, None))
             return
         except (OSError, EOFError):
             return
@@ -118,23 +203,37 @@ class _Worker:
             child_sock.close()
         self.conn = multiprocessing.connection.Connection(parent_sock.detach())
         self.parses = 0
+        self.rules_generation: int | None = None  # the rule set this worker holds
+
+    def job_for(self, body: bytes, kwargs: dict[str, Any], rules: _RulesSpec | None) -> Any:
+        """The message for one job; the rule set's bytes go only to a worker that lacks them."""
+        if rules is not None and rules[0] == self.rules_generation:
+            rules = (rules[0], None)
+        return (body, kwargs, rules)
 
     def is_alive(self) -> bool:
         return self.process.poll() is None
 
-    def roundtrip(self, job: Any, timeout: float) -> _Reply:
+    def roundtrip(
+        self, body: bytes, kwargs: dict[str, Any], rules: _RulesSpec | None, timeout: float
+    ) -> _Reply:
         """Send one job and wait for its reply (blocking; runs in a thread)."""
         self.parses += 1
         try:
-            self.conn.send(job)
+            self.conn.send(self.job_for(body, kwargs, rules))
+            if rules is not None:
+                self.rules_generation = rules[0]
             if not self.conn.poll(timeout):
                 self.kill()
-                return _limit_result(f"parsing took longer than {timeout:g} s"), True
+                return _limit_result(f"parsing took longer than {timeout:g} s"), True, None
             reply: _Reply = self.conn.recv()
+            if rules is not None and reply[2] is None:
+                self.rules_generation = None  # not matched: send the rules again next time
             return reply
         except (EOFError, OSError) as exc:
             code = self.kill()
-            return _limit_result(f"the parser process died (exit code {code}): {exc}"), True
+            message = f"the parser process died (exit code {code}): {exc}"
+            return _limit_result(message), True, None
 
     def kill(self) -> int | None:
         with contextlib.suppress(Exception):
@@ -180,11 +279,15 @@ class ParserPool:
         self.reject_entity_declarations = reject_entity_declarations
         self.max_parses_per_worker = max_parses_per_worker
         self.workers_replaced = 0  # killed, died or recycled after a resource limit
+        self.rules_sent = 0  # times a rule set went to a worker (once per worker and rule set)
         self._threads = ThreadPoolExecutor(max_workers=self.size * 2, thread_name_prefix="parser")
         self._slots: asyncio.Queue[_Worker | None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._all: set[_Worker] = set()
         self._closed = False
+        self._rules: RuleSet | None = None
+        self._rules_spec: _RulesSpec | None = None  # (generation, pickled rules)
+        self._pickling: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     @classmethod
     def for_settings(cls, http: HttpSettings) -> ParserPool:
@@ -201,6 +304,64 @@ class ParserPool:
         language_hint: str | None = None,
     ) -> ParseResult:
         """Parse in a worker within the time and memory bounds (see `parser.parse_feed`)."""
+        parsed = await self._run(
+            body,
+            feed_id=feed_id,
+            fetched_at=fetched_at,
+            headers=headers,
+            language_hint=language_hint,
+            rules=None,
+        )
+        return parsed.result
+
+    async def parse_and_match(
+        self,
+        body: bytes,
+        *,
+        rules: RuleSet,
+        feed_id: str,
+        fetched_at: datetime,
+        headers: dict[str, str] | None = None,
+        language_hint: str | None = None,
+    ) -> ParsedFeed:
+        """Parse, then match every entry against `rules`, in a worker, within the same
+        bounds. `matches` is None when the worker could not match (the caller then
+        matches itself): the matches are an optimisation, never the only way to get them."""
+        if rules is not self._rules:
+            # Pickled once per rule set (a reload brings a new one), in a helper thread so
+            # the event loop keeps running; sent once per worker.
+            async with self._rules_lock():
+                if rules is not self._rules:
+                    loop = asyncio.get_running_loop()
+                    blob = await loop.run_in_executor(self._threads, pickle_rules, rules)
+                    generation = self._rules_spec[0] + 1 if self._rules_spec is not None else 1
+                    self._rules, self._rules_spec = rules, (generation, blob)
+        return await self._run(
+            body,
+            feed_id=feed_id,
+            fetched_at=fetched_at,
+            headers=headers,
+            language_hint=language_hint,
+            rules=self._rules_spec,
+        )
+
+    def _rules_lock(self) -> asyncio.Lock:
+        """One rule-set pickling at a time (a lock belongs to one event loop)."""
+        loop = asyncio.get_running_loop()
+        if self._pickling is None or self._pickling[0] is not loop:
+            self._pickling = (loop, asyncio.Lock())
+        return self._pickling[1]
+
+    async def _run(
+        self,
+        body: bytes,
+        *,
+        feed_id: str,
+        fetched_at: datetime,
+        headers: dict[str, str] | None,
+        language_hint: str | None,
+        rules: _RulesSpec | None,
+    ) -> ParsedFeed:
         if self._closed:
             raise RuntimeError("ParserPool is closed")
         loop = asyncio.get_running_loop()
@@ -212,15 +373,13 @@ class ParserPool:
             live = [worker for worker in self._all if worker.is_alive()]
             for index in range(self.size):
                 self._slots.put_nowait(live[index] if index < len(live) else None)
-        job = (
-            bytes(body),
-            {
-                "feed_id": feed_id,
-                "fetched_at": fetched_at,
-                "headers": dict(headers) if headers else None,
-                "language_hint": language_hint,
-            },
-        )
+        kwargs = {
+            "feed_id": feed_id,
+            "fetched_at": fetched_at,
+            "headers": dict(headers) if headers else None,
+            "language_hint": language_hint,
+        }
+        body = bytes(body)
         slot = await self._slots.get()
         worker: _Worker | None = slot
         finished = False
@@ -229,8 +388,10 @@ class ParserPool:
                 if worker is not None:
                     self._retire(worker, replaced=True)
                 worker = await loop.run_in_executor(self._threads, self._start_worker)
-            result, replace_me = await loop.run_in_executor(
-                self._threads, worker.roundtrip, job, self.timeout_seconds
+            if rules is not None and worker.rules_generation != rules[0]:
+                self.rules_sent += 1  # this job carries the rule set's bytes
+            result, replace_me, matches = await loop.run_in_executor(
+                self._threads, worker.roundtrip, body, kwargs, rules, self.timeout_seconds
             )
             finished = True
             if replace_me:
@@ -245,7 +406,9 @@ class ParserPool:
             elif worker.parses >= self.max_parses_per_worker:
                 self._retire(worker, replaced=False)
                 worker = None
-            return result
+            if matches is not None and len(matches) != len(result.entries):
+                matches = None  # never trust a reply that does not line up
+            return ParsedFeed(result, matches)
         finally:
             if not finished and worker is not None:
                 worker.kill()  # cancelled mid-parse: the worker's state is unknown

@@ -9,11 +9,12 @@ pass a simulated one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -30,6 +31,7 @@ from monitor.models import (
     Feed,
     FeedState,
     FetchResult,
+    Match,
     ParseResult,
     ScoredMatch,
     ScorePoint,
@@ -37,7 +39,8 @@ from monitor.models import (
     from_iso,
     to_iso,
 )
-from monitor.parse_sandbox import ParserPool
+from monitor.parse_sandbox import ParserPool, article_text
+from monitor.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,22 @@ class PollSummary:
     notices: int = 0
     theatres_touched: set[str] = field(default_factory=set)
     errors_by_kind: dict[str, int] = field(default_factory=dict)
+    matched_here: int = 0  # articles matched by the pipeline, not by a parser worker
+
+    def add(self, other: PollSummary) -> None:
+        """Count another (committed) part of the same poll in."""
+        self.feeds += other.feeds
+        self.ok += other.ok
+        self.not_modified += other.not_modified
+        self.errors += other.errors
+        self.new_articles += other.new_articles
+        self.matches += other.matches
+        self.events += other.events
+        self.notices += other.notices
+        self.matched_here += other.matched_here
+        self.theatres_touched |= other.theatres_touched
+        for kind, count in other.errors_by_kind.items():
+            self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + count
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -80,6 +99,13 @@ class PollSummary:
         }
 
 
+MAX_FEEDS_IN_HAND = 32
+"""Feeds taken from the fetcher and not yet stored (being parsed, matched or written).
+
+With the fetcher's own bound (`global_concurrency` results fetched and not yet taken),
+this bounds the bodies and entries a poll holds, whatever the number of feeds."""
+
+
 async def poll_feeds(
     store: Store,
     config: Config,
@@ -89,41 +115,92 @@ async def poll_feeds(
     now: datetime,
     rng: random.Random,
 ) -> PollSummary:
-    """Fetch every due feed, store what is new, match it, record each feed's state."""
+    """Fetch every due feed, store what is new, match it, record each feed's state.
+
+    The event loop only waits: bodies are parsed and their entries matched in the parser
+    workers (`ParserPool.parse_and_match`), and each feed is recorded by one writer
+    thread with its own connection (`StoreWriter`), a batch of feeds per transaction.
+    """
     summary = PollSummary()
     states = store.due_feeds(now=now)
     feeds = {feed.id: feed for feed in config.feeds}
     states = [state for state in states if state.feed_id in feeds]
     if not states:
         return summary
-    # Each feed is parsed as soon as its fetch completes (all parser workers busy,
-    # bodies dropped early) and recorded as soon as it is parsed. Recording is
-    # synchronous, so its transaction never spans an await of another feed.
     by_id = {state.feed_id: state for state in states}
+    in_hand = asyncio.Semaphore(MAX_FEEDS_IN_HAND)
+    failures: list[BaseException] = []
+    tasks: set[asyncio.Task[None]] = set()
 
-    async def parse_and_record(result: FetchResult) -> None:
-        feed = feeds[result.feed_id]
-        parsed: ParseResult | None = None
-        if result.outcome == "ok" and result.body is not None:
-            parsed = await parsers.parse(
-                result.body,
-                feed_id=feed.id,
-                fetched_at=result.fetched_at,
-                headers=result.headers,
-                language_hint=feed.language,
+    async def parse_and_record(result: FetchResult, writer: StoreWriter) -> None:
+        try:
+            feed = feeds[result.feed_id]
+            parsed: ParseResult | None = None
+            matched: dict[ArticleText, Sequence[Match]] | None = None
+            if result.outcome == "ok" and result.body is not None:
+                parsed_feed = await parsers.parse_and_match(
+                    result.body,
+                    rules=config.rules,
+                    feed_id=feed.id,
+                    fetched_at=result.fetched_at,
+                    headers=result.headers,
+                    language_hint=feed.language,
+                )
+                parsed = parsed_feed.result
+                if parsed_feed.matches is not None:
+                    matched = {
+                        article_text(entry): matches
+                        for entry, matches in zip(parsed.entries, parsed_feed.matches, strict=True)
+                    }
+            result = replace(result, body=None)  # parsed: the body is not needed any more
+            state = by_id[feed.id]
+
+            def record(writer_store: Store) -> PollSummary:
+                part = PollSummary()
+                record_feed_result(
+                    writer_store,
+                    config,
+                    feed,
+                    state,
+                    result,
+                    parsed,
+                    now=now,
+                    rng=rng,
+                    summary=part,
+                    matched=matched,
+                )
+                return part
+
+            summary.add(await writer.submit(record))
+        finally:
+            in_hand.release()
+
+    def finished(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            failures.append(error)
+
+    async with StoreWriter(store.path) as writer:
+        try:
+            fetches = fetcher.iter_fetches(
+                states, now=now, max_pending=fetcher.settings.global_concurrency
             )
-        record_feed_result(
-            store, config, feed, by_id[feed.id], result, parsed, now=now, rng=rng, summary=summary
-        )
-
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        async for result in fetcher.iter_fetches(states, now=now):
-            tasks.append(asyncio.create_task(parse_and_record(result)))
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
+            async with contextlib.aclosing(fetches):  # a failure stops the fetches at once
+                async for result in fetches:
+                    await in_hand.acquire()
+                    if failures:
+                        break
+                    task = asyncio.create_task(parse_and_record(result, writer))
+                    tasks.add(task)
+                    task.add_done_callback(finished)
+            while tasks and not failures:
+                await asyncio.wait(set(tasks), return_when=asyncio.FIRST_EXCEPTION)
+            if failures:
+                raise failures[0]
+        finally:
+            for task in list(tasks):
+                task.cancel()
     return summary
 
 
@@ -138,8 +215,13 @@ def record_feed_result(
     now: datetime,
     rng: random.Random,
     summary: PollSummary,
+    matched: Mapping[ArticleText, Sequence[Match]] | None = None,
 ) -> None:
-    """Store one feed's poll in one transaction: articles, matches, state, notices."""
+    """Store one feed's poll in one transaction: articles, matches, state, notices.
+
+    `matched` holds matches already made (by the parser workers) for the texts they
+    were made for; an article whose text is not there is matched here.
+    """
     summary.feeds += 1
     effective = result
     if parsed is not None and parsed.status == "error":
@@ -166,7 +248,7 @@ def record_feed_result(
     with store.transaction():
         articles = store.store_entries(feed, entries, now=now)
         for article in articles:
-            _match_and_store(store, config, article, now=now, summary=summary)
+            _match_and_store(store, config, article, now=now, summary=summary, matched=matched)
         # A story this poll started may be an event already stored in another language.
         store.join_across_languages(articles, config.rules, now=now)
         store.record_poll(new_state, result, parsed, entries_seen=len(entries))
@@ -191,7 +273,13 @@ def record_feed_result(
 
 
 def _match_and_store(
-    store: Store, config: Config, article: StoredArticle, *, now: datetime, summary: PollSummary
+    store: Store,
+    config: Config,
+    article: StoredArticle,
+    *,
+    now: datetime,
+    summary: PollSummary,
+    matched: Mapping[ArticleText, Sequence[Match]] | None = None,
 ) -> None:
     text = ArticleText(
         title=article.title,
@@ -199,7 +287,12 @@ def _match_and_store(
         language=article.language,
         published_at=article.published_at,
     )
-    matches = match_article(text, config.rules)
+    # Matching is a pure function of the text and the rules: a match made for this very
+    # text (by a parser worker, with these rules) is the match it would make here.
+    matches = matched.get(text) if matched is not None else None
+    if matches is None:
+        matches = match_article(text, config.rules)
+        summary.matched_here += 1
     store.store_matches(article, matches, now=now)
     summary.matches += len(matches)
     for match in matches:

@@ -877,3 +877,37 @@ def test_the_global_limit_caps_concurrency_across_hosts(limit: int, hosts: int) 
 def test_fetch_never_raises_for_a_broken_state() -> None:
     odd = replace(FeedState("x", "http://[::1"), etag="\x00")
     assert fetch_sync(odd.url, state=odd).outcome == "error"
+
+
+def test_iter_fetches_holds_at_most_max_pending_results_the_caller_has_not_taken() -> None:
+    """Issue 17: a caller that takes results slowly (its parsers are busy) holds memory
+    bounded by `max_pending`, not by the number of feeds: no more requests are started
+    than results taken plus `max_pending`."""
+    hosts, pending = 12, 3
+    names = {f"h{n}.example.org": ["127.0.0.1"] for n in range(hosts)}
+    with FeedServer() as server:
+        server.route("/*", Reply(200, FEED))
+        http = settings(global_concurrency=hosts, per_host_concurrency=2)
+        states = [
+            FeedState(f"f{n}", f"http://h{n}.example.org:{server.port}/") for n in range(hosts)
+        ]
+
+        async def slow_caller() -> list[tuple[int, int]]:
+            seen: list[tuple[int, int]] = []
+            async with Fetcher(http, resolver=ScriptedResolver(names)) as fetcher:
+                taken = 0
+                async for _result in fetcher.iter_fetches(states, now=NOW, max_pending=pending):
+                    taken += 1
+                    # Busy with this result until the fetcher has used all the room it has.
+                    expected = min(hosts, taken + pending)
+                    for _ in range(3000):
+                        if len(server.requests) >= expected:
+                            break
+                        await asyncio.sleep(0.01)
+                    seen.append((taken, len(server.requests)))
+            return seen
+
+        seen = run(slow_caller())
+    assert len(seen) == hosts
+    assert all(requests <= taken + pending for taken, requests in seen), seen
+    assert seen[0] == (1, 1 + pending)  # the room is used, not left idle

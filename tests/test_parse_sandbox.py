@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
@@ -12,9 +13,13 @@ from typing import Any
 
 import pytest
 
+from monitor.matcher import match_article
 from monitor.models import ParseResult
-from monitor.parse_sandbox import ParserPool
+from monitor.parse_sandbox import ParsedFeed, ParserPool, article_text
 from monitor.parser import MAX_ENTRIES, parse_feed
+from tests.daemon_support import CLASH_ITEMS
+from tests.daemon_support import rss as daemon_rss
+from tests.detection_support import shipped_rules
 from tests.http_support import FeedServer, Reply
 from tests.parsing_support import (
     billion_laughs,
@@ -237,3 +242,45 @@ def test_a_pool_serves_successive_event_loops() -> None:
         assert set(pool.worker_pids()) == first_pids  # the same workers, not new ones
     finally:
         pool.close()
+
+
+def test_parse_and_match_matches_in_the_worker_as_in_process_and_sends_the_rules_once() -> None:
+    """Issue 17: matching runs in the parser workers; the rule set reaches each worker once,
+    not with every feed, and a new rule set (a reload) reaches each worker once again."""
+    body = daemon_rss((*CLASH_ITEMS, ("Weather in Bishkek", "Sunny and warm all week.")))
+    rules = shipped_rules()
+
+    async def scenario() -> tuple[list[ParsedFeed], int, int]:
+        async with ParserPool(workers=2) as pool:
+            first = await asyncio.gather(
+                *(
+                    pool.parse_and_match(body, rules=rules, feed_id="f", fetched_at=FETCHED_AT)
+                    for _ in range(8)
+                )
+            )
+            sent_first = pool.rules_sent
+            reloaded = dataclasses.replace(rules)  # a reload: a new rule set object
+            again = [
+                await pool.parse_and_match(body, rules=reloaded, feed_id="f", fetched_at=FETCHED_AT)
+                for _ in range(4)
+            ]
+            return [*first, *again], sent_first, pool.rules_sent - sent_first
+
+    parsed, sent_first, sent_after_reload = run(scenario())
+    assert sent_first == 2
+    assert 1 <= sent_after_reload <= 2
+    expected = [
+        tuple(match_article(article_text(entry), rules)) for entry in parsed[0].result.entries
+    ]
+    assert any(expected) and not all(expected)  # clashes match, the weather does not
+    for one in parsed:
+        assert one.matches == tuple(expected)
+
+
+def test_plain_parse_sends_no_rules() -> None:
+    async def scenario() -> int:
+        async with ParserPool(workers=1) as pool:
+            await parse_with(pool, good_rss(2))
+            return pool.rules_sent
+
+    assert run(scenario()) == 0
