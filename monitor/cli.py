@@ -205,7 +205,7 @@ def check_config(obj: Context) -> None:
     recipients = ", ".join(smtp.recipients) or "(none configured)"
     trust = f", CAs from {smtp.ca_file}" if smtp.ca_file else ""
     click.echo(f"smtp:       {smtp.host}:{smtp.port} ({smtp.security}{trust}) → {recipients}")
-    from monitor.service import RELOAD_NOTE
+    from monitor.config import RELOAD_NOTE
 
     click.echo(f"reload:     {RELOAD_NOTE}")
     click.echo(f"feeds ({len(config.feeds)}):")

@@ -730,3 +730,27 @@ def _check_listen(listen: str, at: v.Location) -> None:
         parse_listen_address(listen)
     except ConfigError as exc:
         at.fail(str(exc).split(": ", 1)[-1])  # drop its own "metrics_listen:" prefix
+
+
+# What a reload (SIGHUP) cannot change in a running daemon: the database it holds open and
+# locked, and the HTTP side built at start (client pools and limits, the address guard,
+# the parse workers' bounds). A reload that changes them keeps the running values and says
+# so; a restart applies them. Everything else applies at once: feeds, theatres, indicators,
+# scoring, alerts, smtp, maildir, schedule (the jobs are rescheduled) and metrics_listen
+# (the endpoint is started, moved or stopped).
+RESTART_ONLY_SETTINGS = ("database_path", "http")
+RELOAD_NOTE = (
+    "a reload (SIGHUP) applies every setting except "
+    + " and ".join(RESTART_ONLY_SETTINGS)
+    + ", which need a restart"
+)
+
+
+def settings_needing_restart(running: Settings, loaded: Settings) -> list[str]:
+    """The settings in RESTART_ONLY_SETTINGS that `loaded` changes."""
+    changed = []
+    if loaded.db_path != running.db_path:
+        changed.append("database_path")
+    if loaded.http != running.http:
+        changed.append("http")
+    return changed

@@ -23,6 +23,11 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
+def indicator_name(indicator_id: str) -> str:
+    """What people read for an indicator: `border_clash` is "border clash"."""
+    return indicator_id.replace("_", " ")
+
+
 def to_iso(dt: datetime) -> str:
     """Format as `2024-09-14T08:30:00Z`: fixed width, so text order is time order."""
     return utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -48,6 +48,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from monitor import models
 from monitor.addresses import ADDR_SPEC, parse_address
 from monitor.errors import DeliveryError
 from monitor.models import AlertDecision, Contribution, ScoredMatch, SmtpSettings, utc
@@ -237,13 +238,9 @@ def _fmt_index(index: float | None) -> str:
     return "" if index is None or not math.isfinite(index) else f"{index:.0f}"
 
 
-def _humanize(identifier: str) -> str:
-    return clean_line(identifier.replace("_", " "), 60)
-
-
 def indicator_name(indicator_id: str) -> str:
-    """What people read for an indicator: `border_clash` is "border clash"."""
-    return _humanize(indicator_id)
+    """What people read for an indicator (`models.indicator_name`), on one clean line."""
+    return clean_line(models.indicator_name(indicator_id), 60)
 
 
 def name_indicators(text: str, indicator_ids: Sequence[str]) -> str:
@@ -354,7 +351,7 @@ def _subject(alert: AlertEmail) -> str:
             text = f"CRITICAL warning sign in {where}"
         else:
             title = clean_line(story.title, 120)
-            text = f"CRITICAL {where}: {_humanize(story.indicator_id)} — {title}"
+            text = f"CRITICAL {where}: {indicator_name(story.indicator_id)} — {title}"
     elif kind == "resolved":
         text = f"Resolved: {where} back to {level} {score}"
     elif kind == "level_down":
@@ -394,7 +391,7 @@ def _headline(alert: AlertEmail) -> str:
         return f"{where}: risk is rising fast, {score}; level {level}."
     if kind == "critical":
         story = _critical_story(alert)
-        sign = _humanize(story.indicator_id) if story else "critical indicator"
+        sign = indicator_name(story.indicator_id) if story else "critical indicator"
         return f"{where}: critical warning sign ({sign}) reported; {score}, level {level}."
     if kind == "resolved":
         return f"{where}: risk is back to {level}, {score}."
@@ -447,7 +444,7 @@ def _indicator_points(story: StoryLine) -> str:
     # A critical story may come without a share of the score (0): say nothing then.
     points = f"{story.points:+.1f} points" if math.isfinite(story.points) else ""
     points = "" if points in ("+0.0 points", "-0.0 points") else points
-    return " · ".join(part for part in (_humanize(story.indicator_id), points) if part)
+    return " · ".join(part for part in (indicator_name(story.indicator_id), points) if part)
 
 
 def _clean_stories(alert: AlertEmail) -> list[_Story]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from monitor import db, output
 from monitor.errors import MonitorError
-from monitor.models import from_iso, to_iso
+from monitor.models import from_iso, indicator_name, to_iso
 
 
 def history_report(
@@ -139,7 +139,7 @@ def explain_report(store: db.Store, *, theatre_id: str, at: datetime | None, fmt
             from_iso(row["published_at"]).strftime("%Y-%m-%d") if row["published_at"] else "?"
         )
         lines.append(
-            f"{index:>2}. {row['points']:+6.2f}  {row['indicator_id']}  {row['title']}  "
+            f"{index:>2}. {row['points']:+6.2f}  {indicator_name(row['indicator_id'])}  {row['title']}  "
             f"({row['outlet']}, {published}, {row['sources']} source(s))"
         )
         if row["evidence"]:

@@ -37,12 +37,12 @@ from apscheduler.events import (
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import notify, pipeline
-from monitor.config import Config
+from monitor.config import Config, settings_needing_restart
 from monitor.db import Store
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetcher import Fetcher
 from monitor.instance_lock import acquire_instance_lock
-from monitor.models import ScheduleSettings, Settings, to_iso
+from monitor.models import ScheduleSettings, to_iso
 from monitor.parse_sandbox import ParserPool
 from monitor.sdnotify import Notifier
 from monitor.status import config_delivery_problem
@@ -59,18 +59,6 @@ HEARTBEAT_META_KEY = "daemon_heartbeat"
 HEARTBEAT_SECONDS = 30.0
 FAILURES_BEFORE_UNHEALTHY = 3  # consecutive failed runs of the poll or score job
 
-# What a reload (SIGHUP) cannot change in a running daemon: the database it holds open and
-# locked, and the HTTP side built at start (client pools and limits, the address guard,
-# the parse workers' bounds). A reload that changes them keeps the running values and says
-# so; a restart applies them. Everything else applies at once: feeds, theatres, indicators,
-# scoring, alerts, smtp, maildir, schedule (the jobs are rescheduled) and metrics_listen
-# (the endpoint is started, moved or stopped).
-RESTART_ONLY_SETTINGS = ("database_path", "http")
-RELOAD_NOTE = (
-    "a reload (SIGHUP) applies every setting except "
-    + " and ".join(RESTART_ONLY_SETTINGS)
-    + ", which need a restart"
-)
 _RESCHEDULED_JOBS = {
     "poll": "poll_tick_seconds",
     "score": "score_tick_seconds",
@@ -540,16 +528,6 @@ class Daemon:
         self._metrics = MetricsEndpoint(self)
         self._metrics.move_to(self.config.settings.metrics_listen)
         return self._metrics
-
-
-def settings_needing_restart(running: Settings, loaded: Settings) -> list[str]:
-    """The settings in RESTART_ONLY_SETTINGS that `loaded` changes."""
-    changed = []
-    if loaded.db_path != running.db_path:
-        changed.append("database_path")
-    if loaded.http != running.http:
-        changed.append("http")
-    return changed
 
 
 class MetricsEndpoint:

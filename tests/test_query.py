@@ -305,7 +305,7 @@ def test_explain_table_lists_the_largest_and_sums_the_rest(tmp_path: Path) -> No
             )
         )
     assert "score 99 (critical), 25 contributing stories" in table
-    assert " 1. +25.00  border_clash  Story 25" in table and "20.  +6.00" in table
+    assert " 1. +25.00  border clash  Story 25" in table and "20.  +6.00" in table
     assert "\n21. " not in table and "Story 5 " not in table
     assert table.endswith(
         "… and 5 smaller contributions adding +15.00 points (all of them: --format csv or json)"
