@@ -69,6 +69,7 @@ BUSY_TIMEOUT_MS = 10_000
 MAX_STORED_CONTRIBUTIONS = 30
 MIN_STORED_POINTS = 0.01
 STORY_WINDOW_DAYS = 3
+NAMES_CACHE_MAX = 50_000  # article texts whose names the cross-language join remembers
 STEM_COUNT_CACHE = 200_000  # (language, stem) counts a connection remembers (~20 MB at most)
 
 
@@ -526,6 +527,11 @@ def _migration_5_story_title_index(db: sqlite_utils.Database) -> None:
         "CREATE INDEX idx_matches_theatre_id_indicator_id_occurred_at "
         "ON matches (theatre_id, indicator_id, occurred_at, confidence, story_id)"
     )
+    # ... and each candidate's signs (the events of one story).
+    db.execute(
+        "CREATE INDEX idx_matches_story_id_confidence "
+        "ON matches (story_id, confidence, theatre_id, indicator_id)"
+    )
     rows = db.execute(
         "SELECT id, title, language, published_at FROM stories ORDER BY id"
     ).fetchall()
@@ -639,6 +645,12 @@ class Store:
         self.path = str(path)
         self.readonly = readonly
         self._stem_counts: dict[tuple[str, str], int] = {}
+        # The names each article text holds for a theatre (`stories.names_in`), for the
+        # cross-language join: every candidate story's texts are read again for each new
+        # event story, and finding names is the costly part. Keyed by the rule set's
+        # identity (a reload starts afresh); bounded.
+        self._names_cache: dict[tuple[str, str], frozenset[str]] = {}
+        self._names_rules: object = None
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False, migrate: bool = True) -> Store:
@@ -1136,14 +1148,26 @@ class Store:
                 )
             )
         found.discard(new.story_id)
+        [language] = new.languages  # a new event story is in one language
         result = []
         for story_id in sorted(found):
             row = self.conn.execute(
                 "SELECT published_at FROM stories WHERE id = ? AND merged_into IS NULL",
                 (story_id,),
             ).fetchone()
-            if row is not None and row[0] is not None:
-                result.append(self._event_story(story_id, from_iso(row[0]), rules))
+            if row is None or row[0] is None:
+                continue
+            published = from_iso(row[0])
+            # What `shared_event_names` refuses anyway, ruled out before the story's names
+            # are read: a language in common, or more than the window apart.
+            if abs((published - new.published_at).total_seconds()) > span.total_seconds():
+                continue
+            if self.conn.execute(
+                "SELECT 1 FROM articles WHERE story_id = ? AND language = ? LIMIT 1",
+                (story_id, language),
+            ).fetchone():
+                continue
+            result.append(self._event_story(story_id, published, rules))
         return result
 
     def _event_story(self, story_id: int, published_at: datetime, rules: RuleSet) -> EventStory:
@@ -1161,7 +1185,7 @@ class Store:
         names = {
             theatre: frozenset().union(
                 *(
-                    names_in(f"{title}\n{summary or ''}", theatre, rules)
+                    self._names_in(f"{title}\n{summary or ''}", theatre, rules)
                     for _, title, summary in texts
                 )
             )
@@ -1174,6 +1198,16 @@ class Store:
             events=events,
             names=names,
         )
+
+    def _names_in(self, text: str, theatre: str, rules: RuleSet) -> frozenset[str]:
+        if self._names_rules is not rules or len(self._names_cache) >= NAMES_CACHE_MAX:
+            self._names_cache.clear()
+            self._names_rules = rules
+        key = (theatre, text)
+        found = self._names_cache.get(key)
+        if found is None:
+            found = self._names_cache[key] = frozenset(names_in(text, theatre, rules))
+        return found
 
     def _refresh_story_sources(self, story_id: int) -> None:
         self.conn.execute(
