@@ -99,6 +99,20 @@ def write_indicators(path: Path, feeds: dict[str, str], *, broken: bool = False)
     path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
+# Headlines of distinct clashes: each is a critical event for kg-tj, and no two are
+# near-duplicates, so each is a story of its own.
+CLASH_HEADLINES = (
+    "Kyrgyz and Tajik border guards exchange fire near Vorukh, two killed",
+    "Tajik troops fire mortars on Ak-Sai village in Batken",
+    "Gunfight erupts on the Dostuk section of the Kyrgyz-Tajik frontier",
+    "Kyrgyz border post near Samarkandek comes under Tajik drone attack",
+    "Four dead after Tajik and Kyrgyz servicemen clash over water intake in Chorku",
+    "Tajik soldier killed in skirmish with Kyrgyz guards at Tortkul reservoir",
+    "Ovchi-Kalacha residents flee as Kyrgyz and Tajik forces trade gunfire",
+    "Clashes between Tajik and Kyrgyz border troops near Jany-Jer kill five",
+)
+
+
 CLASH_ITEMS = (
     (
         "Kyrgyz and Tajik border guards trade fire near Batken",

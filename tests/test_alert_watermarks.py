@@ -27,24 +27,13 @@ from monitor.config import Config
 from monitor.db import Store
 from monitor.models import AlertDecision, Entry, Feed, FetchResult, ParseResult, to_iso
 from tests.crash_support import base_config
+from tests.daemon_support import CLASH_HEADLINES as HEADLINES
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 SCORE_TICK = timedelta(seconds=900)
 FEEDS = (
     Feed(id="outlet-a", url="http://127.0.0.1:9/a.xml", name="Outlet A", language="en"),
     Feed(id="outlet-b", url="http://127.0.0.1:9/b.xml", name="Outlet B", language="en"),
-)
-# Headlines of distinct clashes: each is a critical event for kg-tj, and no two are
-# near-duplicates, so each is a story of its own.
-HEADLINES = (
-    "Kyrgyz and Tajik border guards exchange fire near Vorukh, two killed",
-    "Tajik troops fire mortars on Ak-Sai village in Batken",
-    "Gunfight erupts on the Dostuk section of the Kyrgyz-Tajik frontier",
-    "Kyrgyz border post near Samarkandek comes under Tajik drone attack",
-    "Four dead after Tajik and Kyrgyz servicemen clash over water intake in Chorku",
-    "Tajik soldier killed in skirmish with Kyrgyz guards at Tortkul reservoir",
-    "Ovchi-Kalacha residents flee as Kyrgyz and Tajik forces trade gunfire",
-    "Clashes between Tajik and Kyrgyz border troops near Jany-Jer kill five",
 )
 
 

@@ -29,6 +29,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 from monitor.mailsink import MailSink
+from tests.daemon_support import CLASH_HEADLINES as HEADLINES
 from tests.daemon_support import DaemonProcess, write_deployment
 from tests.http_support import FeedServer, RecordedRequest, Reply
 
@@ -39,16 +40,6 @@ SCORE_TICKS = int(os.environ.get("MONITOR_SOAK_TICKS", "30"))
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(SCORE_TICKS * SCORE_SECONDS * 4 + 900)]
 FEEDS = ("wire-a", "wire-b", "wire-c")
 ITEMS_PER_FEED = 40  # a feed shows its latest items, as real feeds do
-HEADLINES = (
-    "Kyrgyz and Tajik border guards exchange fire near Vorukh, two killed",
-    "Tajik troops fire mortars on Ak-Sai village in Batken",
-    "Gunfight erupts on the Dostuk section of the Kyrgyz-Tajik frontier",
-    "Kyrgyz border post near Samarkandek comes under Tajik drone attack",
-    "Four dead after Tajik and Kyrgyz servicemen clash over water intake in Chorku",
-    "Tajik soldier killed in skirmish with Kyrgyz guards at Tortkul reservoir",
-    "Ovchi-Kalacha residents flee as Kyrgyz and Tajik forces trade gunfire",
-    "Clashes between Tajik and Kyrgyz border troops near Jany-Jer kill five",
-)
 
 
 class Wire:
