@@ -69,6 +69,10 @@ BUSY_TIMEOUT_MS = 10_000
 MAX_STORED_CONTRIBUTIONS = 30
 MIN_STORED_POINTS = 0.01
 STORY_WINDOW_DAYS = 3
+# Stories of one sign in another language that a new event story is compared with, the
+# nearest in time first: in a burst (hundreds of reports of one clash within a day and a
+# half) the join looks at this many, so each new story costs a bounded time.
+CROSS_LANGUAGE_CANDIDATES = 64
 NAMES_CACHE_MAX = 50_000  # article texts whose names the cross-language join remembers
 STEM_COUNT_CACHE = 200_000  # (language, stem) counts a connection remembers (~20 MB at most)
 
@@ -1132,43 +1136,52 @@ class Store:
         return story
 
     def _event_candidates(self, new: EventStory, rules: RuleSet) -> list[EventStory]:
-        """Stories with an event match of one of `new`'s signs in the time window."""
+        """Stories with an event match of one of `new`'s signs in the time window, in no
+        language of `new`'s (what `shared_event_names` refuses anyway is ruled out in SQL,
+        before any story's names are read); at most CROSS_LANGUAGE_CANDIDATES of them,
+        the nearest in time, so a burst of one sign costs each new story a bounded look."""
         span = timedelta(hours=CROSS_LANGUAGE_WINDOW_HOURS)
         # occurred_at is the earlier of publication and first sight: a day of slack
         low = to_iso(new.published_at - span - timedelta(days=1))
         high = to_iso(new.published_at + span)
-        found: set[int] = set()
-        for theatre_id, indicator_id in sorted(new.events):
-            found.update(
-                int(row[0])
-                for row in self.conn.execute(
-                    "SELECT DISTINCT story_id FROM matches WHERE theatre_id = ? "
-                    "AND indicator_id = ? AND occurred_at BETWEEN ? AND ? AND confidence >= ?",
-                    (theatre_id, indicator_id, low, high, EVENT_CONFIDENCE),
-                )
-            )
-        found.discard(new.story_id)
         [language] = new.languages  # a new event story is in one language
-        result = []
-        for story_id in sorted(found):
-            row = self.conn.execute(
-                "SELECT published_at FROM stories WHERE id = ? AND merged_into IS NULL",
-                (story_id,),
-            ).fetchone()
-            if row is None or row[0] is None:
-                continue
-            published = from_iso(row[0])
-            # What `shared_event_names` refuses anyway, ruled out before the story's names
-            # are read: a language in common, or more than the window apart.
-            if abs((published - new.published_at).total_seconds()) > span.total_seconds():
-                continue
-            if self.conn.execute(
-                "SELECT 1 FROM articles WHERE story_id = ? AND language = ? LIMIT 1",
-                (story_id, language),
-            ).fetchone():
-                continue
-            result.append(self._event_story(story_id, published, rules))
-        return result
+        published = to_iso(new.published_at)
+        found: dict[int, tuple[float, str]] = {}
+        for theatre_id, indicator_id in sorted(new.events):
+            for story_id, story_published, distance in self.conn.execute(
+                """
+                SELECT s.id, s.published_at,
+                       abs(julianday(s.published_at) - julianday(?)) AS distance
+                FROM stories s
+                WHERE s.id IN (SELECT story_id FROM matches WHERE theatre_id = ?
+                               AND indicator_id = ? AND occurred_at BETWEEN ? AND ?
+                               AND confidence >= ?)
+                  AND s.id != ? AND s.merged_into IS NULL
+                  AND s.published_at BETWEEN ? AND ?
+                  AND NOT EXISTS (SELECT 1 FROM articles a
+                                  WHERE a.story_id = s.id AND a.language = ?)
+                ORDER BY distance, s.id LIMIT ?
+                """,
+                (
+                    published,
+                    theatre_id,
+                    indicator_id,
+                    low,
+                    high,
+                    EVENT_CONFIDENCE,
+                    new.story_id,
+                    to_iso(new.published_at - span),
+                    to_iso(new.published_at + span),
+                    language,
+                    CROSS_LANGUAGE_CANDIDATES,
+                ),
+            ):
+                found[int(story_id)] = (float(distance), str(story_published))
+        nearest = sorted(found.items(), key=lambda item: (item[1][0], item[0]))
+        return [
+            self._event_story(story_id, from_iso(story_published), rules)
+            for story_id, (_, story_published) in nearest[:CROSS_LANGUAGE_CANDIDATES]
+        ]
 
     def _event_story(self, story_id: int, published_at: datetime, rules: RuleSet) -> EventStory:
         texts = self.conn.execute(
