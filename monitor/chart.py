@@ -150,6 +150,25 @@ def level_bands(
     return bands
 
 
+def draw_level_bands(
+    ax: Any, levels: Sequence[Level], *, alpha: float = 0.12, fontsize: float = 9
+) -> None:
+    """Shade each level's band on matplotlib axes `ax` and name it at the right edge."""
+    for name, lower, upper, colour in level_bands(levels):
+        ax.axhspan(lower, upper, color=colour, alpha=alpha, linewidth=0)
+        ax.text(
+            1.005,
+            (lower + upper) / 200,
+            name,
+            transform=ax.transAxes,
+            color=colour,
+            fontsize=fontsize,
+            va="center",
+            ha="left",
+            fontweight="bold",
+        )
+
+
 def render_chart(data: ChartData, out: Path, *, levels: Sequence[Level]) -> Path:
     """Draw `data` into `out` (.png or .svg) and return the path written."""
     fmt = check_output_path(out)
@@ -166,19 +185,7 @@ def render_chart(data: ChartData, out: Path, *, levels: Sequence[Level]) -> Path
     grid = fig.add_gridspec(2, 1, height_ratios=[5.2, 0.1 + 0.28 * len(stories)])
     ax = fig.add_subplot(grid[0])
 
-    for name, lower, upper, colour in level_bands(levels):
-        ax.axhspan(lower, upper, color=colour, alpha=0.12, linewidth=0)
-        ax.text(
-            1.005,
-            (lower + upper) / 200,
-            name,
-            transform=ax.transAxes,
-            color=colour,
-            fontsize=9,
-            va="center",
-            ha="left",
-            fontweight="bold",
-        )
+    draw_level_bands(ax, levels, alpha=0.12, fontsize=9)
 
     xs, ys = series_with_gaps(data.points)
     ax.plot(mdates.date2num(xs), ys, color="#1f3b57", linewidth=1.3, zorder=3)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.chart import _alert_style, level_bands, series_with_gaps
+from monitor.chart import _alert_style, draw_level_bands, series_with_gaps
 from monitor.models import Level, from_iso
 
 # pyplot's global state is never touched (Figure objects only), but matplotlib's font
@@ -53,19 +53,7 @@ def score_chart_svg(
     with _DRAWING:
         fig = Figure(figsize=(width_inches, height_inches), dpi=96, layout="constrained")
         ax = fig.add_subplot()
-        for name, lower, upper, colour in level_bands(levels):
-            ax.axhspan(lower, upper, color=colour, alpha=0.13, linewidth=0)
-            ax.text(
-                1.005,
-                (lower + upper) / 200,
-                name,
-                transform=ax.transAxes,
-                color=colour,
-                fontsize=8,
-                va="center",
-                ha="left",
-                fontweight="bold",
-            )
+        draw_level_bands(ax, levels, alpha=0.13, fontsize=8)
         if points:
             xs, ys = series_with_gaps(points)
             ax.plot(mdates.date2num(xs), ys, color="#1f3b57", linewidth=1.4, zorder=3)
@@ -119,19 +107,7 @@ def record_chart_svg(
     with _DRAWING:
         fig = Figure(figsize=(8.0, 3.2), dpi=96, layout="constrained")
         ax = fig.add_subplot()
-        for name, lower, upper, colour in level_bands(levels):
-            ax.axhspan(lower, upper, color=colour, alpha=0.10, linewidth=0)
-            ax.text(
-                1.005,
-                (lower + upper) / 200,
-                name,
-                transform=ax.transAxes,
-                color=colour,
-                fontsize=8,
-                va="center",
-                ha="left",
-                fontweight="bold",
-            )
+        draw_level_bands(ax, levels, alpha=0.10, fontsize=8)
         for number, (label, rows) in enumerate(series):
             points = [
                 (from_iso(row["at"]) + timedelta(days=3), float(row["score"])) for row in rows
