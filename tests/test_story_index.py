@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.grouping import scan_story
 from monitor import db
 from monitor.corpus import CorpusItem, load_corpus
 from monitor.demo import load_demo_items
-from monitor.models import Entry, Feed, from_iso, to_iso
+from monitor.models import Entry, Feed, to_iso
 from monitor.parser import canonical_url
 from monitor.replay import corpus_entry, replay_feeds
 from monitor.stories import (
@@ -47,23 +48,9 @@ class BruteForceStore(db.Store):
             ).fetchone()
             if row is not None:
                 return int(row[0])
-        low = to_iso(entry.published_at - timedelta(days=db.STORY_WINDOW_DAYS))
-        high = to_iso(entry.published_at + timedelta(days=db.STORY_WINDOW_DAYS))
-        for story_id, title, language, published in self.conn.execute(
-            "SELECT id, title, language, published_at FROM stories "
-            "WHERE published_at BETWEEN ? AND ? AND language = ? ORDER BY published_at DESC",
-            (low, high, entry.language),
-        ):
-            if is_same_story(
-                entry.title,
-                entry.language,
-                entry.published_at,
-                title,
-                language,
-                from_iso(published),
-                window_days=db.STORY_WINDOW_DAYS,
-            ):
-                return int(story_id)
+        found = scan_story(self, entry)
+        if found is not None:
+            return found
         cursor = self.conn.execute(
             "INSERT INTO stories (first_seen_at, published_at, title, language, canonical_url, "
             "sources, source_weight) VALUES (?, ?, ?, ?, ?, 1, ?)",
