@@ -214,16 +214,21 @@ def test_a_second_calm_after_a_fresh_rise_is_announced_within_the_interval() -> 
     assert len(result.kinds()) == 4
 
 
-def test_state_follows_level_even_when_alert_suppressed() -> None:
-    # A state carried over with the level-up still remembered (a level no longer held):
-    # the repeat is suppressed, the state still follows the level.
+def low_with_high_remembered() -> AlertState:
+    """A state carried over at LOW with its level-up to HIGH of 2 h ago still remembered."""
     entered = T0 - timedelta(hours=2)
-    state = AlertState(
+    return AlertState(
         THEATRE,
         "low",
         T0 - timedelta(hours=1),
         last_sent=((f"kg-tj:level_up:high@{to_iso(entered)}", entered),),
     )
+
+
+def test_state_follows_level_even_when_alert_suppressed() -> None:
+    # A state carried over with the level-up still remembered (a level no longer held):
+    # the repeat is suppressed, the state still follows the level.
+    state = low_with_high_remembered()
     new_state, decisions = decide_alerts(
         state, point(60, T0, level="high"), now=T0, settings=ALERTS, levels=LEVELS
     )
@@ -356,13 +361,7 @@ def test_critical_during_a_suppressed_surge_goes_out_on_its_own() -> None:
 
 
 def test_critical_beside_a_suppressed_level_up_goes_out_on_its_own() -> None:
-    entered = T0 - timedelta(hours=2)
-    state = AlertState(
-        THEATRE,
-        "low",
-        T0 - timedelta(hours=1),
-        last_sent=((f"kg-tj:level_up:high@{to_iso(entered)}", entered),),
-    )
+    state = low_with_high_remembered()
     _, decisions = decide_alerts(
         state,
         point(60, T0, level="high"),
