@@ -45,9 +45,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor import db
-from monitor.corpus import load_corpus
+from monitor.lab.corpus import load_corpus
 from monitor.models import Entry, Feed, from_iso, to_iso
-from monitor.stories import is_same_story
+from monitor.score.stories import is_same_story
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "corpus"
 RANKS = 1_000_000
@@ -198,7 +198,7 @@ def scan_story(store: db.Store, entry: Entry) -> int | None:
 
 
 def indexed_story(store: db.Store, entry: Entry) -> int | None:
-    from monitor.stories import title_fingerprint
+    from monitor.score.stories import title_fingerprint
 
     fingerprint = title_fingerprint(entry.title, entry.language)
     return store._indexed_story(fingerprint, entry.language, entry.published_at)

@@ -44,20 +44,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-import monitor.matcher as matcher_module
+import monitor.detect.matcher as matcher_module
 from monitor.config import load_yaml
-from monitor.corpus import CorpusItem, load_corpus
-from monitor.matcher import match_article
+from monitor.detect.matcher import match_article
+from monitor.detect.rules import RuleSet, compile_ruleset
+from monitor.detect.text import clear_stem_cache
+from monitor.lab.corpus import CorpusItem, load_corpus
 from monitor.models import ArticleText
-from monitor.rules import RuleSet, compile_ruleset
-from monitor.text import clear_stem_cache
 
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS_FILES = (
     *sorted((ROOT / "tests" / "fixtures" / "corpus").glob("*.jsonl")),
-    ROOT / "monitor" / "demo_data" / "items.jsonl",
+    ROOT / "monitor" / "lab" / "demo_data" / "items.jsonl",
 )
 CONFIG = ROOT / "indicators.yaml"
 FEED_ITEM_SIZES = (400, 1500)  # characters of text, title excluded

@@ -14,7 +14,7 @@ resolved to 127.0.0.1), in the same run:
 - **the parse floor**: the CPU time of `feedparser.parse` on the same bytes, one core.
 
 Items are recent (the last two days, as the run starts), from the labelled corpus
-(tests/fixtures/corpus) and the demo's texts (monitor/demo_data), English and Russian.
+(tests/fixtures/corpus) and the demo's texts (monitor/lab/demo_data), English and Russian.
 Each story (two corpus texts joined, with a place) is carried by about three feeds, each
 in slightly different words (a prefix, a dropped or swapped word, fewer sentences), with
 its own link, so grouping has to work from the titles as it does for real outlets.
@@ -62,7 +62,7 @@ PEER_CONCURRENCY = 64
 LAG_INTERVAL = 0.010
 CORPUS_FILES = [
     *sorted((REPO / "tests" / "fixtures" / "corpus").glob("*.jsonl")),
-    REPO / "monitor" / "demo_data" / "items.jsonl",
+    REPO / "monitor" / "lab" / "demo_data" / "items.jsonl",
 ]
 PLACES = {
     "en": ["Batken", "Isfara", "Vorukh", "Kok-Tash", "Osh", "Khujand", "Leilek", "Ovchi-Kalacha"],
@@ -351,9 +351,9 @@ def worker_split(feeds: int, start: datetime, sample: int) -> tuple[float, float
     """CPU seconds of `parse_feed` and of matching its entries, in this process, on the
     first `sample` feeds: the split of the parser workers' time between the two."""
     from monitor.config import load_config
-    from monitor.matcher import match_article
-    from monitor.parse_sandbox import article_text
-    from monitor.parser import parse_feed
+    from monitor.detect.matcher import match_article
+    from monitor.fetch.parse_sandbox import article_text
+    from monitor.fetch.parser import parse_feed
 
     rules = load_config(indicators_path=REPO / "indicators.yaml", env={}).rules
     texts = load_texts()
@@ -443,7 +443,7 @@ async def monitor_cycle(
     store: Any, config: Any, parsers: Any, now: datetime, timeout: float
 ) -> Cycle:
     from monitor import pipeline
-    from monitor.fetcher import Fetcher
+    from monitor.fetch.fetcher import Fetcher
 
     cycle = Cycle()
     probe = LagProbe()
@@ -498,7 +498,7 @@ async def monitor_cycle(
 
 def run_monitor(feeds: int, port: int, start: datetime, timeout: float) -> tuple[Cycle, Cycle]:
     from monitor.db import Store
-    from monitor.parse_sandbox import ParserPool
+    from monitor.fetch.parse_sandbox import ParserPool
 
     with tempfile.TemporaryDirectory(prefix="bench-poll-") as folder:
         config = write_deployment(Path(folder), feeds, port)

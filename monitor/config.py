@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from monitor import validate as v
-from monitor.addresses import parse_address
+from monitor.deliver.addresses import parse_address
 from monitor.errors import ConfigError
+from monitor.fetch.netguard import validate_feed_url
 from monitor.models import (
     AlertSettings,
     Feed,
@@ -33,10 +34,9 @@ from monitor.models import (
     Settings,
     SmtpSettings,
 )
-from monitor.netguard import validate_feed_url
 
 if TYPE_CHECKING:
-    from monitor.rules import RuleSet
+    from monitor.detect.rules import RuleSet
 
 INDICATORS_FILENAME = "indicators.yaml"
 # libyaml's parser when PyYAML was built with it: 8x faster than the pure-Python one (the
@@ -225,7 +225,7 @@ def parse_indicators_text(raw_text: str, *, source: str) -> WatchList:
     # the baseline's days are the desk's days unless scoring names its own zone
     scoring = _parse_scoring(top.get("scoring"), root.child("scoring"), alerts.timezone)
     # imported here: the compiler and its stemmers are what only a whole load needs
-    from monitor.rules import compile_ruleset
+    from monitor.detect.rules import compile_ruleset
 
     rules = compile_ruleset(top.get("theatres"), top.get("indicators"), source=source)
     for theatre in rules.theatres.values():
@@ -606,7 +606,7 @@ def _parse_smtp(
 
 
 def _check_address(text: str, at: v.Location) -> None:
-    """The check rendering makes (`monitor.addresses`): what loads is what can be sent."""
+    """The check rendering makes (`monitor.deliver.addresses`): what loads is what can be sent."""
     try:
         parse_address(text, "")
     except ValueError as exc:
@@ -724,7 +724,7 @@ def _report_url(value: object, at: v.Location) -> str | None:
 
 
 def _check_listen(listen: str, at: v.Location) -> None:
-    from monitor.metrics_http import parse_listen_address
+    from monitor.service.metrics_http import parse_listen_address
 
     try:
         parse_listen_address(listen)

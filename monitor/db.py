@@ -42,7 +42,7 @@ from monitor.models import (
     from_iso,
     to_iso,
 )
-from monitor.stories import (
+from monitor.score.stories import (
     CROSS_LANGUAGE_WINDOW_HOURS,
     EventStory,
     StoryTitle,
@@ -59,7 +59,7 @@ from monitor.stories import (
 if TYPE_CHECKING:
     import sqlite_utils
 
-    from monitor.rules import RuleSet
+    from monitor.detect.rules import RuleSet
 
 BUSY_TIMEOUT_MS = 10_000
 # Evidence kept per score point: the largest contributions, and none too small to matter.
@@ -1007,7 +1007,7 @@ class Store:
         return fresh
 
     def _story_for(self, feed: Feed, entry: Entry, *, now: datetime) -> int:
-        from monitor.parser import canonical_url
+        from monitor.fetch.parser import canonical_url
 
         canonical = canonical_url(entry.url) if entry.url else None
         if canonical:

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from monitor import alerts, notify, politeness, scoring
 from monitor.config import Config
 from monitor.db import Store, StoredArticle
+from monitor.deliver import notify
+from monitor.detect.matcher import match_article
 from monitor.errors import DeliveryError
-from monitor.fetcher import Fetcher
-from monitor.matcher import match_article
+from monitor.fetch import politeness
+from monitor.fetch.fetcher import Fetcher
+from monitor.fetch.parse_sandbox import ParserPool, article_text
 from monitor.models import (
     AlertDecision,
     ArticleText,
@@ -39,7 +41,7 @@ from monitor.models import (
     from_iso,
     to_iso,
 )
-from monitor.parse_sandbox import ParserPool, article_text
+from monitor.score import alerts, scoring
 from monitor.writer import StoreWriter
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ import pytest
 from monitor import pipeline
 from monitor.config import Config, load_config
 from monitor.db import Store
-from monitor.fetcher import Fetcher
-from monitor.matcher import match_article
+from monitor.detect.matcher import match_article
+from monitor.fetch.fetcher import Fetcher
+from monitor.fetch.parse_sandbox import ParserPool
 from monitor.models import ArticleText, from_iso
-from monitor.parse_sandbox import ParserPool
-from tests.daemon_support import CLASH_ITEMS, rss, write_deployment
-from tests.http_support import FeedServer, Reply, hang
+from tests.support.daemon import CLASH_ITEMS, rss, write_deployment
+from tests.support.http import FeedServer, Reply, hang
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TIMEOUT = 60.0

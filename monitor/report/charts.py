@@ -1,5 +1,5 @@
 """The report's charts: a theatre's daily peak score with level bands and alert markers,
-drawn by matplotlib as SVG (reusing `monitor.chart`'s bands, gaps and alert styles).
+drawn by matplotlib as SVG (reusing `monitor.report.plot`'s bands, gaps and alert styles).
 
 matplotlib is the optional `chart` extra. Without it `is_available()` is False and the
 report shows the tables alone, with a note; nothing else changes. No feed text is
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.chart import _alert_style, draw_level_bands, series_with_gaps
 from monitor.models import Level, from_iso
+from monitor.report.plot import _alert_style, draw_level_bands, series_with_gaps
 
 # pyplot's global state is never touched (Figure objects only), but matplotlib's font
 # cache and text layout are not documented as thread-safe: one chart at a time.

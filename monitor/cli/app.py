@@ -1,0 +1,412 @@
+"""The `monitor` command: a thin click layer over the library.
+
+Each command parses its options, calls one library function and prints. Errors the
+library raises on purpose (`MonitorError`) reach the user as one line on stderr with the
+error's exit status (2 for configuration errors), never as a traceback.
+
+Start-up is part of every command's latency (issue 17): this module and what it imports
+at the top load no HTTP client, scheduler, feed parser, YAML or numpy. A command imports
+the library it calls in its own body, and `replay` (which needs the whole pipeline) is
+imported only when it runs; `--help` lists it by the short help recorded here
+(tests/test_cli_startup.py checks both).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from monitor import __version__
+from monitor.cli import output
+from monitor.cli import query_commands as cli_query
+from monitor.cli.common import Context, format_option, handle_errors, time_option, utcnow
+from monitor.cli.timeparse import parse_time
+
+# `monitor run --once` exits with this (EX_TEMPFAIL in sysexits.h, "status=75/TEMPFAIL" in
+# systemctl) when every feed it polled failed, so the round stored nothing: a timer unit
+# then shows the failure. 1 is any other error, 2 a configuration error.
+EXIT_ALL_FEEDS_FAILED = 75
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
+    if os.environ.get("MONITOR_LOG_LEVEL"):
+        level = getattr(logging, os.environ["MONITOR_LOG_LEVEL"].upper(), level)
+    logging.basicConfig(
+        level=level,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+class LazyGroup(click.Group):
+    """A group whose heavy commands are imported when they run, not when listed.
+
+    `lazy_commands` maps a command's name to ("module:attribute", its short help).
+    """
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, tuple[str, str]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands
+        self._listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            target, short_help = self.lazy_commands[cmd_name]
+            if self._listing:  # `monitor --help`: a stand-in with the recorded help
+                return click.Command(cmd_name, short_help=short_help)
+            module, attribute = target.split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+LAZY_COMMANDS = {
+    "replay": (
+        "monitor.lab.replay:replay_command",
+        "Replay a dated corpus through matching, scoring and alert rules; send nothing.",
+    ),
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(__version__, prog_name="monitor")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Deployment settings (monitor.toml). Default: $MONITOR_CONFIG, else built-in defaults.",
+)
+@click.option(
+    "--indicators",
+    "indicators_path",
+    type=click.Path(dir_okay=False),
+    help="What to watch. Default: $MONITOR_INDICATORS, ./indicators.yaml, else the built-in list.",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    help="The SQLite database. Default: settings, $MONITOR_DB, $STATE_DIRECTORY/monitor.db or ./monitor.db.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config_path: str | None,
+    indicators_path: str | None,
+    db_path: str | None,
+    verbose: int,
+) -> None:
+    """monitor: escalation-risk early warning from news feeds."""
+    _setup_logging(verbose)
+    ctx.obj = Context(config_path, indicators_path, db_path)
+
+
+def main() -> None:
+    cli(prog_name="monitor")
+
+
+# ---------------------------------------------------------------------------
+# Running
+
+
+@cli.command()
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run one full cycle (poll, score, send) and exit: 0 done, "
+    f"{EXIT_ALL_FEEDS_FAILED} every feed polled failed (nothing stored), 1 error, "
+    "2 configuration error.",
+)
+@click.pass_obj
+@handle_errors
+def run(obj: Context, once: bool) -> None:
+    """Run the daemon (or one cycle with --once)."""
+    import asyncio
+
+    from monitor.service.daemon import Daemon, run_once
+
+    config = obj.config  # fails fast, before anything runs, on a bad configuration
+    if once:
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            logging.getLogger().setLevel(logging.INFO)
+        summary = asyncio.run(run_once(config))
+        poll, delivery = summary.poll, summary.delivery
+        click.echo(
+            f"polled {poll.feeds} feeds ({poll.ok} new content, {poll.not_modified} unchanged, "
+            f"{poll.errors} failed); {poll.new_articles} new articles, {poll.events} signs; "
+            f"sent {delivery.sent}, retrying {delivery.retried}, dead {delivery.dead}"
+        )
+        for point in summary.score.points:
+            click.echo(f"  {point.theatre_id}: {point.index:.0f} ({point.level})")
+        if poll.feeds and poll.errors == poll.feeds:
+            kinds = ", ".join(f"{k}: {n}" for k, n in sorted(poll.errors_by_kind.items()))
+            click.echo(
+                f"monitor: every feed polled failed ({poll.errors} of {poll.feeds}; {kinds}); "
+                f"nothing was stored (exit {EXIT_ALL_FEEDS_FAILED}; see `monitor feeds`)",
+                err=True,
+            )
+            sys.exit(EXIT_ALL_FEEDS_FAILED)
+        return
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger().setLevel(logging.INFO)
+    sys.exit(Daemon(config, reload_config=obj.load).run())
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="demo-output",
+    show_default=True,
+    help="Where the demo writes its database and the emails it receives.",
+)
+@click.pass_obj
+@handle_errors
+def demo(obj: Context, out_dir: str) -> None:
+    """Run the whole pipeline offline on bundled sample feeds and a simulated clock."""
+    from monitor.lab.demo import run_demo
+
+    run_demo(Path(out_dir), db_path=Path(obj.db_path) if obj.db_path else None, echo=click.echo)
+
+
+@cli.command("check-config")
+@click.pass_obj
+@handle_errors
+def check_config(obj: Context) -> None:
+    """Validate the configuration and print a summary (and warn when alerts would go nowhere)."""
+    from monitor.service.status import config_delivery_problem
+
+    config = obj.config
+    settings = config.settings
+    click.echo(f"indicators: {config.indicators_path}")
+    click.echo(f"settings:   {config.settings_path or '(built-in defaults and environment)'}")
+    click.echo(f"database:   {settings.db_path}")
+    smtp = settings.smtp
+    recipients = ", ".join(smtp.recipients) or "(none configured)"
+    trust = f", CAs from {smtp.ca_file}" if smtp.ca_file else ""
+    click.echo(f"smtp:       {smtp.host}:{smtp.port} ({smtp.security}{trust}) → {recipients}")
+    from monitor.config import RELOAD_NOTE
+
+    click.echo(f"reload:     {RELOAD_NOTE}")
+    click.echo(f"feeds ({len(config.feeds)}):")
+    for feed in config.feeds:
+        click.echo(f"  {feed.id:<18} {feed.url}")
+    click.echo(f"theatres ({len(config.rules.theatres)}):")
+    for theatre in config.rules.theatres.values():
+        click.echo(f"  {theatre.id:<18} {theatre.name} ({theatre.kind})")
+    click.echo(f"indicators ({len(config.rules.indicators)}):")
+    for indicator in config.rules.indicators.values():
+        flag = " critical" if indicator.severity == "critical" else ""
+        click.echo(f"  {indicator.id:<28} weight {indicator.weight:+g}{flag}")
+    problem = config_delivery_problem(config)
+    if problem:
+        # Valid (the daemon runs and stores alerts), but nobody would hear of them.
+        click.echo(f"WARNING: {problem}", err=True)
+    click.echo("configuration OK" + (", with 1 warning (on stderr)" if problem else ""))
+
+
+# ---------------------------------------------------------------------------
+# Querying
+
+
+@cli.command()
+@click.option("--theatre", "-t", help="One theatre (default: all).")
+@click.option("--since", default="30d", show_default=True, help="7d, 2024-09-14, or an ISO time.")
+@click.option("--until", default=None, help="Default: now.")
+@click.option(
+    "--every", type=click.Choice(["1h", "1d", "1w"]), help="One row per period (peak score)."
+)
+@format_option
+@click.pass_obj
+@handle_errors
+def history(
+    obj: Context, theatre: str | None, since: str, until: str | None, every: str | None, fmt: str
+) -> None:
+    """A theatre's score history."""
+    from monitor.cli.query import history_report
+
+    with obj.open_readonly() as store:
+        click.echo(
+            history_report(
+                store,
+                theatre_id=theatre,
+                since=parse_time(since, now=utcnow()),
+                until=time_option(until) or utcnow(),
+                every=every,
+                fmt=fmt,
+            )
+        )
+
+
+@cli.command()
+@click.option("--theatre", "-t", help="One theatre (default: all).")
+@click.option("--since", default=None, help="7d, 2024-09-14, or an ISO time.")
+@click.option(
+    "--status", type=click.Choice(["pending", "sent", "dead", "digest"]), help="Delivery status."
+)
+@format_option
+@click.pass_obj
+@handle_errors
+def alerts(
+    obj: Context, theatre: str | None, since: str | None, status: str | None, fmt: str
+) -> None:
+    """Alerts and their delivery."""
+    from monitor import db
+
+    with obj.open_readonly() as store:
+        rows = db.alert_rows(store, theatre_id=theatre, since=time_option(since), status=status)
+        # people read the table: indicators by name, not by id (the ids from the database:
+        # compiling the watch list's patterns would cost more than the query)
+        ids = db.indicator_ids(store) if fmt == "table" else ()
+    columns = [
+        "created_at",
+        "kind",
+        "theatre_id",
+        "level",
+        "score",
+        "delivery",
+        "attempts",
+        "reason",
+    ]
+    if fmt != "table":
+        columns += ["sent_at", "last_error", "subject", "dedup_key"]
+    else:
+        from monitor.deliver.notify import name_indicators
+
+        for row in rows:
+            row["reason"] = name_indicators(row["reason"] or "", ids)
+    click.echo(output.render_rows(rows, columns=columns, fmt=fmt, empty="(no alerts)"))
+
+
+@cli.command()
+@format_option
+@click.pass_obj
+@handle_errors
+def feeds(obj: Context, fmt: str) -> None:
+    """Each feed's state: status, last success, last error, failures, next check."""
+    from monitor.cli.query import feeds_report
+
+    with obj.open_readonly() as store:
+        click.echo(feeds_report(store, fmt=fmt))
+
+
+@cli.command()
+@click.argument("theatre")
+@click.option(
+    "--at",
+    "at_text",
+    default=None,
+    help="The score point at or before this time (default: latest).",
+)
+@format_option
+@click.pass_obj
+@handle_errors
+def explain(obj: Context, theatre: str, at_text: str | None, fmt: str) -> None:
+    """Why a theatre has its score: the contributing stories, largest first."""
+    from monitor.cli.query import explain_report
+
+    with obj.open_readonly() as store:
+        click.echo(explain_report(store, theatre_id=theatre, at=time_option(at_text), fmt=fmt))
+
+
+@cli.command("eval")
+@click.argument("corpus", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option("--verbose", "show_errors", is_flag=True, help="List each miss and false alarm.")
+@click.pass_obj
+@handle_errors
+def eval_command(obj: Context, corpus: str, fmt: str, show_errors: bool) -> None:
+    """Measure detection against a labelled corpus (precision, recall, F1)."""
+    from monitor.lab.corpus import load_corpus
+    from monitor.lab.evaluation import evaluate, render_report
+
+    report = evaluate(load_corpus(corpus), obj.config.rules)
+    click.echo(render_report(report, fmt=fmt, verbose=show_errors))
+
+
+@cli.command("test-email")
+@click.pass_obj
+@handle_errors
+def test_email(obj: Context) -> None:
+    """Send a test message through the configured SMTP server and say what happened."""
+    from monitor.pipeline import send_test_email
+
+    click.echo(send_test_email(obj.config, now=utcnow()))
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The folder to write the site into (replaced whole, atomically).",
+)
+@click.option(
+    "--at",
+    "at_text",
+    default=None,
+    help="The moment the report describes (default: the newest score point).",
+)
+@click.pass_obj
+@handle_errors
+def report(obj: Context, out_dir: str, at_text: str | None) -> None:
+    """Write a static risk report (HTML, no JavaScript) of the database into a folder.
+
+    \b
+    Open OUT/index.html in a browser, or serve the folder with any web server.
+    Charts need matplotlib (pip install 'monitor[chart]'); without it, tables only.
+    """
+    from monitor.report.build import build_report, report_time
+
+    with obj.open_readonly() as store:
+        now = time_option(at_text) or report_time(store, utcnow())
+        result = build_report(store, obj.config, Path(out_dir), now=now)
+    note = "" if result.charts_available else " (no charts: pip install 'monitor[chart]')"
+    click.echo(f"wrote {result.pages} pages and {result.charts} charts{note}")
+    click.echo(str(result.index.resolve()))
+
+
+@cli.command()
+@click.argument("database", type=click.Path(exists=True, dir_okay=False))
+@click.argument("datasette_args", nargs=-1, type=click.UNPROCESSED)
+@handle_errors
+def datasette(database: str, datasette_args: tuple[str, ...]) -> None:
+    """Serve DATABASE with Datasette and monitor's metadata (titles, descriptions, units,
+    canned queries). Needs pip install 'monitor[datasette]'. Extra arguments go to
+    `datasette serve` (e.g. --port 8002)."""
+    from monitor.report.datasette import serve
+
+    serve(Path(database), list(datasette_args))
+
+
+# Commands that live in their own modules (`replay`: LAZY_COMMANDS above).
+cli_query.register(cli)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,237 @@
+"""The query commands `monitor articles`, `monitor chart` and `monitor status`.
+
+A thin click layer like `monitor.cli.app` (which registers these through `register`): parse
+the options, call one library function (`query`, `chart`, `status`), print. Shared
+pieces come from `monitor.cli.common`. Every command opens the database read-only and
+never writes.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+
+from monitor.cli import output
+from monitor.cli.common import Context, handle_errors, utcnow
+from monitor.cli.timeparse import parse_time
+
+TIME_HELP = "7d, 12h, 2024-09-14, or an ISO time (UTC)."
+
+
+def _time(value: str | None, now: datetime) -> datetime | None:
+    return None if value is None else parse_time(value, now=now)
+
+
+@click.command()
+@click.option("--theatre", "-t", help="Only articles with a detection for this theatre.")
+@click.option("--indicator", "-i", help="Only articles with this indicator detected.")
+@click.option("--since", default=None, help=f"Published at or after. {TIME_HELP}")
+@click.option("--until", default=None, help="Published at or before (default: no limit).")
+@click.option(
+    "--search",
+    "-s",
+    help="Words that must all occur in the title or summary; end a word with * for a "
+    "prefix (границ* finds границе, границы).",
+)
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=100, show_default=True, help="At most."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(output.FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.pass_obj
+@handle_errors
+def articles(
+    obj: Context,
+    theatre: str | None,
+    indicator: str | None,
+    since: str | None,
+    until: str | None,
+    search: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
+    """Stored articles, newest first, with the indicators detected in each.
+
+    \b
+    Examples:
+      monitor articles --search "Batken border" --since 30d
+      monitor articles --theatre kg-tj --indicator border_clash --format csv
+    """
+    from monitor.cli.query import articles_report
+
+    now = utcnow()
+    with obj.open_readonly() as store:
+        click.echo(
+            articles_report(
+                store,
+                theatre_id=theatre,
+                indicator_id=indicator,
+                since=_time(since, now),
+                until=_time(until, now),
+                search=search,
+                limit=limit,
+                fmt=fmt,
+            )
+        )
+
+
+@click.command()
+@click.argument("theatre")
+@click.option("--since", default="90d", show_default=True, help=TIME_HELP)
+@click.option("--until", default=None, help="Default: now.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The picture to write: FILE.png or FILE.svg.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(0, 10),
+    default=5,
+    show_default=True,
+    help="How many top stories to mark.",
+)
+@click.pass_obj
+@handle_errors
+def chart(
+    obj: Context, theatre: str, since: str, until: str | None, out_path: str, top: int
+) -> None:
+    """Draw a theatre's score over time with level bands, alerts and top stories.
+
+    Needs matplotlib: pip install 'monitor[chart]'.
+    """
+    from monitor.errors import MonitorError
+    from monitor.report import plot as charts
+
+    out = Path(out_path)
+    try:
+        charts.check_output_path(out)
+    except MonitorError as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
+    charts.require_matplotlib()
+    now = utcnow()
+    start = _time(since, now)
+    end = _time(until, now) or now
+    assert start is not None
+    if start >= end:
+        raise click.BadParameter(
+            f"{since!r} is not before the end of the chart", param_hint="--since"
+        )
+    levels = obj.config.scoring.levels
+    with obj.open_readonly() as store:
+        data = charts.chart_data(store, theatre_id=theatre, since=start, until=end, top_stories=top)
+    charts.render_chart(data, out, levels=levels)
+    click.echo(
+        f"wrote {out} ({len(data.points)} score points, {len(data.alerts)} alerts, "
+        f"{len(data.stories)} top stories)"
+    )
+
+
+STATUS_HELP = """Is the service alive and well? Prints a report; the exit status says it.
+
+\b
+  0 ok        none of the below
+  1 degraded  no recipient configured (smtp.recipients empty and no maildir:
+              alerts are stored but never sent); every polled feed, or more
+              than half, failing (each failed every poll since its last
+              success) or gone; no new article stored for longer than
+              health.quiet_period_hours (24 h by default, 0: off) while feeds
+              answer; a configured feed has failed for longer than
+              alerts.feed_down_after_hours (24 h by default) or is gone (410);
+              a message died in the outbox in the last 7 days; a pending
+              message is overdue by more than 1 h (held messages, e.g. for
+              quiet hours, count from their not-before time); the last run of
+              a job recorded an error
+  2 down      the database cannot be read; no cycle (a poll or score round of
+              the daemon, or a `run --once` round) ended within --max-age
+              (default 3 × schedule.score_tick_seconds, 45 min); or the daemon
+              is not running although the last cycle was the daemon's (with
+              the timer there is no daemon between rounds, which is normal)
+
+\b
+"Running" means a process holds the instance lock <db>.lock; it is looked up
+(in /proc/locks, and by the pid written in the file), never taken.
+"""
+
+
+@click.command(help=STATUS_HELP)
+@click.option(
+    "--max-age",
+    default=None,
+    help="Down when no cycle ended within this long (e.g. 45m, 2h). "
+    "Default: 3 × schedule.score_tick_seconds.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.pass_obj
+@handle_errors
+def status(obj: Context, max_age: str | None, fmt: str) -> None:
+    from monitor.cli.timeparse import parse_duration
+    from monitor.errors import DatabaseError
+    from monitor.service.status import (
+        StatusPolicy,
+        assess,
+        daemon_state,
+        delivery_problem,
+        render_status,
+    )
+
+    # the thresholds only: compiling the watch list's patterns would cost more than the
+    # whole report (issue 17); `check-config` validates the rest
+    settings, alerts = obj.settings, obj.alert_settings()
+    quiet_hours = settings.health.quiet_period_hours
+    policy = StatusPolicy(
+        max_cycle_age=parse_duration(max_age)
+        if max_age
+        else timedelta(seconds=3 * settings.schedule.score_tick_seconds),
+        feed_failing_after=timedelta(seconds=alerts.feed_down_after_seconds),
+        quiet_period=timedelta(hours=quiet_hours) if quiet_hours else None,
+    )
+    problems = [p for p in (delivery_problem(settings),) if p]
+    db_path = obj.db_path_for_reading()
+    now = utcnow()
+    daemon = daemon_state(db_path)
+    try:
+        store = obj.open_readonly()
+    except DatabaseError as exc:
+        report = assess(
+            None, database=str(db_path), daemon=daemon, now=now, policy=policy, open_error=str(exc)
+        )
+    else:
+        with store:
+            report = assess(
+                store,
+                database=str(db_path),
+                daemon=daemon,
+                now=now,
+                policy=policy,
+                config_problems=problems,
+            )
+    click.echo(render_status(report, fmt=fmt))
+    sys.exit(report.exit_status)
+
+
+COMMANDS = (articles, chart, status)
+
+
+def register(group: click.Group) -> None:
+    """Add the query commands to the `monitor` group (called at the end of monitor.cli.app)."""
+    for command in COMMANDS:
+        group.add_command(command)

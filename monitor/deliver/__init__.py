@@ -1,0 +1,1 @@
+"""Delivery: rendering alerts and sending them."""

@@ -1,0 +1,1 @@
+"""Detection: the rule language of indicators.yaml, the matcher, text and language handling."""

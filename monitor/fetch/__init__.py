@@ -1,0 +1,1 @@
+"""Fetching feeds: HTTP, the address guard, politeness, parsing and the parser sandbox."""

@@ -1,0 +1,1 @@
+"""Offline work: the demo, replay, evaluation, corpora and the local mail sink."""

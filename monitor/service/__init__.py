@@ -1,0 +1,1 @@
+"""The daemon: scheduler, sd_notify, the instance lock, metrics and status."""
