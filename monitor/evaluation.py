@@ -45,7 +45,6 @@ from monitor.models import Match
 from monitor.rules import RuleSet
 
 __all__ = [
-    "OUTSIDE_THEATRE",
     "SCORED_LABELS",
     "TARGET_LABEL_F1",
     "TARGET_MACRO_F1",
@@ -71,7 +70,6 @@ SCORED_LABELS = (
 TARGET_MACRO_F1 = 0.90
 TARGET_LABEL_F1 = 0.80
 TARGET_THEATRE_ACCURACY = 0.90
-OUTSIDE_THEATRE = "other"  # the corpus's gold theatre for ground no theatre covers
 
 
 @dataclass(frozen=True, slots=True)
