@@ -119,6 +119,7 @@ YEAR_WINDOW = 6  # a year this close to a match dates it…
 SENTENCE_OPENING = 3  # …and so does one opening the sentence ("In 2021, …")
 YEAR_PAPER_BEFORE = 3  # a year this close after a paper ("maps from 1958") dates it…
 YEAR_PAPER_AFTER = 2  # …and so does one just before it ("1920s documents")
+ANNIVERSARY_WINDOW = 3  # "the anniversary of the CEASEFIRE": the match it names
 BACKGROUND_WINDOW = 8  # "comes six months after deadly FIGHTING"
 BACKGROUND_CLOSE_WINDOW = 2  # "since the CLASHES", "прошлых боев"
 BACKGROUND_AFTER_WINDOW = 3  # "the CLASHES last week"
@@ -883,6 +884,15 @@ class _Judge:
                 matched,
             )
         if found is None:
+            found = self._cue_in(
+                cues.indirect_questions,
+                sentence,
+                max(first, start - CONDITIONAL_WINDOW),
+                start,
+                matched,
+                same_clause_as=start,
+            )
+        if found is None:
             found = self._cue_in(cues.questions_after, sentence, end, end + 2, matched)
         if found is not None:
             return f"'{self.text(found)}'"
@@ -915,6 +925,9 @@ class _Judge:
                 and governs(cue[0])
                 and self.is_cue_word(cue[0], sentence)
             ):
+                return f"'{self.text(cue)}'"
+        for cue in self.spans_in(self.cues.anniversaries, sentence):
+            if 0 <= start - cue[1] <= ANNIVERSARY_WINDOW and same_clause(cue[0], start):
                 return f"'{self.text(cue)}'"
         if self.published_year is None:
             return None
@@ -1162,6 +1175,88 @@ def _theatres_for(
 
 
 # ---------------------------------------------------------------------------
+# The article's news: what the headline and lede report, and what the body recalls
+
+RETROSPECTIVE_WINDOW = 4  # "two years INTO Armenia's CSTO FREEZE": the cue governs it
+
+
+def _is_news_sentence(doc: _Doc, sentence: int) -> bool:
+    """The headline and the lede: the sentences that say what the article reports."""
+    return (sentence == 0 and doc.has_title) or sentence == doc.lede
+
+
+def _judge_news(
+    found: list[tuple[CompiledIndicator, list[_Hit]]], doc: _Doc, judge: _Judge
+) -> None:
+    """Decide, over the whole article, which hits are its news and which its background.
+
+    The headline (the lede when there is none) names what the article is about, and the
+    headline and lede report its news; a long analysis may open its lede with history.
+    A sign reported later counts when it is new; it is background (kept, with the
+    reason, at a confidence that no longer counts) when
+
+    - the article looks back: its headline holds a retrospective cue (an anniversary,
+      a commemoration, "two years on", "вспоминают погибших", "уроки"), and the sign is
+      not one the headline or lede reports as news; a retrospective cue just before a
+      sign in the headline itself ("two years INTO the freeze") governs that sign too;
+    - the headline recalls the same sign as background or history ("signed a protocol
+      AFTER the bloodiest fighting"), and neither it nor the lede reports it as news:
+      the body's account of it is the same recalled event.
+
+    A sign whose own sentence says it is today's ("on Tuesday", "resumed", "вновь")
+    stays news either way.
+    """
+    if not doc.bounds:
+        return
+    headline = 0 if doc.has_title else doc.lede
+    cues = judge.cues
+    retrospective: Span | None = next(iter(judge.spans_in(cues.retrospective, headline)), None)
+    if retrospective is not None:  # "two years INTO the freeze": the cue governs it
+        for _, hits in found:
+            for hit in hits:
+                if (
+                    hit.sentence == headline
+                    and hit.confidence >= EVENT_CONFIDENCE
+                    and retrospective[1] <= hit.start <= retrospective[1] + RETROSPECTIVE_WINDOW
+                    and doc.same_clause(retrospective[0], hit.start)
+                ):
+                    _demote(hit, f"background: governed by '{judge.text(retrospective)}'")
+    for _, hits in found:
+        # What the article reports: in a look back, only its headline's signs; otherwise
+        # the headline's and the lede's (their later mentions elaborate the news).
+        reported = any(
+            hit.confidence >= EVENT_CONFIDENCE
+            and (
+                hit.sentence == headline
+                if retrospective is not None
+                else _is_news_sentence(doc, hit.sentence)
+            )
+            for hit in hits
+        )
+        if reported:
+            continue
+        recalled = any(
+            hit.sentence == headline
+            and any(q.startswith(("background", "historical")) for q in hit.qualifiers)
+            for hit in hits
+        )
+        for hit in hits:
+            if hit.confidence < EVENT_CONFIDENCE or hit.sentence == headline:
+                continue
+            if retrospective is not None:
+                if not judge.spans_in(cues.renewal, hit.sentence):
+                    cue = judge.text(retrospective)
+                    _demote(hit, f"background: the article looks back ('{cue}' in the headline)")
+            elif recalled and not judge.spans_in(cues.current, hit.sentence):
+                _demote(hit, "background: the headline recalls it as the story's setting")
+
+
+def _demote(hit: _Hit, why: str) -> None:
+    hit.confidence *= BACKGROUND_FACTOR
+    hit.qualifiers += (why,)
+
+
+# ---------------------------------------------------------------------------
 # The entry point
 
 
@@ -1267,12 +1362,16 @@ def match_article(article: ArticleText, rules: RuleSet) -> list[Match]:
     if not any(p.any_side for p in presence.values()):
         return []
 
-    matches: list[Match] = []
+    found: list[tuple[CompiledIndicator, list[_Hit]]] = []
     for indicator_index in sorted(candidates):
         ci = rules.compiled_indicators[indicator_index]
         if not any(presence[t].any_side for t in ci.theatre_ids):
             continue
-        hits = _hits(ci, candidates[indicator_index], doc, judge)
+        found.append((ci, _hits(ci, candidates[indicator_index], doc, judge)))
+    _judge_news(found, doc, judge)
+
+    matches: list[Match] = []
+    for ci, hits in found:
         best: dict[str, _Hit] = {}
         supporting: dict[str, set[int]] = {}
         for hit in hits:

@@ -213,6 +213,9 @@ class Cues:
     denials_after: Node  # "… were false", up to 6 words after
     denied_reports: Node  # "denied reports that …": anywhere before, same sentence
     conditionals: Node  # "if", "unless", "если": anywhere earlier in the sentence
+    # "whether": an indirect question governs its own clause only ("asked WHETHER the
+    # exit was near, he said that Armenia would not take part …": the refusal stands)
+    indirect_questions: Node
     modals: Node  # "could", "may", "может": within 4 words before, same clause
     modal_exceptions: Node  # "considers IT inappropriate": a stated view, not a modal
     modals_after: Node  # "… are not ruled out", "… не исключены": just after
@@ -220,7 +223,10 @@ class Cues:
     reporting: Node  # "said", "announced": makes a later "would" a reported future
     questions_after: Node  # "ли" right after the match: "отменят ли …"
     presupposing_questions: Node  # "why …?", "почему …?": the question takes the event as given
-    history: Node  # "last year", "years ago", "в прошлом году", "годовщина"
+    history: Node  # "last year", "years ago", "в прошлом году", "напомним"
+    # "the anniversary OF THE CEASEFIRE", "годовщина ПЕРЕМИРИЯ": dates the match it names
+    # (its complement, a few words after it), not the sentence it stands in
+    anniversaries: Node
     year_documents: Node  # "maps of 1927", "документы 1924 года": the year dates a paper
     # Background framing: a recent event recalled as the setting of today's news.
     background_frames: Node  # "last week", "earlier this year", "ранее": before, after, opening
@@ -228,6 +234,10 @@ class Cues:
     background_close: Node  # "since", "previous", "недавних": right before the match
     background_exceptions: Node  # "followed by", "минувшей ночью": not background
     current: Node  # "on Tuesday", "resumed", "again", "вновь": the match is today's news
+    # In the headline or lede: the article looks back ("anniversary", "two years on",
+    # "вспоминают погибших"); signs in its body are its history, not its news.
+    retrospective: Node
+    renewal: Node  # "today", "again", "resumed", "вновь": news even in a look back
     reversal: Node  # "…, but it broke down", "но оно было нарушено": after the match
     weapon_types: Node  # "strike drones", "ударные беспилотники": a weapon, not an attack
     # Words of which a text must hold one for a cue group to occur at all (each option's
@@ -449,12 +459,13 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         " (сообщени*|информаци*|утверждени*|слух*|=данные|заявлени*|публикаци*)",
     ),
     "conditionals": (
-        "(if|unless|whether)",
+        "(if|unless)",
         "in (case|the event)",
         "(=если|=ежели)",
         "в случае",
         "при условии",
     ),
+    "indirect_questions": ("=whether",),
     "modals": (
         "(could|might|may|should|can|possibl*|potential*|=likely|=unlikely|perhaps|maybe)",
         "(threaten|consider|mull|weigh|contemplat*|hypothetical*)",
@@ -481,6 +492,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
     "would": ("would",),
     "reporting": (
         "(said|says|say|told|tells|announc*|=stated|=added|=noted|report|according|inform*)",
+        "(=adding|=noting|=saying|=stressing|=stressed|=insisting|=telling)",
         "(claim|insist|warn|declar*|confirm*|wrote|explain*|promis*|pledg*|expect*)",
     ),
     "questions_after": ("=ли",),
@@ -493,13 +505,11 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "in the past",
         "back in",
         "over the years",
-        "anniversary",
         "at the time",
         "soviet (times|era|period)",
         "(=прошлом|=прошлого) =году",
         "прошлогодн*",
         "(=лет|=года|=год|=десятилетия|=десятилетий|=месяца|=месяцев) =назад",
-        "годовщин*",
         "(=советское|=советские) (=время|=времена)",
         "в свое время",
         "(=previous|=past|=earlier|=prior|=recent) (=years|=decades)",
@@ -507,6 +517,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=напомним|=напомню|=напоминаем)",
         "(=as =a =reminder|=it =will =be =recalled)",
     ),
+    "anniversaries": ("(anniversar*|годовщин*|=юбилей|=юбилея|=юбилею)",),
     # Papers a year may belong to: "maps of 1927", "1920s documents", "документам
     # 1924-1927 годов". Such a year dates the paper, not the event.
     "year_documents": (
@@ -579,6 +590,27 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=сегодня|=вчера|=накануне|=утром|=днем|=вечером|=ночью)",
         "(=понедельник|=вторник|=среду|=четверг|=пятницу|=субботу|=воскресенье)",
         "(=вновь|=снова|=опять|возобнов*|продолжа*|продолжил*|=несмотря)",
+    ),
+    # In a headline or lede, these make the whole article a look back: an anniversary,
+    # a commemoration, "two years on", "lessons of", "год спустя", "вспоминают погибших".
+    # The signs the body recounts are then its background, unless their own sentence
+    # says they are today's ("fighting resumed on Tuesday").
+    "retrospective": (
+        "(anniversar*|commemorat*|remembranc*|=mourns|=mourn|=mourning|=remembers"
+        "|=remembering|=remember)",
+        "(=year|=years|=decade|=decades) (=on|=later|=into)",
+        "(=looking|=look|=looks) =back",
+        "(=lessons|=legacy) =of",
+        "(годовщин*|вспомина*|вспомнил*|=почтили|=почтил|=почтит|=помнят|памят*|=уроки|=урок)",
+    ),
+    # In an article that looks back, only these keep a sign in its body news: it
+    # happened today or yesterday, or it is a renewal ("fighting RESUMED", "вновь").
+    "renewal": (
+        "(=today|=tonight|=yesterday)",
+        "=this (=morning|=afternoon|=evening|=week)",
+        "(resum*|renew*|=again|=fresh|reignit*)",
+        "(=сегодня|=вчера|=накануне)",
+        "(=вновь|=снова|=опять|возобнов*)",
     ),
     # A contrast or relative clause after an agreement saying that it failed.
     "reversal": (
