@@ -1211,6 +1211,16 @@ def _judge_news(
     headline = 0 if doc.has_title else doc.lede
     cues = judge.cues
     retrospective: Span | None = next(iter(judge.spans_in(cues.retrospective, headline)), None)
+    if retrospective is None:
+        opening = doc.bounds[headline][0] + SENTENCE_OPENING
+        retrospective = next(
+            (
+                cue
+                for cue in judge.spans_in(cues.retrospective_openings, headline)
+                if cue[0] < opening
+            ),
+            None,
+        )
     if retrospective is not None:  # "two years INTO the freeze": the cue governs it
         for _, hits in found:
             for hit in hits:

@@ -237,6 +237,10 @@ class Cues:
     # In the headline or lede: the article looks back ("anniversary", "two years on",
     # "вспоминают погибших"); signs in its body are its history, not its news.
     retrospective: Node
+    # Opening a headline: an aftermath piece ("After the September war, …", "Аналитика:
+    # после войны …") or an opinion ("Opinion:", "Мнение:"): read as a look back too.
+    # Not "Interview:": an official's interview is where news is often announced.
+    retrospective_openings: Node
     renewal: Node  # "today", "again", "resumed", "вновь": news even in a look back
     reversal: Node  # "…, but it broke down", "но оно было нарушено": after the match
     weapon_types: Node  # "strike drones", "ударные беспилотники": a weapon, not an attack
@@ -603,11 +607,20 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=lessons|=legacy) =of",
         "(годовщин*|вспомина*|вспомнил*|=почтили|=почтил|=почтит|=помнят|памят*|=уроки|=урок)",
     ),
+    "retrospective_openings": (
+        "(=after|=since) ..2 (=war|=wars|=conflict|=fighting|=clashes|=hostilities)",
+        "(=после|=спустя) ..2 (=войны|=войн|=боев|=конфликта|=столкновений|=боевых)",
+        "(=opinion|=op-ed|=oped|=commentary|=column|=viewpoint)",
+        "(=мнение|=колонка|=точка =зрения)",
+    ),
     # In an article that looks back, only these keep a sign in its body news: it
-    # happened today or yesterday, or it is a renewal ("fighting RESUMED", "вновь").
+    # happened today, yesterday or on a day of this week, or it is a renewal ("fighting
+    # RESUMED", "вновь"); not a part of a day ("вечером 14 сентября" may be years ago).
     "renewal": (
         "(=today|=tonight|=yesterday)",
         "=this (=morning|=afternoon|=evening|=week)",
+        "(=monday|=tuesday|=wednesday|=thursday|=friday|=saturday|=sunday)",
+        "(=понедельник|=вторник|=среду|=четверг|=пятницу|=субботу|=воскресенье)",
         "(resum*|renew*|=again|=fresh|reignit*)",
         "(=сегодня|=вчера|=накануне)",
         "(=вновь|=снова|=опять|возобнов*)",

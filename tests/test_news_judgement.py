@@ -76,6 +76,33 @@ def _match(text: str, title: str, language: str = "en") -> list:
             "background",
             id="en-headline-recalls-the-fighting",
         ),
+        pytest.param(
+            "After the September war, Bishkek digs in on disputed land",
+            "Officials in Batken are building new roads. The fighting on the Kyrgyz-Tajik"
+            " border killed about a hundred people on both sides.",
+            "en",
+            "border_clash@kg-tj",
+            "looks back ('After the September war' in the headline)",
+            id="en-aftermath-headline-recounted-fighting",
+        ),
+        pytest.param(
+            "Аналитика: после войны на границе Бишкек и Душанбе ищут компромисс",
+            "Эксперты обсуждают водные споры. Бои на кыргызско-таджикской границе унесли"
+            " жизни десятков военнослужащих.",
+            "ru",
+            "border_clash@kg-tj",
+            "looks back ('после войны' in the headline)",
+            id="ru-aftermath-headline-recounted-fighting",
+        ),
+        pytest.param(
+            "Opinion: the South Caucasus needs trade, not triumph",
+            "Peace is possible. The reopened railways between Armenia and Azerbaijan"
+            " brought calm to the border region.",
+            "en",
+            "de_escalation@am-az",
+            "looks back ('Opinion' in the headline)",
+            id="en-opinion-piece-is-not-news",
+        ),
     ],
 )
 def test_a_sign_the_article_recounts_is_background_with_its_reason(
@@ -107,6 +134,14 @@ def test_a_sign_the_article_recounts_is_background_with_its_reason(
             "ru",
             "border_clash@am-az",
             id="ru-renewal-in-a-look-back-is-news",
+        ),
+        pytest.param(
+            "After the September war, Bishkek digs in on disputed land",
+            "Officials in Batken are building new roads. On Tuesday Kyrgyz and Tajik border"
+            " guards exchanged fire near the Vorukh enclave.",
+            "en",
+            "border_clash@kg-tj",
+            id="en-a-day-of-this-week-in-an-aftermath-piece-is-news",
         ),
         pytest.param(
             "Two years on, Armenia and Azerbaijan sign a peace treaty",
@@ -147,3 +182,25 @@ def test_a_sign_inside_a_whether_clause_stays_hypothetical() -> None:
     assert match is not None
     assert match.confidence < EVENT_CONFIDENCE
     assert any("whether" in q for q in match.qualifiers), match.qualifiers
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "On Monday Pashinyan laid flowers at the graves of Armenian soldiers killed by"
+            " Azerbaijani forces.",
+            "en",
+            id="en-graves-of-the-fallen",
+        ),
+        pytest.param(
+            "В понедельник жители Баткена пришли на могилы кыргызских военнослужащих,"
+            " погибших в боях с таджикскими военными.",
+            "ru",
+            id="ru-graves-of-the-fallen",
+        ),
+    ],
+)
+def test_a_visit_to_the_graves_of_the_fallen_is_not_a_clash(text: str, language: str) -> None:
+    matches = _match(text, "", language)
+    assert not {key for key in events(matches) if key.startswith("border_clash")}
