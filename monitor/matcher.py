@@ -968,6 +968,8 @@ class _Judge:
         position, year = min(relevant, key=distance)
         if year < self.published_year:
             return f"'{self.doc.words[position]}' before {self.published_year}"
+        if year == self.published_year:  # "in February 2024" in a December 2024 story
+            return self._month_before(sentence, governs, distance, this_year=True)
         return None
 
     def _month_before(
@@ -975,12 +977,17 @@ class _Judge:
         sentence: int,
         governs: Callable[[int], bool],
         distance: Callable[[tuple[int, int]], int],
+        *,
+        this_year: bool = False,
     ) -> str | None:
         """A month named without a year, two to six months before publication (further
         back it reads as a plan: "drills due in October" in a May story); or the month
         before publication named without a day, in a story from after the first week of
         its month ("in September" on 9 October, but not "on 30 September", nor "in
-        September" on 2 October: both may be this week)."""
+        September" on 2 October: both may be this week). A month of the publication's
+        own year (its year named, or "this year" in the sentence: "In January Armenia
+        declined to host this year's drills" in a November story) two or more months
+        before the publication month is past however far back."""
         published = self.published_month
         if published is None:
             return None
@@ -991,8 +998,16 @@ class _Judge:
         position, month = min(relevant, key=distance)
         low, high = MONTHS_BACK
         back = (published - month) % 12
-        if low <= back <= high or (
-            back == 1 and self.published_day > LAST_MONTH_AFTER_DAY and not self._has_day(position)
+        if not this_year and month < published:
+            this_year = bool(self.spans_in(self.cues.this_year, sentence))
+        if (
+            low <= back <= high
+            or (this_year and month < published and back >= low)
+            or (
+                back == 1
+                and self.published_day > LAST_MONTH_AFTER_DAY
+                and not self._has_day(position)
+            )
         ):
             return f"'{self.doc.words[position]}' months before month {published}"
         return None
@@ -1143,10 +1158,32 @@ def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
 
 
 def _theatres_for(
-    ci: CompiledIndicator, sentence: int, doc: _Doc, presence: dict[str, _Presence]
+    ci: CompiledIndicator,
+    sentence: int,
+    doc: _Doc,
+    presence: dict[str, _Presence],
+    judge: _Judge,
+    *,
+    alliance_story: bool = False,
 ) -> list[str]:
+    if ci.alliance_when is not None:
+        # Aid from the alliance (its leader, its names) to a member is the alliance's
+        # sign, not the recipient's pair's; other hits are the pairs'.
+        if alliance_story or judge.spans_in(ci.alliance_when, sentence):
+            return [
+                theatre_id
+                for theatre_id in ci.theatre_ids
+                if presence[theatre_id].kind == "alliance"
+                and (
+                    sentence in presence[theatre_id].involved
+                    or (doc.has_title and 0 in presence[theatre_id].involved)
+                )
+            ]
+        theatre_ids = [t for t in ci.theatre_ids if presence[t].kind == "pair"]
+    else:
+        theatre_ids = list(ci.theatre_ids)
     ranked: list[tuple[int, str]] = []
-    for theatre_id in ci.theatre_ids:
+    for theatre_id in theatre_ids:
         seen = presence[theatre_id]
         if sentence in seen.local:
             tier = 0
@@ -1384,8 +1421,17 @@ def match_article(article: ArticleText, rules: RuleSet) -> list[Match]:
     for ci, hits in found:
         best: dict[str, _Hit] = {}
         supporting: dict[str, set[int]] = {}
+        # the headline or lede names the alliance as the supplier: the whole story's
+        alliance_story = ci.alliance_when is not None and any(
+            hit.confidence >= EVENT_CONFIDENCE
+            and _is_news_sentence(doc, hit.sentence)
+            and judge.spans_in(ci.alliance_when, hit.sentence)
+            for hit in hits
+        )
         for hit in hits:
-            for theatre_id in _theatres_for(ci, hit.sentence, doc, presence):
+            for theatre_id in _theatres_for(
+                ci, hit.sentence, doc, presence, judge, alliance_story=alliance_story
+            ):
                 if hit.confidence >= EVENT_CONFIDENCE:
                     supporting.setdefault(theatre_id, set()).add(hit.sentence)
                 current = best.get(theatre_id)

@@ -179,6 +179,10 @@ class CompiledIndicator:
     exclude: Node | None
     contexts: tuple[Context, ...]
     deep_mentions: DeepMentions | None = None
+    # Phrasings that make a hit the alliance's and not a pair's ("Russia handed Tajik
+    # border troops weapons": aid from the alliance's leader to a member); when set, a
+    # hit whose sentence has none of them counts for pairs only.
+    alliance_when: Node | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +231,7 @@ class Cues:
     # "the anniversary OF THE CEASEFIRE", "годовщина ПЕРЕМИРИЯ": dates the match it names
     # (its complement, a few words after it), not the sentence it stands in
     anniversaries: Node
+    this_year: Node  # "this year", "этого года": a month named in the sentence is this year's
     year_documents: Node  # "maps of 1927", "документы 1924 года": the year dates a paper
     # Background framing: a recent event recalled as the setting of today's news.
     background_frames: Node  # "last week", "earlier this year", "ранее": before, after, opening
@@ -519,9 +524,13 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=previous|=past|=earlier|=prior|=recent) (=years|=decades)",
         "(=прежние|=прошлые|=предыдущие|=минувшие|=прошедшие|=последние) (=годы|=десятилетия)",
         "(=напомним|=напомню|=напоминаем)",
+        "=for ..2 (=decades|=years)",
+        "(=на =протяжении|=в =течение) ..2 (десятилети*|=лет)",
+        "(=десятилетиями|=годами)",
         "(=as =a =reminder|=it =will =be =recalled)",
     ),
     "anniversaries": ("(anniversar*|годовщин*|=юбилей|=юбилея|=юбилею)",),
+    "this_year": ("=this =year", "(=этого|=текущего|=сего) =года", "=в =этом =году"),
     # Papers a year may belong to: "maps of 1927", "1920s documents", "документам
     # 1924-1927 годов". Such a year dates the paper, not the event.
     "year_documents": (
@@ -1182,6 +1191,7 @@ class _Compiler:
                 "exclude",
                 "context",
                 "deep_mentions",
+                "alliance_when",
                 *LANGUAGES,
             ),
         )
@@ -1230,6 +1240,9 @@ class _Compiler:
         contexts: tuple[Context, ...] = ()
         if "context" in entry:
             contexts = self.contexts(entry["context"], f"{path}.context")
+        alliance_when = None
+        if "alliance_when" in entry:
+            alliance_when = self.word_lists(entry["alliance_when"], f"{path}.alliance_when")
         deep_mentions = None
         if "deep_mentions" in entry:
             deep_mentions = self.deep_mentions(entry["deep_mentions"], f"{path}.deep_mentions")
@@ -1254,6 +1267,7 @@ class _Compiler:
             exclude=exclude,
             contexts=contexts,
             deep_mentions=deep_mentions,
+            alliance_when=alliance_when,
         )
 
     def deep_mentions(self, raw: object, path: str) -> DeepMentions:
