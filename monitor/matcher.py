@@ -213,6 +213,11 @@ _YEAR_BEFORE = frozenset(
         "декабря",
     ]
 )
+# Words opening a relative clause: the time of the clause before carries over to it.
+_RELATIVE_WORDS = frozenset(
+    ["when", "which", "where", "whereupon", "когда", "где", "который", "которая", "которое",
+     "которые", "которых", "которым", "которой", "которого", "после", "after"]
+)  # fmt: skip
 _LINE_BREAK = f" {LINE_BREAK_CHUNK} "
 _TOKENS = itemgetter(0)  # of a chunk's reading
 _IDS = itemgetter(1)
@@ -839,6 +844,11 @@ class _Judge:
             )
         if denial is None:  # "denied reports that …", however far before
             denial = self._cue_in(cues.denied_reports, sentence, first, start, matched)
+        if denial is not None and any(
+            span[0] <= denial[0] < span[1]
+            for span in self.spans_in(cues.denial_exceptions, sentence)
+        ):
+            denial = None  # "… and has no plans to RETURN": the sign stands
         return self.text(denial) if denial is not None else None
 
     def _hypothetical(self, sentence: int, start: int, end: int, matched: set[int]) -> str | None:
@@ -906,9 +916,12 @@ class _Judge:
     def _historical(self, sentence: int, start: int, end: int, matched: set[int]) -> str | None:
         """A background reference: a phrase like "last year", or an earlier year that
         governs the match (same clause, within a few words, or opening the sentence:
-        "In 2021, clashes …"; not one that belongs to another clause)."""
+        "In 2021, clashes …"; not one that belongs to another clause, unless that clause
+        is a relative one it opens: "in 2022, WHEN Azerbaijani forces attacked …", "the
+        2020 war, WHICH ended with a ceasefire")."""
         first = self.doc.bounds[sentence][0]
         same_clause = self.doc.same_clause
+        relative = self._relative_clause_start(sentence, start)
 
         def governs(position: int) -> bool:
             distance = start - position if position < start else position - end + 1
@@ -916,6 +929,7 @@ class _Judge:
                 distance <= YEAR_WINDOW
                 or position < first + SENTENCE_OPENING
                 or same_clause(position, start)
+                or (relative is not None and same_clause(position, relative - 1))
             )
 
         for cue in self.spans_in(self.cues.history, sentence):
@@ -970,6 +984,21 @@ class _Judge:
             return f"'{self.doc.words[position]}' before {self.published_year}"
         if year == self.published_year:  # "in February 2024" in a December 2024 story
             return self._month_before(sentence, governs, distance, this_year=True)
+        return None
+
+    def _relative_clause_start(self, sentence: int, start: int) -> int | None:
+        """The mark opening the match's clause, when the clause is a relative one
+        ("…, when", "…, which", "…, когда", "…, который"): the clause the time of the
+        previous one carries over to. None otherwise."""
+        punct = self.doc.punct
+        i = bisect_right(punct, start) - 1
+        if i < 0:
+            return None
+        mark = punct[i]
+        if mark < self.doc.bounds[sentence][0] or mark + 1 >= start:
+            return None
+        if self.doc.words[mark + 1].lower() in _RELATIVE_WORDS:
+            return mark
         return None
 
     def _month_before(

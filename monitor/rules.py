@@ -216,6 +216,8 @@ class Cues:
     denials_before: Node  # "denied (plans to) …", up to 10 words before
     denials_after: Node  # "… were false", up to 6 words after
     denied_reports: Node  # "denied reports that …": anywhere before, same sentence
+    # "has no plans to RETURN", "не намерен ВОЗВРАЩАТЬСЯ": refusing to undo a sign affirms it
+    denial_exceptions: Node
     conditionals: Node  # "if", "unless", "если": anywhere earlier in the sentence
     # "whether": an indirect question governs its own clause only ("asked WHETHER the
     # exit was near, he said that Armenia would not take part …": the refusal stands)
@@ -458,6 +460,11 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "|=планируют|=планировал|=планировала|=собирается|=собираются|=намерен|=намерена"
         "|=намерены)",
     ),
+    "denial_exceptions": (
+        "(no|not|=никто =не|=не) (plan|plans|planned|intend*|intention|=планирует|=планируют"
+        "|=намерен|=намерена|=намерены|=собирается|=собираются) ..2 (return*|resum*|rejoin*"
+        "|restor*|revers*|возвра*|верну*|вернут*|восстанов*|пересматрива*|отменя*)",
+    ),
     # A denial of reports, before the match anywhere in its sentence: "the ministry
     # DENIED REPORTS that its troops had shelled …", "назвало НЕ СООТВЕТСТВУЮЩИМИ
     # ДЕЙСТВИТЕЛЬНОСТИ СООБЩЕНИЯ о том, что …".
@@ -551,6 +558,9 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=в =прошлом|=в =минувшем|=в =прошедшем|=в =позапрошлом) =месяце",
         "=на (=прошлых|=минувших|=прошедших) =выходных",
         "(=ранее|=прежде)",
+        "(=тогда|тогдашн*)",
+        "(=days|=weeks|=months|=years|=day|=week|=month|=year) =later",
+        "(=днями|=неделями|=месяцами|=годами) =позже",
     ),
     # A relative past clause whose object is the match: "six months AFTER deadly
     # fighting", "the purchase COMES weeks AFTER…", "residents WHO FLED the fighting".
@@ -585,7 +595,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
     # A background cue inside one of these is not one: "followed BY", "said EARLIER".
     "background_exceptions": (
-        "(=followed|=follows) (=by|=up)",
+        "(=followed|=follows) (=by|=up|=from)",
         "=earlier (=than|=report|=reports|=statement|=statements)",
         "(=said|=says|=told|=reported|=announced|=confirmed) =earlier",
         "=recent (=days|=hours|=weeks)",

@@ -73,6 +73,109 @@ SIGNS = [
         "exercise_cancellation@csto",
         id="en-member-sends-no-officers",
     ),
+    # arms_delivery: ownership, entering service
+    pytest.param(
+        "",
+        "Turkish-built strike drones join the Kyrgyz border service",
+        "en",
+        "arms_delivery@kg-tj",
+        id="en-drones-join-the-border-service",
+    ),
+    pytest.param(
+        "",
+        "Пограничная служба Таджикистана пополнилась ударными беспилотниками",
+        "ru",
+        "arms_delivery@kg-tj",
+        id="ru-border-service-gains-drones",
+    ),
+    # de_escalation: prisoners, joint statements, meetings, joint management, councils
+    pytest.param(
+        "",
+        "Baku and Yerevan agreed in a joint statement to release captured soldiers",
+        "en",
+        "de_escalation@am-az",
+        id="en-joint-statement-to-release-soldiers",
+    ),
+    pytest.param(
+        "",
+        "Армения и Азербайджан провели обмен военнопленными",
+        "ru",
+        "de_escalation@am-az",
+        id="ru-exchange-of-prisoners-of-war",
+    ),
+    pytest.param(
+        "",
+        "Армения и Азербайджан опубликовали совместное заявление об освобождении военнопленных",
+        "ru",
+        "de_escalation@am-az",
+        id="ru-joint-statement-on-prisoners",
+    ),
+    pytest.param(
+        "",
+        "В Праге состоялась встреча Пашиняна и Алиева",
+        "ru",
+        "de_escalation@am-az",
+        id="ru-leaders-meeting-by-name",
+    ),
+    pytest.param(
+        "",
+        "Talks between Pashinyan and Aliyev took place in Prague",
+        "en",
+        "de_escalation@am-az",
+        id="en-leaders-talks-by-name",
+    ),
+    pytest.param(
+        "",
+        "Бишкек и Душанбе договорились о совместном управлении водозабором",
+        "ru",
+        "de_escalation@kg-tj",
+        id="ru-agreed-joint-management",
+    ),
+    pytest.param(
+        "",
+        "Kyrgyzstan and Tajikistan agreed on joint management of the water intake",
+        "en",
+        "de_escalation@kg-tj",
+        id="en-agreed-joint-management",
+    ),
+    pytest.param(
+        "",
+        "The Kyrgyz-Tajik intergovernmental commission on border issues met in Batken",
+        "en",
+        "de_escalation@kg-tj",
+        id="en-intergovernmental-commission-meets",
+    ),
+    pytest.param(
+        "",
+        "The Kulundu crossing between Kyrgyzstan and Tajikistan was reopened to traffic",
+        "en",
+        "de_escalation@kg-tj",
+        id="en-crossing-reopened",
+    ),
+    # alliance_withdrawal: a freeze restated beside a drill, refusing to return
+    pytest.param(
+        "",
+        "Армения, заморозившая участие в ОДКБ, не примет участия в учениях организации",
+        "ru",
+        "alliance_withdrawal@csto",
+        id="ru-freeze-restated-beside-a-drill",
+    ),
+    pytest.param(
+        "",
+        "A spokesman said the decision followed from Yerevan's freeze of its"
+        " participation in the CSTO.",
+        "en",
+        "alliance_withdrawal@csto",
+        id="en-decision-followed-from-the-freeze",
+    ),
+    pytest.param(
+        "",
+        "Мирзоян заявил, что заморозка участия Армении в ОДКБ сохраняется и Ереван не"
+        " намерен возвращаться к работе в организации.",
+        "ru",
+        "alliance_withdrawal@csto",
+        id="ru-no-intention-to-return",
+    ),
 ]
 
 
@@ -90,6 +193,74 @@ NEAR_MISSES = [
         "en",
         "exercise_cancellation@csto",
         id="en-drills-after-someone-elses-withdrawal",
+    ),
+    pytest.param(
+        "",
+        "Министр обороны Таджикистана заявил, что учения ОДКБ носят плановый характер и"
+        " не направлены против какого-либо государства.",
+        "ru",
+        "exercise_cancellation@csto",
+        id="ru-drills-not-directed-against-anyone",
+    ),
+    pytest.param(
+        "",
+        "CSTO troops from Kyrgyzstan and Tajikistan rehearsed repelling an incursion and"
+        " retaking a border post seized by militants.",
+        "en",
+        "border_clash@kg-tj",
+        id="en-an-exercise-scenario",
+    ),
+    pytest.param(
+        "",
+        "Военнослужащие Кыргызстана и Таджикистана отработали уничтожение условных"
+        " террористов, захвативших пограничный пост.",
+        "ru",
+        "border_clash@kg-tj",
+        id="ru-an-exercise-scenario",
+    ),
+    pytest.param(
+        "",
+        "Russia's withdrawal from the treaty, which Armenia and Azerbaijan had also"
+        " signed, took effect on Tuesday.",
+        "en",
+        "de_escalation@am-az",
+        id="en-withdrawal-from-a-treaty",
+    ),
+    pytest.param(
+        "",
+        "Общественники собирают подписи за референдум о выходе Армении из ОДКБ",
+        "ru",
+        "alliance_withdrawal@csto",
+        id="ru-activists-petition-for-an-exit",
+    ),
+    pytest.param(
+        "",
+        "Activists in Yerevan collect signatures for a referendum on leaving the CSTO",
+        "en",
+        "alliance_withdrawal@csto",
+        id="en-activists-petition-for-an-exit",
+    ),
+    pytest.param(
+        "",
+        "В Ереване потребовали освободить всех армян, содержащихся в азербайджанских тюрьмах.",
+        "ru",
+        "territorial_claim@am-az",
+        id="ru-freeing-prisoners-is-no-claim",
+    ),
+    pytest.param(
+        "",
+        "Кыргызско-таджикская межправительственная комиссия по торговому сотрудничеству"
+        " провела заседание в Душанбе.",
+        "ru",
+        "de_escalation@kg-tj",
+        id="ru-a-trade-commission",
+    ),
+    pytest.param(
+        "",
+        "Talks between Kyrgyzstan and Tajikistan on trade and investment were held in Dushanbe.",
+        "en",
+        "de_escalation@kg-tj",
+        id="en-trade-talks-by-name",
     ),
 ]
 
@@ -186,3 +357,63 @@ def test_a_first_batch_of_weapons_arriving_is_a_delivery() -> None:
         " launchers had arrived."
     )
     assert "arms_delivery@am-az" in _events(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "published", "language", "key", "kind"),
+    [
+        pytest.param(
+            "The relationship soured in 2022, when Azerbaijani forces attacked Armenian"
+            " positions near Jermuk.",
+            datetime(2023, 11, 20, tzinfo=UTC),
+            "en",
+            "border_clash@am-az",
+            "historical",
+            id="en-a-when-clause-takes-the-year-before-it",
+        ),
+        pytest.param(
+            "The talks followed the 2020 war, which ended with a ceasefire agreed by Armenia"
+            " and Azerbaijan.",
+            datetime(2022, 9, 13, tzinfo=UTC),
+            "en",
+            "de_escalation@am-az",
+            "historical",
+            id="en-a-which-clause-takes-the-year-before-it",
+        ),
+        pytest.param(
+            "После сентябрьских боёв на армяно-азербайджанской границе стороны вернулись к"
+            " переговорам.",
+            datetime(2022, 11, 21, tzinfo=UTC),
+            "ru",
+            "border_clash@am-az",
+            "historical",
+            id="ru-a-month-adjective-dates-the-fighting",
+        ),
+        pytest.param(
+            "Подписанный тогда протокол об отводе войск Кыргызстана и Таджикистана позволил"
+            " остановить бои.",
+            datetime(2022, 3, 10, tzinfo=UTC),
+            "ru",
+            "de_escalation@kg-tj",
+            "background",
+            id="ru-then-signed-protocol",
+        ),
+        pytest.param(
+            "Days later, as Kyrgyz and Tajik forces fought each other on the border, the"
+            " alliance called for calm.",
+            datetime(2022, 10, 10, tzinfo=UTC),
+            "en",
+            "border_clash@kg-tj",
+            "background",
+            id="en-days-later-in-a-recap",
+        ),
+    ],
+)
+def test_a_sign_dated_in_the_past_is_kept_as_history(
+    text: str, published: datetime, language: str, key: str, kind: str
+) -> None:
+    matches = match_article(article(text, language=language, published=published), shipped_rules())
+    match = find(matches, key)
+    assert match is not None, matches
+    assert match.confidence < EVENT_CONFIDENCE
+    assert any(q.startswith(kind) for q in match.qualifiers), match.qualifiers
