@@ -677,6 +677,14 @@ class _Judge:
             self._cache[id(node)] = by_sentence
         return by_sentence
 
+    def cue_spans(self, name: str, node: Node, sentence: int) -> list[Span]:
+        """Occurrences of the engine cue `name` (compiled as `node`) in one sentence;
+        none at once when the sentence has none of the cue's gate words."""
+        gate = self.cues.gates[name]
+        if gate.isdisjoint(self.doc.present) or sentence not in self.doc.sentences_with(gate):
+            return _NO_SPANS
+        return self.spans_in(node, sentence)
+
     def weapon_modifiers(self) -> set[int]:
         """Positions of the words that may modify a weapon noun ("strike", "ударные")."""
         if self._weapon_modifiers is None:
@@ -846,7 +854,7 @@ class _Judge:
             denial = self._cue_in(cues.denied_reports, sentence, first, start, matched)
         if denial is not None and any(
             span[0] <= denial[0] < span[1]
-            for span in self.spans_in(cues.denial_exceptions, sentence)
+            for span in self.cue_spans("denial_exceptions", cues.denial_exceptions, sentence)
         ):
             denial = None  # "… and has no plans to RETURN": the sign stands
         return self.text(denial) if denial is not None else None
@@ -940,7 +948,7 @@ class _Judge:
                 and self.is_cue_word(cue[0], sentence)
             ):
                 return f"'{self.text(cue)}'"
-        for cue in self.spans_in(self.cues.anniversaries, sentence):
+        for cue in self.cue_spans("anniversaries", self.cues.anniversaries, sentence):
             if 0 <= start - cue[1] <= ANNIVERSARY_WINDOW and same_clause(cue[0], start):
                 return f"'{self.text(cue)}'"
         if self.published_year is None:
@@ -1028,7 +1036,7 @@ class _Judge:
         low, high = MONTHS_BACK
         back = (published - month) % 12
         if not this_year and month < published:
-            this_year = bool(self.spans_in(self.cues.this_year, sentence))
+            this_year = bool(self.cue_spans("this_year", self.cues.this_year, sentence))
         if (
             low <= back <= high
             or (this_year and month < published and back >= low)
@@ -1198,7 +1206,10 @@ def _theatres_for(
     if ci.alliance_when is not None:
         # Aid from the alliance (its leader, its names) to a member is the alliance's
         # sign, not the recipient's pair's; other hits are the pairs'.
-        if alliance_story or judge.spans_in(ci.alliance_when, sentence):
+        if alliance_story or (
+            sentence in doc.sentences_with(ci.alliance_gate)
+            and judge.spans_in(ci.alliance_when, sentence)
+        ):
             return [
                 theatre_id
                 for theatre_id in ci.theatre_ids
@@ -1276,13 +1287,17 @@ def _judge_news(
         return
     headline = 0 if doc.has_title else doc.lede
     cues = judge.cues
-    retrospective: Span | None = next(iter(judge.spans_in(cues.retrospective, headline)), None)
+    retrospective: Span | None = next(
+        iter(judge.cue_spans("retrospective", cues.retrospective, headline)), None
+    )
     if retrospective is None:
         opening = doc.bounds[headline][0] + SENTENCE_OPENING
         retrospective = next(
             (
                 cue
-                for cue in judge.spans_in(cues.retrospective_openings, headline)
+                for cue in judge.cue_spans(
+                    "retrospective_openings", cues.retrospective_openings, headline
+                )
                 if cue[0] < opening
             ),
             None,
@@ -1320,10 +1335,10 @@ def _judge_news(
             if hit.confidence < EVENT_CONFIDENCE or hit.sentence == headline:
                 continue
             if retrospective is not None:
-                if not judge.spans_in(cues.renewal, hit.sentence):
+                if not judge.cue_spans("renewal", cues.renewal, hit.sentence):
                     cue = judge.text(retrospective)
                     _demote(hit, f"background: the article looks back ('{cue}' in the headline)")
-            elif recalled and not judge.spans_in(cues.current, hit.sentence):
+            elif recalled and not judge.cue_spans("current", cues.current, hit.sentence):
                 _demote(hit, "background: the headline recalls it as the story's setting")
 
 
@@ -1451,7 +1466,9 @@ def match_article(article: ArticleText, rules: RuleSet) -> list[Match]:
         best: dict[str, _Hit] = {}
         supporting: dict[str, set[int]] = {}
         # the headline or lede names the alliance as the supplier: the whole story's
-        alliance_story = ci.alliance_when is not None and any(
+        alliance_story = (
+            ci.alliance_when is not None and not ci.alliance_gate.isdisjoint(doc.present)
+        ) and any(
             hit.confidence >= EVENT_CONFIDENCE
             and _is_news_sentence(doc, hit.sentence)
             and judge.spans_in(ci.alliance_when, hit.sentence)

@@ -183,6 +183,7 @@ class CompiledIndicator:
     # border troops weapons": aid from the alliance's leader to a member); when set, a
     # hit whose sentence has none of them counts for pairs only.
     alliance_when: Node | None = None
+    alliance_gate: frozenset[int] = frozenset()  # one of these must occur for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +256,7 @@ class Cues:
     # rarest word): the matcher skips a check at once when the text has none.
     background_gate: frozenset[int] = frozenset()
     reversal_gate: frozenset[int] = frozenset()
+    gates: Mapping[str, frozenset[int]] = field(default_factory=dict)  # cue name → its gate
     weapon_gate: frozenset[int] = frozenset()
 
 
@@ -1278,6 +1280,7 @@ class _Compiler:
             contexts=contexts,
             deep_mentions=deep_mentions,
             alliance_when=alliance_when,
+            alliance_gate=_gate(alliance_when) if alliance_when is not None else frozenset(),
         )
 
     def deep_mentions(self, raw: object, path: str) -> DeepMentions:
@@ -1352,6 +1355,7 @@ class _Compiler:
             **compiled,
             background_gate=frozenset().union(*(_gate(compiled[name]) for name in background)),
             reversal_gate=_gate(compiled["reversal"]),
+            gates=MappingProxyType({name: _gate(node) for name, node in compiled.items()}),
             weapon_gate=_gate(compiled["weapon_types"]),
         )
 
