@@ -417,3 +417,53 @@ def test_a_sign_dated_in_the_past_is_kept_as_history(
     assert match is not None, matches
     assert match.confidence < EVENT_CONFIDENCE
     assert any(q.startswith(kind) for q in match.qualifiers), match.qualifiers
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Yerevan summoned the Azerbaijani envoy over remarks about Armenian villages.",
+            "en",
+            id="en-envoy-summoned-over-remarks-on-land",
+        ),
+        pytest.param(
+            "МИД Армении вызвал посла Азербайджана из-за заявлений о территории Сюника.",
+            "ru",
+            id="ru-envoy-summoned-over-remarks-on-land",
+        ),
+        pytest.param(
+            "Baku accused Yerevan of trying to seize the water intake near the border.",
+            "en",
+            id="en-accused-of-trying-to-seize-a-site",
+        ),
+        pytest.param(
+            "Бишкек обвинил Душанбе в попытке захвата водозабора на границе.",
+            "ru",
+            id="ru-accused-of-trying-to-seize-a-site",
+        ),
+        pytest.param("Пашинян заявил: «Арцах — это Армения, и точка».", "ru", id="ru-x-is-y"),
+        pytest.param(
+            "Baku says its troops stand on its own territory near the Armenian village.",
+            "en",
+            id="en-on-its-own-territory",
+        ),
+        pytest.param(
+            "Ереван заявил о продвижении азербайджанских военных, Баку говорит о своей территории.",
+            "ru",
+            id="ru-on-its-own-territory",
+        ),
+    ],
+)
+def test_an_indirect_territorial_claim_is_detected(text: str, language: str) -> None:
+    found = {key for key in _events(text, "", language) if key.startswith("territorial_claim")}
+    assert found, text
+
+
+def test_acting_on_its_own_territory_in_self_defence_is_no_claim() -> None:
+    text = (
+        "Таджикская сторона заявила, что действует в пределах своей территории и в целях"
+        " самообороны против кыргызских военных."
+    )
+    found = {key for key in _events(text, "", "ru") if key.startswith("territorial_claim")}
+    assert not found
