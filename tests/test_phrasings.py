@@ -467,3 +467,26 @@ def test_acting_on_its_own_territory_in_self_defence_is_no_claim() -> None:
     )
     found = {key for key in _events(text, "", "ru") if key.startswith("territorial_claim")}
     assert not found
+
+
+@pytest.mark.parametrize(
+    ("title", "language"),
+    [
+        pytest.param(
+            "Archbishop's march reaches Yerevan as protest against border deal with"
+            " Azerbaijan grows",
+            "en",
+            id="en-protest-against-a-border-deal",
+        ),
+        pytest.param(
+            "В Ереване прошла акция против подписанного соглашения о границе с Азербайджаном",
+            "ru",
+            id="ru-rally-against-a-border-deal",
+        ),
+    ],
+)
+def test_a_protest_against_a_deal_is_not_de_escalation(title: str, language: str) -> None:
+    matches = match_article(article("", title=title, language=language), shipped_rules())
+    match = find(matches, "de_escalation@am-az")
+    assert "de_escalation@am-az" not in events(matches)
+    assert match is not None and any(q.startswith("protested") for q in match.qualifiers)
