@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from monitor.config import parse_indicators_text
+from monitor.config import parse_feed_list, parse_indicators_text
 from monitor.errors import ConfigError
 from monitor.fetch.netguard import describe_address, is_address_allowed, parse_ip_literal
 from monitor.fetch.netguard import validate_feed_url as check_url_form
@@ -368,7 +368,8 @@ def add_feeds(
     allow_private_networks: Sequence[str] = (),
 ) -> Edit:
     """Add every acceptable request after the last entry; refuse the others with a reason."""
-    existing = list(load_feeds(text, source))
+    original = load_feeds(text, source)
+    existing = list(original)
     layout = _locate(text, source)
     added: list[Feed] = []
     refused: list[Refusal] = []
@@ -411,7 +412,7 @@ def add_feeds(
     if at > 0 and not lines[at - 1].endswith("\n"):
         lines[at - 1] += newline
     new_text = "".join(lines[:at] + block + lines[at:])
-    _verify(new_text, source, [*load_feeds(text, source), *added])
+    _verify(new_text, source, [*original, *added])
     return Edit(text=new_text, added=tuple(added), refused=tuple(refused))
 
 
@@ -440,9 +441,10 @@ def remove_feed(text: str, key: str, *, source: str) -> Edit:
 
 
 def _verify(new_text: str, source: str, expected: list[Feed]) -> None:
-    """The edited text must load, and hold exactly the expected feeds (defaults aside)."""
+    """The edited text must load, and hold exactly the expected feeds. (The rest of the
+    file was validated before the edit, and the edit touched only the feed list.)"""
     try:
-        loaded = load_feeds(new_text, source)
+        loaded = parse_feed_list(new_text, source=source)
     except ConfigError as exc:
         raise FeedListError(
             f"{source}: the edit would not load ({exc}); nothing was written"
