@@ -380,7 +380,9 @@ def add_feeds(
         except DuplicateFeedError as exc:
             reason = str(exc)
             if exc.feed in added:
-                reason = f"{exc.feed.url} repeats an earlier entry (added as {exc.feed.id!r})"
+                reason = (
+                    f"{request.url.strip()} repeats an earlier entry (added as {exc.feed.id!r})"
+                )
             refused.append(Refusal(request, reason))
             continue
         except ValueError as exc:
