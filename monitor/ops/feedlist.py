@@ -269,7 +269,11 @@ def _locate(text: str, source: str) -> _Layout:
                         key.start_mark.line, None, (), DEFAULT_DASH_INDENT, DEFAULT_DASH_INDENT + 2
                     )
                 raise FeedListError(f"{source}: the empty feeds list spans lines; edit it by hand")
-            span = (value.start_mark.line, value.start_mark.column, value.end_mark.column)
+            span: tuple[int, int, int] | None = (
+                value.start_mark.line,
+                value.start_mark.column,
+                value.end_mark.column,
+            )
             if value.start_mark.column == value.end_mark.column:
                 span = None  # `feeds:` then a comment: nothing to replace
             return _Layout(

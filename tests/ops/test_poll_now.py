@@ -3,8 +3,10 @@ running daemon's next poll tick, which takes the due feeds from the same column)
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 from monitor import db
 from tests.ops.support import REPO, clean_env, monitor, one_error_line
 from tests.support.cli import build_database
-from tests.support.daemon import CLASH_ITEMS, rss, write_indicators
+from tests.support.daemon import CLASH_ITEMS, DaemonProcess, Deployment, rss, write_indicators
 from tests.support.http import FeedServer, Reply
 
 
@@ -170,3 +172,56 @@ def test_feeds_lists_each_feeds_name_and_url(database: Path) -> None:
         '"name": "Border Wire"' in as_json.out
         and '"url": "https://wire.example/rss"' in as_json.out
     )
+
+
+def wait_for_hits(server: FeedServer, path: str, count: int, *, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(server.hits(path)) < count:
+        assert time.monotonic() < deadline, f"{path}: {len(server.hits(path))} hits, not {count}"
+        time.sleep(0.1)
+
+
+def test_a_running_daemon_polls_a_feed_made_due_and_adds_one_on_reload(tmp_path: Path) -> None:
+    """The operator's loop: `poll-now` reaches the daemon at its next tick, and a feed
+    added with `feeds add` is polled after `systemctl reload` (SIGHUP)."""
+    with FeedServer() as server:
+        for path in ("/wire.xml", "/added.xml"):
+            server.route(
+                path, Reply(200, rss(CLASH_ITEMS), (("Content-Type", "application/rss+xml"),))
+            )
+        settings = write_settings(tmp_path)
+        with settings.open("a", encoding="utf-8") as handle:
+            handle.write("poll_tick_seconds = 1\n")
+        indicators = tmp_path / "indicators.yaml"
+        write_indicators(indicators, {"wire": server.url("/wire.xml")})
+        deployment = Deployment(tmp_path, settings, indicators, tmp_path / "monitor.db")
+        env = {k: v for k, v in clean_env().items() if v is not None}
+        daemon = DaemonProcess(deployment, env=env)
+        try:
+            wait_for_hits(server, "/wire.xml", 1)
+            daemon.wait_for_log("poll cycle")
+            ran = monitor("--config", str(settings), "poll-now", "wire")
+            assert ran.code == 0, ran.err
+            assert "within 1 s" in ran.out
+            wait_for_hits(server, "/wire.xml", 2)
+
+            added = monitor(
+                "--config",
+                str(settings),
+                "--indicators",
+                str(indicators),
+                "feeds",
+                "add",
+                server.url("/added.xml"),
+                "--name",
+                "Added",
+            )
+            assert added.code == 0, added.err
+            assert "systemctl reload monitor" in added.out
+            daemon.signal(signal.SIGHUP)
+            wait_for_hits(server, "/added.xml", 1)
+            assert daemon.stop(timeout=30) == 0
+        finally:
+            if daemon.process.poll() is None:
+                daemon.kill()
+        assert "Traceback" not in daemon.log()
