@@ -103,8 +103,9 @@ def _toml_value(value: object) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        # A JSON string is a TOML basic string: the same escapes (\", \\, \n, \uXXXX).
-        return json.dumps(value, ensure_ascii=False)
+        # A JSON string is a TOML basic string: the same escapes (\", \\, \n, \uXXXX),
+        # except that TOML also refuses a raw DEL.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     raise TypeError(f"no TOML form for {value!r}")

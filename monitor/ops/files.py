@@ -59,7 +59,8 @@ def init_deployment(folder: Path) -> InitResult:
     if present:
         raise InitError(
             f"{' and '.join(present)} already exist{'s' if len(present) == 1 else ''}; "
-            "monitor init never overwrites (move it away, or choose another folder)"
+            f"monitor init never overwrites (move {'it' if len(present) == 1 else 'them'} "
+            "away, or choose another folder)"
         )
     if folder.exists() and not folder.is_dir():
         raise InitError(f"{folder}: exists and is not a folder")

@@ -88,3 +88,16 @@ def test_dump_of_a_broken_settings_file_is_the_loading_error(tmp_path: Path) -> 
 def test_check_config_still_answers_beside_the_config_group() -> None:
     ran = monitor("check-config")
     assert ran.code == 0 and "configuration OK" in ran.out
+
+
+def test_odd_characters_survive_the_round_trip(tmp_path: Path) -> None:
+    settings_file = tmp_path / "monitor.toml"
+    settings_file.write_text(
+        '[http]\ncontact_url = "https://x.example/?q=\\"a\\"\\\\b\\u007f\\u0001 ц # not a comment"\n',
+        encoding="utf-8",
+    )
+    ran = monitor("--config", str(settings_file), "config", "dump")
+    assert ran.code == 0, ran.err
+    dumped = tmp_path / "dumped.toml"
+    dumped.write_text(ran.out, encoding="utf-8")
+    assert load_settings(dumped, env={}) == load_settings(settings_file, env={})
