@@ -243,14 +243,31 @@ def _content_end(node: yaml.Node) -> yaml.Mark:
     return node.end_mark
 
 
+def _lines(text: str) -> list[str]:
+    """The lines as YAML counts them here: split after each LF only, ends kept (not
+    `str.splitlines`, which also splits at form feeds and other separators)."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+_OTHER_LINE_BREAKS = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
+
+
 def _locate(text: str, source: str) -> _Layout:
+    if _OTHER_LINE_BREAKS.search(text):
+        raise FeedListError(
+            f"{source}: has line breaks other than LF and CRLF; edit this file by hand"
+        )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:  # parse_indicators_text reported it already, normally
         raise FeedListError(f"{source}: invalid YAML: {exc}") from None
     if not isinstance(root, yaml.MappingNode):
         raise FeedListError(f"{source}: expected a mapping at the top")
-    lines = text.splitlines()
+    lines = [line.rstrip("\r\n") for line in _lines(text)]
     for key, value in root.value:
         if not (isinstance(key, yaml.ScalarNode) and key.value == "feeds"):
             continue
@@ -397,7 +414,7 @@ def add_feeds(
         new_lines += _entry_lines(feed, request.interval_minutes, layout)
     if not added:
         return Edit(text=text, refused=tuple(refused))
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     block = [line + newline for line in new_lines]
     if layout.items:
@@ -431,7 +448,7 @@ def remove_feed(text: str, key: str, *, source: str) -> Edit:
     if len(layout.items) != len(feeds):
         raise FeedListError(f"{source}: cannot find the entries of the feed list; edit by hand")
     first, last = layout.items[index]
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     if len(feeds) == 1:  # the last one: an empty list must stay a list
         newline = "\r\n" if lines[0].endswith("\r\n") else "\n"
         assert layout.key_line is not None

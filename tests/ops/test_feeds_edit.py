@@ -278,3 +278,15 @@ def test_control_characters_in_a_name_are_dropped(watch_list: Path) -> None:
     assert ran.code == 0, ran.err
     feed = load_config(indicators_path=watch_list, env={}).feed("evil-bcc-x-example-org")
     assert feed is not None and feed.name == "Evil Bcc: x@example.org"
+
+
+@pytest.mark.parametrize("line_break", ["\r", "\u2028", "\x85"], ids=["CR", "LS", "NEL"])
+def test_other_line_breaks_are_refused(tmp_path: Path, line_break: str) -> None:
+    """YAML counts lines at these too; Python's and YAML's line numbers must agree."""
+    path = tmp_path / "indicators.yaml"
+    text = SHIPPED.replace("version: 1\n", f"version: 1\n# a{line_break}# comment\n", 1)
+    path.write_bytes(text.encode())
+    original = path.read_bytes()
+    ran = edit(path, "add", NEW_URL)
+    assert ran.code == 2 and "line breaks other than LF and CRLF" in one_error_line(ran)
+    assert path.read_bytes() == original
