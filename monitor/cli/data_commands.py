@@ -75,7 +75,7 @@ def prune_command(obj: Context, dry_run: bool, fmt: str) -> None:
 
 
 @click.command("backup")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path())
 @click.pass_obj
 @handle_errors
 def backup_command(obj: Context, path: str) -> None:
