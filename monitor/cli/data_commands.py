@@ -1,6 +1,6 @@
 """`monitor prune` and `monitor backup`: keeping the database small and safe.
 
-Thin click commands over `monitor.service.retention` and `monitor.service.backup`
+Thin click commands over `monitor.db.retention` and `monitor.service.backup`
 (imported when a command runs: `monitor --help` stays light). Both may run while the
 daemon writes: prune changes at most `retention.batch_rows` rows per transaction and
 pauses between them; backup reads one snapshot through SQLite's online backup API.
@@ -36,7 +36,7 @@ def prune_command(obj: Context, dry_run: bool, fmt: str) -> None:
     applies the same rules every schedule.maintenance_tick_seconds).
     """
     from monitor import db
-    from monitor.service.retention import RULE_UNITS, prune, retention_plan
+    from monitor.db.retention import RULE_UNITS, prune, retention_plan
 
     config = obj.config
     settings = config.settings

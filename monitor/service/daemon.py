@@ -39,14 +39,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor import pipeline
 from monitor.config import Config, settings_needing_restart
 from monitor.db import Store
-from monitor.deliver import notify
+from monitor.db.retention import PRUNE_PAUSE_SECONDS, PruneResult, prune_steps, retention_plan
+from monitor.deliver.smtp import DeliveryStop
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetch.fetcher import Fetcher
 from monitor.fetch.parse_sandbox import ParserPool
 from monitor.models import ScheduleSettings, to_iso
 from monitor.service.deployment import mark_deployment
 from monitor.service.instance_lock import acquire_instance_lock
-from monitor.service.retention import PRUNE_PAUSE_SECONDS, PruneResult, prune_steps, retention_plan
 from monitor.service.sdnotify import Notifier
 from monitor.service.status import config_delivery_problem
 
@@ -127,7 +127,7 @@ class Daemon:
         self._report: Any = None  # monitor.report.rebuild.ReportRebuilder, when report_dir is set
         # Shared by every outbox drain: SIGTERM stops new sends, the stop deadline wakes the one
         # blocked in the network (see `_wait_for_running_jobs`).
-        self._delivery_stop = notify.DeliveryStop()
+        self._delivery_stop = DeliveryStop()
         self._metrics: MetricsEndpoint | None = None
 
     # -- lifetime ------------------------------------------------------------
@@ -469,7 +469,7 @@ class Daemon:
             await self.outbox_job()
 
     async def maintenance_job(self) -> None:
-        """Retention (service/retention.py) in short transactions, the loop free between
+        """Retention (db/retention.py) in short transactions, the loop free between
         them (polls and scoring run in the pauses); then a passive checkpoint."""
         assert self.store is not None
         started = self.clock()
@@ -595,9 +595,7 @@ def _warn_if_undeliverable(config: Config) -> None:
         log.warning("NO ALERT WILL BE SENT: %s", problem)
 
 
-def _drain_outbox(
-    config: Config, now: datetime, stop: notify.DeliveryStop
-) -> pipeline.DeliverySummary:
+def _drain_outbox(config: Config, now: datetime, stop: DeliveryStop) -> pipeline.DeliverySummary:
     with Store.open(config.settings.db_path, migrate=False) as store:
         return pipeline.deliver_outbox(store, config, now=now, stop=stop)
 

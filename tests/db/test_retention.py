@@ -28,6 +28,13 @@ import monitor
 from monitor import db, pipeline
 from monitor.cli.app import cli
 from monitor.config import Config, load_config, load_settings
+from monitor.db.retention import (
+    RULES,
+    PruneStep,
+    prune,
+    retention_plan,
+    scorer_lookback_days,
+)
 from monitor.errors import ConfigError
 from monitor.lab.corpus import load_corpus
 from monitor.lab.mailsink import MailSink
@@ -40,13 +47,6 @@ from monitor.models import (
     Match,
     RetentionSettings,
     ScorePoint,
-)
-from monitor.service.retention import (
-    RULES,
-    PruneStep,
-    prune,
-    retention_plan,
-    scorer_lookback_days,
 )
 
 REPO = Path(__file__).resolve().parents[2]
