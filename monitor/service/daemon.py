@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from apscheduler.events import (
@@ -61,6 +61,7 @@ JOB_STATS_META_KEY = "scheduler_stats"
 HEARTBEAT_META_KEY = "daemon_heartbeat"
 HEARTBEAT_SECONDS = 30.0
 FAILURES_BEFORE_UNHEALTHY = 3  # consecutive failed runs of the poll or score job
+MAINTENANCE_FIRST_DELAY_SECONDS = 600.0  # after a start: once the first rounds are done
 
 _RESCHEDULED_JOBS = {
     "poll": "poll_tick_seconds",
@@ -170,6 +171,12 @@ class Daemon:
             job = scheduler.get_job(job_id)
             if job is not None:
                 job.modify(next_run_time=self.clock())
+        # Retention soon after a start too, not a whole interval (a day) later: a daemon
+        # restarted more often than that would never prune.
+        maintenance = scheduler.get_job("maintenance")
+        if maintenance is not None:
+            delay = min(self._intervals["maintenance"], MAINTENANCE_FIRST_DELAY_SECONDS)
+            maintenance.modify(next_run_time=self.clock() + timedelta(seconds=delay))
         self.notifier.ready()
         self.notifier.status("running; first poll under way")
         log.info(

@@ -576,3 +576,31 @@ def test_the_daemons_maintenance_job_applies_retention_and_logs_a_run(
     summary = json.loads(run["summary"])
     assert summary["score_points"] == points - left > 0
     assert set(RULES) <= set(summary)
+
+
+def test_the_running_daemon_prunes_and_records_it(
+    tmp_path: Path, feed_server: Any, sink: Any
+) -> None:
+    """The real daemon (a subprocess) on a database with a year-old dense history: its
+    maintenance job runs, thins the old points and says so in its log and job log."""
+    from tests.support.daemon import DaemonProcess, write_deployment
+
+    deployment = write_deployment(
+        tmp_path / "deploy", feeds={"wire": feed_server.url("/wire.xml")}, smtp_port=sink.port
+    )
+    with deployment.settings.open("a", encoding="utf-8") as settings:
+        settings.write("maintenance_tick_seconds = 2\n")  # the [schedule] table is last
+    dense_database(deployment.db, days=2)
+    with db.Store.open(deployment.db, readonly=True) as store:
+        points = store.query("SELECT count(*) AS n FROM scores")[0]["n"]
+    daemon = DaemonProcess(deployment)
+    try:
+        log = daemon.wait_for_log("maintenance score_points=", timeout=120)
+    finally:
+        assert daemon.stop() == 0
+    assert "maintenance score_points=0 " not in log
+    with db.Store.open(deployment.db, readonly=True) as store:
+        left = store.query("SELECT count(*) AS n FROM scores WHERE at < '2025-01-01'")[0]["n"]
+        runs = store.query("SELECT summary FROM runs WHERE job = 'maintenance'")
+    assert 0 < left < points
+    assert runs and json.loads(runs[0]["summary"])["score_points"] == points - left
