@@ -18,6 +18,7 @@ The modules, one per thing stored:
   `alerts` (alert state, alerts, the outbox), `runs`: one `Store` mixin each;
 - `reports`: the read-only queries behind the CLI, the report site, metrics and status;
 - `writer`: the poll's single writer thread.
+- `retention`: the `[retention]` rules, applied in small batches, never to evidence.
 
 May import: `monitor.models`, `monitor.errors` and the pure story rules
 (`monitor.score.stories`). Nothing here imports click, httpx or the pipeline.
