@@ -21,6 +21,7 @@ import yaml
 
 from monitor import validate as v
 from monitor.deliver.addresses import parse_address
+from monitor.deliver.channels.settings import check_against_watch_list, parse_routes
 from monitor.errors import ConfigError
 from monitor.fetch.netguard import validate_feed_url
 from monitor.models import (
@@ -113,6 +114,12 @@ def load_config(
     watch = parse_indicators_text(raw_text, source=source_name)
     settings, settings_file = load_deployment(
         settings_path=settings_path, db_path=db_path, env=environ
+    )
+    check_against_watch_list(
+        settings.routes,
+        theatres=set(watch.rules.theatres),
+        levels={level.name for level in watch.scoring.levels},
+        source=settings_file or "settings",
     )
     return Config(
         settings=settings,
@@ -438,6 +445,7 @@ _SETTINGS_KEYS = (
     "http",
     "schedule",
     "health",
+    "routes",
 )
 _SMTP_KEYS = (
     "host",
@@ -489,6 +497,9 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
         top.get("schedule"), root.child("schedule"), ScheduleSettings()
     )
     health = _parse_health(top.get("health"), root.child("health"))
+    routes = parse_routes(
+        top.get("routes"), root.child("routes"), env, Path(path) if path else None
+    )
     return Settings(
         db_path=db_path,
         maildir=maildir,
@@ -499,6 +510,7 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
         report_dir=report_dir,
         report_url=report_url,
         health=health,
+        routes=routes,
     )
 
 

@@ -180,6 +180,33 @@ class Settings:
     report_dir: Path | None = None  # if set, the static report is rebuilt here after each score
     report_url: str | None = None  # where report_dir is served; alert emails link into it
     health: HealthSettings = HealthSettings()
+    routes: tuple[Route, ...] = ()  # chat, push, webhook and Alertmanager channels (issue 13)
+
+
+RouteKind = Literal["urgent", "digest", "feed"]
+ChannelType = Literal["apprise", "webhook", "alertmanager"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which alerts go to one non-email channel (`[[routes]]` in monitor.toml), and how.
+
+    The URL and token are secrets (tokens live inside Apprise URLs): never logged or shown;
+    `url_source` says where they came from (`env NAME`, `file PATH`, `credential NAME`).
+    """
+
+    name: str
+    channel: ChannelType
+    url: str = field(repr=False)
+    url_source: str = "settings"
+    token: str | None = field(default=None, repr=False)  # a bearer token (webhook, Alertmanager)
+    theatres: tuple[str, ...] = ()  # empty: every theatre
+    kinds: tuple[RouteKind, ...] = ("urgent",)
+    min_level: str | None = None
+    # None: the watch list's alerts.quiet_hours; () : none for this route; else (start, end)
+    quiet_hours: tuple[str, str] | tuple[()] | None = None
+    timeout_seconds: float = 10.0
+    hold_hours: float = 24.0  # Alertmanager: endsAt of a firing alert (it is sent once)
 
 
 # ---------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from email.message import EmailMessage
 from monitor.config import Config
 from monitor.db import Store, StoredArticle
 from monitor.deliver import notify
+from monitor.deliver.channels.dispatch import RouteSummary, deliver_routes
+from monitor.deliver.channels.enqueue import enqueue_for_routes
 from monitor.detect.matcher import match_article
 from monitor.errors import DeliveryError
 from monitor.fetch import politeness
@@ -448,13 +450,40 @@ def record_alert(
     matches: Sequence[ScoredMatch] = (),
     feed: Feed | None = None,
     lines: Sequence[str] = (),
+    line_theatres: Sequence[str | None] = (),
 ) -> int | None:
-    """Record an alert and, if urgent, its email in the outbox (inside the caller's transaction).
+    """Record an alert and, if urgent, its email in the outbox (inside the caller's transaction),
+    and a row for each route that takes it (`channels.enqueue`; `line_theatres`: the theatre
+    of each digest line, for the routes' theatre filters).
 
     Returns the alert id, or None when this alert (by dedup key) was recorded before.
     """
     alert_id = store.insert_alert(decision, score_id=score_id, feed_id=feed.id if feed else None)
-    if alert_id is None or not decision.urgent:
+    if alert_id is None:
+        return alert_id
+    if config.settings.routes:
+        enqueue_for_routes(
+            store,
+            config.settings.routes,
+            decision,
+            alert_id=alert_id,
+            now=now,
+            settings=config.alerts,
+            levels=config.scoring.levels,
+            compose=lambda: compose_email(
+                store,
+                config,
+                decision,
+                point=point,
+                matches=matches,
+                feed=feed,
+                lines=lines,
+                alert_id=alert_id,
+            ),
+            feed_id=feed.id if feed else None,
+            items=list(zip(line_theatres or [None] * len(lines), lines, strict=True)),
+        )
+    if not decision.urgent:
         return alert_id
     theatre = config.rules.theatres.get(decision.theatre_id) if decision.theatre_id else None
     recipients = tuple(config.settings.smtp.recipients) + (theatre.recipients if theatre else ())
@@ -601,7 +630,11 @@ def run_digest(store: Store, config: Config, *, now: datetime) -> AlertDecision 
             urgent=True,
             reason=f"{len(held)} change(s) since the last digest",
         )
-        if record_alert(store, config, decision, now=now, lines=lines) is None:
+        theatres = [row["theatre_id"] for row in held]
+        if (
+            record_alert(store, config, decision, now=now, lines=lines, line_theatres=theatres)
+            is None
+        ):
             return None
     return decision
 
@@ -712,6 +745,7 @@ class CycleSummary:
     poll: PollSummary
     score: ScoreSummary
     delivery: DeliverySummary
+    channels: dict[str, RouteSummary] = field(default_factory=dict)
 
 
 async def run_cycle(
@@ -728,8 +762,23 @@ async def run_cycle(
     poll = await poll_feeds(store, config, fetcher, parsers, now=now, rng=rng)
     score = score_theatres(store, config, now=now)
     run_digest(store, config, now=now)
+    channels = deliver_channels(store, config, now=now, rng=rng)
     delivery = deliver_outbox(store, config, now=now, send=send, rng=rng)
-    return CycleSummary(poll=poll, score=score, delivery=delivery)
+    return CycleSummary(poll=poll, score=score, delivery=delivery, channels=channels)
+
+
+def deliver_channels(
+    store: Store,
+    config: Config,
+    *,
+    now: datetime,
+    rng: random.Random | None = None,
+    stop: notify.DeliveryStop | None = None,
+) -> dict[str, RouteSummary]:
+    """Send every route's due rows, the routes side by side (one thread and connection each)."""
+    if not config.settings.routes:
+        return {}
+    return deliver_routes(store.path, config.settings.routes, now=now, stop=stop, rng=rng)
 
 
 def send_test_email(config: Config, *, now: datetime) -> str:

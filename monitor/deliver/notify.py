@@ -529,6 +529,17 @@ def _content(alert: AlertEmail) -> _Content:
     )
 
 
+def render_plain(alert: AlertEmail) -> tuple[str, str]:
+    """(subject, plain-text body): the email's words, for chat, push and webhook channels."""
+    content = _content(alert)
+    return content.subject, _render_text(content)
+
+
+def top_stories(alert: AlertEmail) -> list[list[StoryLine]]:
+    """The stories the email shows, in its order (one entry per story, its lines)."""
+    return _top_stories(alert)
+
+
 # ---------------------------------------------------------------------------
 # Plain text and HTML
 
