@@ -32,6 +32,14 @@ class ChannelJobs:
         self._run_in_thread = run_in_thread
         self._running: dict[str, asyncio.Task[None]] = {}
         self._rng = random.Random()
+        # At the stop deadline's first step, abandon the sends in flight: a blocked HTTP call
+        # cannot be woken, and its daemon thread must not hold the stop. The row stays pending.
+        stop.on_interrupt(self._abandon)
+
+    def _abandon(self) -> None:
+        for task in list(self._running.values()):
+            if not task.done():
+                task.get_loop().call_soon_threadsafe(task.cancel)
 
     def kick(self, config: Config, now: datetime) -> None:
         """Start a drain of every route that is not being drained already."""
@@ -51,6 +59,11 @@ class ChannelJobs:
             summary: RouteSummary = await self._run_in_thread(
                 lambda: drain_route_file(db_path, route, now=now, stop=stop, rng=rng)
             )
+        except asyncio.CancelledError:
+            log.warning(
+                "channel delivery abandoned at shutdown route=%s (still pending)", route.name
+            )
+            return
         except Exception:
             log.exception("channel delivery round failed route=%s", route.name)
             return
