@@ -145,7 +145,7 @@ def _record(
         summary.dead += 1
         log.error(
             "channel delivery failed permanently route=%s key=%s error=%s "
-            "(see `monitor alerts --status dead`)",
+            "(see `monitor alerts` and `monitor status`)",
             route.name,
             key,
             outcome.reason,
