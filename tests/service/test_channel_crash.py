@@ -22,7 +22,7 @@ from monitor.db import Store
 from monitor.deliver.channels.dispatch import deliver_route
 from monitor.models import to_iso
 from tests.support.channels import channel_rows, route, routes_config
-from tests.support.crash import REPO, WAIT, ChildProcess, record_alerts
+from tests.support.crash import REPO, ChildProcess, record_alerts
 from tests.support.daemon import CLASH_ITEMS, DaemonProcess, rss, write_deployment
 from tests.support.http import FeedServer, Reply
 from tests.support.receiver import HANG, Receiver
