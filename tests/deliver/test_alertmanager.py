@@ -151,3 +151,42 @@ def test_a_bad_alert_is_refused_and_dead(store: Store, alertmanager: Alertmanage
     assert deliver_route(store, wrong, now=now).as_dict() == {"sent": 0, "retried": 0, "dead": 1}
     assert "HTTP 404" in channel_rows(store)[0]["last_error"]
     assert alertmanager.alerts() == []
+
+
+def test_feed_down_fires_and_feed_recovered_ends_it(
+    store: Store, alertmanager: Alertmanager
+) -> None:
+    from monitor.models import AlertDecision, Feed, to_iso
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    feed = Feed(id="wire", url="https://wire.example/rss", name="Border Wire")
+    store.sync_feeds([feed], now=now)
+    am = route("ops", "alertmanager", alertmanager.url, kinds=("feed",))
+    config = routes_config(Path(store.path), am)
+    down = AlertDecision(
+        dedup_key=f"feed:wire:down@{to_iso(now)}",
+        kind="feed_down",
+        theatre_id=None,
+        created_at=now,
+        urgent=False,
+        reason="feed Border Wire has failed for 24 h",
+    )
+    record(store, config, down, feed=feed)
+    assert deliver_route(store, am, now=now).sent == 1
+    (alert,) = alertmanager.alerts()
+    assert alert["labels"] == {"alertname": "MonitorFeedDown", "kind": "feed_down", "feed": "wire"}
+    later = now + timedelta(seconds=1)
+    back = AlertDecision(
+        dedup_key=f"feed:wire:recovered@{to_iso(later)}",
+        kind="feed_recovered",
+        theatre_id=None,
+        created_at=later,
+        urgent=False,
+        reason="feed Border Wire works again",
+    )
+    record(store, config, back, feed=feed)
+    assert deliver_route(store, am, now=later).sent == 1
+    deadline = time.monotonic() + WAIT
+    while alertmanager.alerts(active="true"):
+        assert time.monotonic() < deadline, "feed_recovered did not end feed_down"
+        time.sleep(0.1)  # Alertmanager resolves asynchronously; bounded poll

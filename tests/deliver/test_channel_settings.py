@@ -263,3 +263,31 @@ def test_routing_table(route_options: dict, decision: AlertDecision, routed: boo
     ranks = level_ranks(base_config().scoring.levels)
     rule = Route(name="r", channel="webhook", url="http://127.0.0.1/x", **route_options)
     assert is_routed(rule, decision, level_ranks=ranks) is routed
+
+
+def test_the_readmes_route_examples_load_as_written(tmp_path: Path) -> None:
+    """The copy-paste examples (Slack, Telegram, ntfy, webhook, Alertmanager) are valid."""
+    import re
+
+    from tests.support.crash import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[[routes]]" in b)
+    env = dict(re.findall(r"export (\w+)='([^']+)'", block))
+    assert set(env) == {"MONITOR_SLACK_URL", "MONITOR_TELEGRAM_URL", "MONITOR_NTFY_URL"}
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "hook-token").write_text("t0ken\n", encoding="utf-8")
+    env["CREDENTIALS_DIRECTORY"] = str(credentials)
+    path = write(tmp_path, block)
+    config = load_config(indicators_path=INDICATORS, settings_path=path, env=env)
+    routes = {r.name: r for r in config.settings.routes}
+    assert list(routes) == ["slack", "telegram", "phones", "newsroom-hook", "ops"]
+    assert [routes[n].channel for n in routes] == [
+        "apprise",
+        "apprise",
+        "apprise",
+        "webhook",
+        "alertmanager",
+    ]
+    assert routes["newsroom-hook"].token == "t0ken"
