@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 # ---------------------------------------------------------------------------
 # Time helpers
@@ -181,6 +181,18 @@ class Settings:
     report_url: str | None = None  # where report_dir is served; alert emails link into it
     health: HealthSettings = HealthSettings()
     routes: tuple[Route, ...] = ()  # chat, push, webhook and Alertmanager channels (issue 13)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelItem:
+    """A channel outbox row due for delivery: its payload, for one route."""
+
+    id: int
+    alert_id: int
+    route: str
+    channel: str
+    payload: dict[str, Any]
+    attempts: int
 
 
 RouteKind = Literal["urgent", "digest", "feed"]

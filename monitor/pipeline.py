@@ -14,16 +14,31 @@ import email
 import email.policy
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
 
 from monitor.config import Config
 from monitor.db import Store, StoredArticle
-from monitor.deliver import notify
-from monitor.deliver.channels.dispatch import RouteSummary, deliver_routes
-from monitor.deliver.channels.enqueue import enqueue_for_routes
+from monitor.db import channels as db_channels
+from monitor.db.writer import StoreWriter
+from monitor.deliver.channels import dispatch
+from monitor.deliver.channels.dispatch import RouteSummary
+from monitor.deliver.channels.enqueue import plan_rows
+from monitor.deliver.channels.routing import route_alert_settings
+from monitor.deliver.content import AlertEmail, FeedNotice, StoryLine
+from monitor.deliver.email_message import message_id_for, render_email
+from monitor.deliver.smtp import (
+    DeliveryInterrupted,
+    DeliveryStop,
+    SmtpSession,
+    retry_delay_seconds,
+    send_email,
+    write_to_maildir,
+)
 from monitor.detect.matcher import match_article
 from monitor.errors import DeliveryError
 from monitor.fetch import politeness
@@ -37,6 +52,7 @@ from monitor.models import (
     FetchResult,
     Match,
     ParseResult,
+    Route,
     ScoredMatch,
     ScorePoint,
     SmtpSettings,
@@ -44,7 +60,6 @@ from monitor.models import (
     to_iso,
 )
 from monitor.score import alerts, scoring
-from monitor.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -453,7 +468,7 @@ def record_alert(
     line_theatres: Sequence[str | None] = (),
 ) -> int | None:
     """Record an alert and, if urgent, its email in the outbox (inside the caller's transaction),
-    and a row for each route that takes it (`channels.enqueue`; `line_theatres`: the theatre
+    and a row for each route that takes it (`deliver.channels.enqueue`; `line_theatres`: the theatre
     of each digest line, for the routes' theatre filters).
 
     Returns the alert id, or None when this alert (by dedup key) was recorded before.
@@ -462,14 +477,12 @@ def record_alert(
     if alert_id is None:
         return alert_id
     if config.settings.routes:
-        enqueue_for_routes(
+        _record_channel_rows(
             store,
-            config.settings.routes,
+            config,
             decision,
             alert_id=alert_id,
             now=now,
-            settings=config.alerts,
-            levels=config.scoring.levels,
             compose=lambda: compose_email(
                 store,
                 config,
@@ -487,7 +500,7 @@ def record_alert(
         return alert_id
     theatre = config.rules.theatres.get(decision.theatre_id) if decision.theatre_id else None
     recipients = tuple(config.settings.smtp.recipients) + (theatre.recipients if theatre else ())
-    message_id = notify.message_id_for(decision.dedup_key, domain=_mail_domain(config))
+    message_id = message_id_for(decision.dedup_key, domain=_mail_domain(config))
     not_before = alerts.send_after(decision, now=now, settings=config.alerts)
     try:
         content = compose_email(
@@ -500,7 +513,7 @@ def record_alert(
             lines=lines,
             alert_id=alert_id,
         )
-        message = notify.render_email(
+        message = render_email(
             content,
             sender=config.settings.smtp.sender,
             recipients=recipients,
@@ -536,23 +549,23 @@ def compose_email(
     feed: Feed | None,
     lines: Sequence[str] = (),
     alert_id: int | None = None,
-) -> notify.AlertEmail:
+) -> AlertEmail:
     """Gather what the email shows: the top stories, the trend, the command to see more,
     and (with `report_url` set) the link to the alert's page in the static report."""
     theatre = config.rules.theatres.get(decision.theatre_id) if decision.theatre_id else None
-    stories: list[notify.StoryLine] = []
+    stories: list[StoryLine] = []
     history: tuple[tuple[datetime, float], ...] = ()
     hint = "monitor alerts"
     if decision.theatre_id is not None:
         by_id = {m.match_id: m for m in matches}
         if decision.kind == "critical":
             chosen = [by_id[i] for i in decision.match_ids if i in by_id]
-            stories = [notify.StoryLine.from_scored(m) for m in chosen]
+            stories = [StoryLine.from_scored(m) for m in chosen]
         elif point is not None:
             for contribution in point.contributions[: TOP_STORIES * 3]:  # grouped by story
                 match = by_id.get(contribution.match_id)
                 if match is not None:
-                    stories.append(notify.StoryLine.from_scored(match, contribution))
+                    stories.append(StoryLine.from_scored(match, contribution))
         series = store.score_series(
             decision.theatre_id,
             since=decision.created_at - timedelta(days=HISTORY_DAYS_IN_EMAIL),
@@ -567,13 +580,13 @@ def compose_email(
         hint = "monitor feeds"
         state = store.feed_state(feed.id)
         error = store.feed_last_error(feed.id)
-        notice = notify.FeedNotice(
+        notice = FeedNotice(
             name=feed.name,
             url=feed.url,
             error=error,
             failing_since=state.failing_since if state is not None else None,
         )
-    return notify.AlertEmail(
+    return AlertEmail(
         decision=decision,
         theatre_name=theatre.name if theatre else None,
         stories=tuple(stories),
@@ -666,12 +679,12 @@ def deliver_outbox(
     send: Sender | None = None,
     rng: random.Random | None = None,
     limit: int = 50,
-    stop: notify.DeliveryStop | None = None,
+    stop: DeliveryStop | None = None,
 ) -> DeliverySummary:
     """Send due outbox messages. Each is marked sent right after the server's 250, before the
     next message and before QUIT: a kill in the window can repeat only that one message.
 
-    The round shares one SMTP session (`notify.SmtpSession`; `send` replaces it, for tests).
+    The round shares one SMTP session (`SmtpSession`; `send` replaces it, for tests).
     A retryable failure (connection, timeout, 4xx) is tried again later with backoff; a
     permanent one (5xx, refused recipients, render error) marks that message dead with
     one log line, and the others keep flowing. Once `stop` asks, no new message starts; a
@@ -679,7 +692,7 @@ def deliver_outbox(
     """
     summary = DeliverySummary()
     smtp = config.settings.smtp
-    with notify.SmtpSession(smtp, stop=stop) as session:
+    with SmtpSession(smtp, stop=stop) as session:
         deliver = send or (lambda message, _smtp: session.send(message))
         for item in store.due_outbox(now=now, limit=limit):
             if stop is not None and stop.is_stopping():
@@ -700,8 +713,8 @@ def deliver_outbox(
                 if config.settings.maildir is not None:
                     # The local copy (or, with no recipients, the delivery itself): written
                     # once, after the server accepted, so failed attempts leave no copies.
-                    notify.write_to_maildir(message, config.settings.maildir)
-            except notify.DeliveryInterrupted as exc:
+                    write_to_maildir(message, config.settings.maildir)
+            except DeliveryInterrupted as exc:
                 log.warning(
                     "delivery interrupted outbox=%d (still pending; sent at the next start): %s",
                     item.id,
@@ -710,7 +723,7 @@ def deliver_outbox(
                 break
             except DeliveryError as exc:
                 if exc.retryable:
-                    delay = notify.retry_delay_seconds(item.attempts + 1, rng=rng)
+                    delay = retry_delay_seconds(item.attempts + 1, rng=rng)
                     store.mark_retry(
                         item.id, error=str(exc), next_attempt_at=now + timedelta(seconds=delay)
                     )
@@ -767,18 +780,89 @@ async def run_cycle(
     return CycleSummary(poll=poll, score=score, delivery=delivery, channels=channels)
 
 
+# ---------------------------------------------------------------------------
+# Channels (issue 13): one row per (alert, route), delivered route by route
+
+
+def _record_channel_rows(
+    store: Store,
+    config: Config,
+    decision: AlertDecision,
+    *,
+    alert_id: int,
+    now: datetime,
+    compose: Callable[[], AlertEmail],
+    feed_id: str | None,
+    items: Sequence[tuple[str | None, str]],
+) -> None:
+    """The alert's channel rows, in the caller's (the alert's) transaction."""
+    planned = plan_rows(
+        config.settings.routes,
+        decision,
+        now=now,
+        levels=config.scoring.levels,
+        compose=compose,
+        earlier_firing=lambda route: db_channels.earlier_firing(
+            store, route.name, decision, feed_id=feed_id
+        ),
+        send_after=lambda route: alerts.send_after(
+            decision, now=now, settings=route_alert_settings(route, config.alerts)
+        ),
+        feed_id=feed_id,
+        items=items,
+    )
+    for row in planned:
+        db_channels.enqueue(
+            store,
+            alert_id,
+            route=row.route.name,
+            channel=row.route.channel,
+            payload=row.payload,
+            now=now,
+            not_before=row.not_before,
+            dead_reason=row.dead_reason,
+        )
+
+
+def deliver_route(store: Store, route: Route, **options: Any) -> RouteSummary:
+    """Send one route's due rows through `store` (see `deliver.channels.dispatch`)."""
+    return dispatch.deliver_route(db_channels.ChannelRows(store), route, **options)
+
+
+@contextlib.contextmanager
+def _channel_rows_of(db_path: str | Path) -> Iterator[db_channels.ChannelRows]:
+    with Store.open(db_path, migrate=False) as store:
+        yield db_channels.ChannelRows(store)
+
+
+def drain_route(
+    db_path: str | Path,
+    route: Route,
+    *,
+    now: datetime,
+    stop: DeliveryStop | None = None,
+    rng: random.Random | None = None,
+) -> RouteSummary:
+    """`deliver_route` on a connection of its own (for a delivery thread)."""
+    with _channel_rows_of(db_path) as rows:
+        return dispatch.deliver_route(rows, route, now=now, stop=stop, rng=rng)
+
+
 def deliver_channels(
     store: Store,
     config: Config,
     *,
     now: datetime,
     rng: random.Random | None = None,
-    stop: notify.DeliveryStop | None = None,
+    stop: DeliveryStop | None = None,
 ) -> dict[str, RouteSummary]:
     """Send every route's due rows, the routes side by side (one thread and connection each)."""
     if not config.settings.routes:
         return {}
-    return deliver_routes(store.path, config.settings.routes, now=now, stop=stop, rng=rng)
+    path = store.path
+    return dispatch.deliver_routes(
+        lambda: _channel_rows_of(path), config.settings.routes, now=now, stop=stop, rng=rng
+    )
 
 
 def send_test_email(config: Config, *, now: datetime) -> str:
@@ -797,14 +881,14 @@ def send_test_email(config: Config, *, now: datetime) -> str:
         urgent=True,
         reason="a test message from `monitor test-email`",
     )
-    message = notify.render_email(
-        notify.AlertEmail(decision=decision, command_hint="monitor status"),
+    message = render_email(
+        AlertEmail(decision=decision, command_hint="monitor status"),
         sender=smtp.sender,
         recipients=smtp.recipients,
-        message_id=notify.message_id_for(decision.dedup_key, domain=_mail_domain(config)),
+        message_id=message_id_for(decision.dedup_key, domain=_mail_domain(config)),
         now=now,
     )
-    notify.send_email(message, smtp)
+    send_email(message, smtp)
     return (
         f"sent to {', '.join(smtp.recipients)} via {smtp.host}:{smtp.port} ({smtp.security}); "
         f"Message-ID {message['Message-ID']}"

@@ -300,7 +300,7 @@ def alerts(
         "attempts",
         "reason",
     ]
-    from monitor.deliver.channel_store import deliveries_by_key
+    from monitor.db.channels import deliveries_by_key
 
     with obj.open_readonly() as store:
         routed = deliveries_by_key(store, [row["dedup_key"] for row in rows])
@@ -318,7 +318,7 @@ def alerts(
     if fmt != "table":
         columns += ["sent_at", "last_error", "subject", "dedup_key"]
     else:
-        from monitor.deliver.notify import name_indicators
+        from monitor.deliver.content import name_indicators
 
         for row in rows:
             row["reason"] = name_indicators(row["reason"] or "", ids)
@@ -392,7 +392,7 @@ def test_notify(obj: Context, route: str | None) -> None:
     if any failed."""
     from monitor.deliver.channels.testing import send_test_messages
 
-    lines, failed = send_test_messages(obj.config, route, now=utcnow())
+    lines, failed = send_test_messages(obj.config.settings.routes, route, now=utcnow())
     for line in lines:
         click.echo(line)
     if failed:

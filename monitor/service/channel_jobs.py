@@ -17,9 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from monitor.config import Config
-from monitor.deliver import notify
-from monitor.deliver.channels.dispatch import RouteSummary, drain_route_file
+from monitor.deliver.channels.dispatch import RouteSummary
+from monitor.deliver.smtp import DeliveryStop
 from monitor.models import Route
+from monitor.pipeline import drain_route
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ RunInThread = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
 class ChannelJobs:
-    def __init__(self, stop: notify.DeliveryStop, run_in_thread: RunInThread) -> None:
+    def __init__(self, stop: DeliveryStop, run_in_thread: RunInThread) -> None:
         self._stop = stop
         self._run_in_thread = run_in_thread
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -57,7 +58,7 @@ class ChannelJobs:
         db_path, stop, rng = config.settings.db_path, self._stop, self._rng
         try:
             summary: RouteSummary = await self._run_in_thread(
-                lambda: drain_route_file(db_path, route, now=now, stop=stop, rng=rng)
+                lambda: drain_route(db_path, route, now=now, stop=stop, rng=rng)
             )
         except asyncio.CancelledError:
             log.warning(

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor import db
-from monitor.deliver import channel_store
+from monitor.db import channels as channel_store
 from monitor.models import Settings, from_iso, to_iso, utc
 from monitor.service.instance_lock import lock_path_for
 

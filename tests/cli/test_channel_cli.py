@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from monitor.cli.app import cli
 from monitor.db import Store
-from monitor.deliver.channels.dispatch import deliver_route
+from monitor.pipeline import deliver_route
 from tests.support.channels import route, routes_config
 from tests.support.crash import INDICATORS, record_alerts
 from tests.support.http import Reply, refused_port

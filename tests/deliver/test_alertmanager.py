@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from monitor.db import Store
-from monitor.deliver.channels.dispatch import deliver_route
 from monitor.models import from_iso
+from monitor.pipeline import deliver_route
 from tests.support.channels import channel_rows, level_alert, record, route, routes_config
 from tests.support.http import refused_port
 

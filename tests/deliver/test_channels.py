@@ -1,6 +1,6 @@
 """Chat, push, webhook and Alertmanager channels (issue 13) against real receivers on
 127.0.0.1 and a real SQLite file. Alerts are recorded with `pipeline.record_alert`, as
-scoring records them; rows are delivered with `deliver_route` / `deliver_routes`. The
+scoring records them; rows are delivered with `pipeline.deliver_route` / `deliver_channels`. The
 clock is passed in: a retry is reached by moving `now` past the row's `next_attempt_at`.
 
 Faults (issue 13): receiver down for K attempts then up, 429 with Retry-After, 500 then
@@ -24,8 +24,8 @@ import pytest
 
 from monitor import pipeline
 from monitor.db import Store
-from monitor.deliver.channels.dispatch import deliver_route, deliver_routes
 from monitor.models import ScoredMatch, from_iso
+from monitor.pipeline import deliver_channels, deliver_route
 from tests.support.channels import channel_rows, level_alert, record, route, routes_config
 from tests.support.crash import alert_decision, outbox_rows, record_alerts
 from tests.support.http import Reply
@@ -253,7 +253,7 @@ def test_400_is_dead_with_one_log_line_and_other_routes_deliver(
     receiver.script("/bad-form", [Reply(400, b"")])
     decisions = record_alerts(store, config, 2, at=T0)
     with caplog.at_level(logging.ERROR, logger="monitor.deliver.channels.dispatch"):
-        results = deliver_routes(store.path, config.settings.routes, now=T0)
+        results = deliver_channels(store, config, now=T0)
     assert results["good"].as_dict() == {"sent": 2, "retried": 0, "dead": 0}
     assert results["bad"].as_dict() == {"sent": 0, "retried": 0, "dead": 2}
     assert results["bad-form"].as_dict() == {"sent": 0, "retried": 0, "dead": 2}
@@ -285,7 +285,7 @@ def test_a_hanging_receiver_is_bounded_and_does_not_delay_other_routes(
         results: dict = {}
 
         def run() -> None:
-            results.update(deliver_routes(store.path, config.settings.routes, now=T0))
+            results.update(deliver_channels(store, config, now=T0))
             done.set()
 
         threading.Thread(target=run, daemon=True).start()

@@ -19,8 +19,8 @@ import pytest
 
 from monitor import db
 from monitor.db import Store
-from monitor.deliver.channels.dispatch import deliver_route
 from monitor.models import to_iso
+from monitor.pipeline import deliver_route
 from tests.support.channels import channel_rows, route, routes_config
 from tests.support.crash import REPO, ChildProcess, record_alerts
 from tests.support.daemon import CLASH_ITEMS, DaemonProcess, rss, write_deployment

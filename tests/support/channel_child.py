@@ -14,9 +14,9 @@ from typing import Any
 
 from monitor.db import Store
 from monitor.deliver.channels.base import Delivered, Outcome
-from monitor.deliver.channels.dispatch import deliver_route
 from monitor.deliver.channels.webhook import WebhookChannel
 from monitor.models import Route, from_iso
+from monitor.pipeline import deliver_route
 
 
 class HoldAfter:

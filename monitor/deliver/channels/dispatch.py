@@ -1,10 +1,10 @@
-"""Delivering the channel outbox: each route's due rows, one at a time, marked right
-after the channel's answer.
+"""Delivering a route's due rows, one at a time, each marked right after the channel's
+answer (the rows come from, and are marked in, a `RowStore`: `db.channels.ChannelRows`).
 
 - A route is drained by one thread with its own database connection; routes never wait
   for each other (`deliver_routes`; the daemon runs one task per route).
 - `Retry` (timeout, connection error, 429, 5xx): the row is tried again after its
-  Retry-After or the outbox backoff (`notify.retry_delay_seconds`), and the route's round
+  Retry-After or the outbox backoff (`smtp.retry_delay_seconds`), and the route's round
   ends there: a receiver that is down costs one attempt per round, not one per row.
 - `Dead` (another 4xx, a URL Apprise refuses): one ERROR line; the route goes on.
 - Once `stop` asks, no new row starts; the one in flight finishes within its timeout
@@ -16,20 +16,27 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from monitor.deliver import channel_store, notify
 from monitor.deliver.channels.base import Channel, Dead, Delivered, Outcome, Retry
-from monitor.models import Route
-
-if TYPE_CHECKING:
-    from monitor.db import Store
+from monitor.deliver.smtp import DeliveryStop, retry_delay_seconds
+from monitor.models import ChannelItem, Route
 
 log = logging.getLogger(__name__)
+
+
+class RowStore(Protocol):
+    def due(self, route: str, *, now: datetime, limit: int) -> list[ChannelItem]: ...
+
+    def mark_sent(self, item_id: int, *, now: datetime) -> None: ...
+
+    def mark_retry(self, item_id: int, *, error: str, next_attempt_at: datetime) -> None: ...
+
+    def mark_dead(self, item_id: int, *, error: str) -> None: ...
 
 
 @dataclass
@@ -73,18 +80,18 @@ def send_safely(channel: Channel, payload: dict[str, Any]) -> Outcome:
 
 
 def deliver_route(
-    store: Store,
+    rows: RowStore,
     route: Route,
     *,
     now: datetime,
-    stop: notify.DeliveryStop | None = None,
+    stop: DeliveryStop | None = None,
     rng: random.Random | None = None,
     limit: int = 50,
     channel: Channel | None = None,
 ) -> RouteSummary:
     """Send `route`'s due rows (see the module docstring)."""
     summary = RouteSummary()
-    items = channel_store.due(store, route.name, now=now, limit=limit)
+    items = rows.due(route.name, now=now, limit=limit)
     if not items:
         return summary
     own = channel is None
@@ -93,14 +100,14 @@ def deliver_route(
             channel = open_channel(route)
     except ValueError as exc:  # e.g. Apprise uninstalled since the row was written
         for item in items:
-            _record(store, route, item, Dead(str(exc)), now=now, rng=rng, summary=summary)
+            _record(rows, route, item, Dead(str(exc)), now=now, rng=rng, summary=summary)
         return summary
     try:
         for item in items:
             if stop is not None and stop.is_stopping():
                 break
             outcome = send_safely(channel, item.payload)
-            _record(store, route, item, outcome, now=now, rng=rng, summary=summary)
+            _record(rows, route, item, outcome, now=now, rng=rng, summary=summary)
             if isinstance(outcome, Retry):
                 break
     finally:
@@ -110,9 +117,9 @@ def deliver_route(
 
 
 def _record(
-    store: Store,
+    rows: RowStore,
     route: Route,
-    item: channel_store.ChannelItem,
+    item: ChannelItem,
     outcome: Outcome,
     *,
     now: datetime,
@@ -121,15 +128,15 @@ def _record(
 ) -> None:
     key = item.payload.get("key", "")
     if isinstance(outcome, Delivered):
-        channel_store.mark_sent(store, item.id, now=now)
+        rows.mark_sent(item.id, now=now)
         summary.sent += 1
         log.info("channel delivered route=%s key=%s", route.name, key)
     elif isinstance(outcome, Retry):
         delay = outcome.after_seconds
         if delay is None:
-            delay = notify.retry_delay_seconds(item.attempts + 1, rng=rng)
-        channel_store.mark_retry(
-            store, item.id, error=outcome.error, next_attempt_at=now + timedelta(seconds=delay)
+            delay = retry_delay_seconds(item.attempts + 1, rng=rng)
+        rows.mark_retry(
+            item.id, error=outcome.error, next_attempt_at=now + timedelta(seconds=delay)
         )
         summary.retried += 1
         log.warning(
@@ -141,7 +148,7 @@ def _record(
             outcome.error,
         )
     else:
-        channel_store.mark_dead(store, item.id, error=outcome.reason)
+        rows.mark_dead(item.id, error=outcome.reason)
         summary.dead += 1
         log.error(
             "channel delivery failed permanently route=%s key=%s error=%s "
@@ -152,35 +159,22 @@ def _record(
         )
 
 
-def drain_route_file(
-    db_path: str | Path,
-    route: Route,
-    *,
-    now: datetime,
-    stop: notify.DeliveryStop | None = None,
-    rng: random.Random | None = None,
-) -> RouteSummary:
-    """`deliver_route` on a connection of its own (for a delivery thread)."""
-    from monitor.db import Store
-
-    with Store.open(db_path, migrate=False) as store:
-        return deliver_route(store, route, now=now, stop=stop, rng=rng)
-
-
 def deliver_routes(
-    db_path: str | Path,
+    open_rows: Callable[[], AbstractContextManager[RowStore]],
     routes: Sequence[Route],
     *,
     now: datetime,
-    stop: notify.DeliveryStop | None = None,
+    stop: DeliveryStop | None = None,
     rng: random.Random | None = None,
 ) -> dict[str, RouteSummary]:
-    """Every route at once, one thread each; returns when all are done (`run --once`)."""
+    """Every route at once, one thread (and `open_rows()` connection) each; returns when
+    all are done (`run --once`)."""
     results: dict[str, RouteSummary] = {}
 
     def run(route: Route) -> None:
         try:
-            results[route.name] = drain_route_file(db_path, route, now=now, stop=stop, rng=rng)
+            with open_rows() as rows:
+                results[route.name] = deliver_route(rows, route, now=now, stop=stop, rng=rng)
         except Exception:
             log.exception("channel delivery round failed route=%s", route.name)
 

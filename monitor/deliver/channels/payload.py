@@ -1,7 +1,7 @@
 """The versioned JSON payload of an alert (webhook format 1), built once when the alert is
 recorded and stored in its channel outbox rows; every channel renders from it.
 
-Everything that came from a feed is cleaned as for email (`notify.clean_line`, links only
+Everything that came from a feed is cleaned as for email (`content.clean_line`, links only
 `http`/`https`). The format is documented in README ("JSON webhook"); add fields freely,
 but renaming or removing one needs a new `version`.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from monitor.deliver import notify
+from monitor.deliver import content as notify
+from monitor.deliver.email_message import render_plain
 from monitor.models import to_iso
 
 PAYLOAD_VERSION = 1
@@ -25,7 +26,7 @@ def build_payload(
 ) -> dict[str, Any]:
     """The payload for `alert`; `resolves` names earlier alerts (of the same route) it ends."""
     decision = alert.decision
-    title, text = notify.render_plain(alert)
+    title, text = render_plain(alert)
     stories = []
     for lines in notify.top_stories(alert):
         first = lines[0]

@@ -7,17 +7,16 @@
 - `theatres` filters theatre alerts and a digest's items; `min_level` compares the higher
   of the alert's level and the level it came from, so the "resolved" that ends a "high"
   goes where the "high" went. "critical" alerts pass any `min_level` (they are critical).
-- Quiet hours per route: the route's own, none (`[]`), or the watch list's.
+- Quiet hours per route: the route's own, none (`[]`), or the watch list's (applied by the
+  pipeline through `alerts.send_after`; `deliver` does not import `score`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
 
 from monitor.models import AlertDecision, AlertSettings, Route, RouteKind
-from monitor.score import alerts
 
 URGENT_KINDS = frozenset({"level_up", "surge", "critical", "resolved"})
 FEED_KINDS = frozenset({"feed_down", "feed_recovered"})
@@ -68,10 +67,9 @@ def digest_items(route: Route, items: Sequence[tuple[str | None, str]]) -> list[
     ]
 
 
-def send_after(
-    route: Route, decision: AlertDecision, *, now: datetime, settings: AlertSettings
-) -> datetime:
-    """The earliest time `decision` may go to `route`: its quiet hours, else the watch list's."""
-    if route.quiet_hours is not None:
-        settings = replace(settings, quiet_hours=route.quiet_hours or None)
-    return alerts.send_after(decision, now=now, settings=settings)
+def route_alert_settings(route: Route, settings: AlertSettings) -> AlertSettings:
+    """The watch list's alert settings with the route's quiet hours (if it has its own);
+    `alerts.send_after` with these says when an alert may go to the route."""
+    if route.quiet_hours is None:
+        return settings
+    return replace(settings, quiet_hours=route.quiet_hours or None)

@@ -3,16 +3,16 @@ outbox, with one line per route saying what happened (secrets masked)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from monitor.config import Config
-from monitor.deliver import notify
 from monitor.deliver.channels.base import Delivered, Retry
 from monitor.deliver.channels.dispatch import open_channel, send_safely
 from monitor.deliver.channels.payload import build_payload
 from monitor.deliver.channels.settings import masked_url
+from monitor.deliver.content import AlertEmail
 from monitor.errors import ConfigError
-from monitor.models import AlertDecision, to_iso
+from monitor.models import AlertDecision, Route, to_iso
 
 
 def test_payload(now: datetime) -> dict[str, object]:
@@ -24,20 +24,20 @@ def test_payload(now: datetime) -> dict[str, object]:
         urgent=True,
         reason="a test message from `monitor test-notify`",
     )
-    return build_payload(notify.AlertEmail(decision=decision, command_hint="monitor status"))
+    return build_payload(AlertEmail(decision=decision, command_hint="monitor status"))
 
 
 def send_test_messages(
-    config: Config, route_name: str | None, *, now: datetime
+    configured: Sequence[Route], route_name: str | None, *, now: datetime
 ) -> tuple[list[str], bool]:
     """(one line per route, whether any failed)."""
-    routes = config.settings.routes
+    routes = tuple(configured)
     if not routes:
         raise ConfigError("no routes configured (add [[routes]] to monitor.toml; see README)")
     if route_name is not None:
         routes = tuple(r for r in routes if r.name == route_name)
         if not routes:
-            names = ", ".join(r.name for r in config.settings.routes)
+            names = ", ".join(r.name for r in configured)
             raise ConfigError(f"no route named {route_name!r} (routes: {names})")
     payload = test_payload(now)
     lines, failed = [], False

@@ -1,7 +1,8 @@
-"""SQL for the channel outbox (`channel_outbox`, one row per alert and route; issue 13).
+"""The channel outbox (`channel_outbox`, one row per alert and route; issue 13).
 
-Functions take a `Store`; the table is created by the `_migration_channel_outbox`
-migration in `monitor.db`. Writes made while recording an alert run inside the caller's
+Functions take a store (`StoreBase`); `ChannelRows` binds them to one store for the
+delivery loop (`deliver.channels.dispatch`). The table is created by the
+`_migration_channel_outbox` migration in `schema`. Writes made while recording an alert run inside the caller's
 transaction; marking a row sent, retried or dead is a transaction of its own, committed
 right after the channel's answer (a kill between the answer and the commit repeats that
 one row, with the same key, at the next start).
@@ -11,24 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from monitor.models import AlertDecision, to_iso
+from monitor.db.base import StoreBase
+from monitor.models import AlertDecision, ChannelItem, to_iso
 
-if TYPE_CHECKING:
-    from monitor.db import Store
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelItem:
-    id: int
-    alert_id: int
-    route: str
-    channel: str
-    payload: dict[str, Any]
-    attempts: int
+Store = StoreBase
 
 
 def enqueue(
@@ -262,3 +252,22 @@ def deliveries_by_key(store: Store, keys: Sequence[str]) -> dict[str, list[dict[
         ):
             found.setdefault(str(row.pop("dedup_key")), []).append(row)
     return found
+
+
+class ChannelRows:
+    """One store's channel rows, as the delivery loop uses them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def due(self, route: str, *, now: datetime, limit: int) -> list[ChannelItem]:
+        return due(self.store, route, now=now, limit=limit)
+
+    def mark_sent(self, item_id: int, *, now: datetime) -> None:
+        mark_sent(self.store, item_id, now=now)
+
+    def mark_retry(self, item_id: int, *, error: str, next_attempt_at: datetime) -> None:
+        mark_retry(self.store, item_id, error=error, next_attempt_at=next_attempt_at)
+
+    def mark_dead(self, item_id: int, *, error: str) -> None:
+        mark_dead(self.store, item_id, error=error)
