@@ -90,12 +90,6 @@ def fetch_sync(url: str, **kwargs: Any) -> FetchResult:
 
 
 @pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with FeedServer() as feed_server:
-        yield feed_server
-
-
-@pytest.fixture
 def sentinel() -> Iterator[Sentinel]:
     with Sentinel() as listener:
         yield listener
