@@ -108,7 +108,7 @@ def test_alerts_fire_with_labels_and_resolved_ends_them(
 ) -> None:
     # Real time: Alertmanager compares endsAt with its own clock.
     now = datetime.now(UTC).replace(microsecond=0)
-    am = route("ops", "alertmanager", alertmanager.url)
+    am = route("ops", "alertmanager", alertmanager.url, timeout_seconds=WAIT)
     config = routes_config(Path(store.path), am)
     up = level_alert("level_up", now, level="high", previous="elevated")
     record(store, config, up)
@@ -142,7 +142,7 @@ def test_alerts_fire_with_labels_and_resolved_ends_them(
 def test_a_bad_alert_is_refused_and_dead(store: Store, alertmanager: Alertmanager) -> None:
     """An Alertmanager answer other than 2xx/408/429/5xx (a 404 at a wrong path) is dead."""
     now = datetime.now(UTC).replace(microsecond=0)
-    am = route("ops", "alertmanager", alertmanager.url)
+    am = route("ops", "alertmanager", alertmanager.url, timeout_seconds=WAIT)
     config = routes_config(Path(store.path), am)
     up = level_alert("level_up", now, level="high", previous="elevated")
     record(store, config, up)
@@ -161,7 +161,7 @@ def test_feed_down_fires_and_feed_recovered_ends_it(
     now = datetime.now(UTC).replace(microsecond=0)
     feed = Feed(id="wire", url="https://wire.example/rss", name="Border Wire")
     store.sync_feeds([feed], now=now)
-    am = route("ops", "alertmanager", alertmanager.url, kinds=("feed",))
+    am = route("ops", "alertmanager", alertmanager.url, kinds=("feed",), timeout_seconds=WAIT)
     config = routes_config(Path(store.path), am)
     down = AlertDecision(
         dedup_key=f"feed:wire:down@{to_iso(now)}",
@@ -175,7 +175,9 @@ def test_feed_down_fires_and_feed_recovered_ends_it(
     assert deliver_route(store, am, now=now).sent == 1
     (alert,) = alertmanager.alerts()
     assert alert["labels"] == {"alertname": "MonitorFeedDown", "kind": "feed_down", "feed": "wire"}
-    later = now + timedelta(seconds=1)
+    # The recovery is stamped 30 s ahead of Alertmanager's clock (hosts' clocks differ): an
+    # end in Alertmanager's future would not shorten the 24 h endsAt of the firing alert.
+    later = now + timedelta(seconds=30)
     back = AlertDecision(
         dedup_key=f"feed:wire:recovered@{to_iso(later)}",
         kind="feed_recovered",

@@ -8,12 +8,18 @@ with the evidence), explain, report URL, the alert key.
 Alertmanager expects a client to re-send a firing alert; monitor sends each alert once,
 so a firing alert carries `endsAt` = start + the route's `hold_hours` (default 24 h, the
 repeat interval). A "resolved" (a theatre calmed) posts the alerts it ends (the payload's
-`resolves`: the same labels) with `endsAt` = its time; "feed_recovered" ends "feed_down".
+`resolves`: the same labels) with `endsAt` in the past; "feed_recovered" ends "feed_down".
+
+Alertmanager takes an end only if it lies in its own past: an `endsAt` in its future does
+not shorten the firing alert's later `endsAt` (`types.Alert.Merge`), so the alert would
+stay up for the rest of `hold_hours`. So the end is the earlier of the alert's time and
+the time of sending, less `END_CLOCK_MARGIN` for clocks that differ between hosts (never
+before the firing alert's start, which Alertmanager refuses).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.deliver.channels.base import Delivered, Outcome
@@ -21,6 +27,7 @@ from monitor.deliver.channels.http import HttpPoster
 from monitor.models import from_iso, to_iso
 
 API_PATH = "/api/v2/alerts"
+END_CLOCK_MARGIN = timedelta(minutes=5)
 _NAMES = {"feed_down": "MonitorFeedDown", "digest": "MonitorDigest", "test": "MonitorTest"}
 
 
@@ -42,24 +49,31 @@ def labels_for(
     return labels
 
 
-def am_alerts(payload: dict[str, Any], *, hold_hours: float) -> list[dict[str, Any]]:
-    """The Alertmanager alerts one payload becomes (an empty list: nothing to post)."""
+def am_alerts(
+    payload: dict[str, Any], *, hold_hours: float, sent_at: datetime
+) -> list[dict[str, Any]]:
+    """The Alertmanager alerts one payload becomes (an empty list: nothing to post);
+    `sent_at` is the time of sending (the end of an ended alert is before it)."""
     kind = str(payload["kind"])
     at = from_iso(str(payload["created_at"]))
     if kind in ("resolved", "feed_recovered"):
-        return [
-            {
-                "labels": labels_for(
-                    str(ended["kind"]),
-                    theatre=ended.get("theatre"),
-                    feed=ended.get("feed"),
-                    level=ended.get("level"),
-                ),
-                "startsAt": ended.get("created_at") or to_iso(at - timedelta(seconds=1)),
-                "endsAt": to_iso(at),
-            }
-            for ended in payload.get("resolves", [])
-        ]
+        end = min(at, sent_at) - END_CLOCK_MARGIN
+        ended_alerts = []
+        for ended in payload.get("resolves", []):
+            started = from_iso(ended["created_at"]) if ended.get("created_at") else end
+            ended_alerts.append(
+                {
+                    "labels": labels_for(
+                        str(ended["kind"]),
+                        theatre=ended.get("theatre"),
+                        feed=ended.get("feed"),
+                        level=ended.get("level"),
+                    ),
+                    "startsAt": to_iso(started),
+                    "endsAt": to_iso(max(end, started)),
+                }
+            )
+        return ended_alerts
     theatre = (payload.get("theatre") or {}).get("id")
     feed = (payload.get("feed") or {}).get("id") if payload.get("feed") else None
     hold = timedelta(minutes=5) if kind == "test" else timedelta(hours=hold_hours)
@@ -99,7 +113,7 @@ class AlertmanagerChannel:
         self._poster = HttpPoster(timeout_seconds=timeout_seconds, token=token)
 
     def send(self, payload: dict[str, Any]) -> Outcome:
-        body = am_alerts(payload, hold_hours=self.hold_hours)
+        body = am_alerts(payload, hold_hours=self.hold_hours, sent_at=datetime.now(UTC))
         if not body:
             return Delivered("nothing firing on this route to end")
         return self._poster.post_json(self.url, body)
