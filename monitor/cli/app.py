@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.cli import output
+from monitor.cli import ops_commands, output
 from monitor.cli import query_commands as cli_query
 from monitor.cli.common import Context, format_option, handle_errors, time_option, utcnow
 from monitor.cli.timeparse import parse_time
@@ -326,18 +326,6 @@ def alerts(
 
 
 @cli.command()
-@format_option
-@click.pass_obj
-@handle_errors
-def feeds(obj: Context, fmt: str) -> None:
-    """Each feed's state: status, last success, last error, failures, next check."""
-    from monitor.cli.query import feeds_report
-
-    with obj.open_readonly() as store:
-        click.echo(feeds_report(store, fmt=fmt))
-
-
-@cli.command()
 @click.argument("theatre")
 @click.option(
     "--at",
@@ -463,6 +451,7 @@ def datasette(database: str, datasette_args: tuple[str, ...]) -> None:
 
 # Commands that live in their own modules (`replay`: LAZY_COMMANDS above).
 cli_query.register(cli)
+ops_commands.register(cli)
 
 
 if __name__ == "__main__":  # pragma: no cover
