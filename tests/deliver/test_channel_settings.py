@@ -291,3 +291,13 @@ def test_the_readmes_route_examples_load_as_written(tmp_path: Path) -> None:
         "alertmanager",
     ]
     assert routes["newsroom-hook"].token == "t0ken"
+
+
+def test_config_dump_lists_routes_masked(tmp_path: Path) -> None:
+    from monitor.ops.dump import dump_json, dump_toml
+
+    path = write(tmp_path, '[[routes]]\nname = "desk"\nurl_env = "X"\n')
+    settings = load_settings(path, {"X": SLACK})
+    for text in (dump_toml(settings, sources={}), dump_json(settings, sources={})):
+        assert "desk: apprise slack://•••" in text
+        assert "TIiajkdnlazkcOXrIdevi7FQ" not in text and "T1JJ3T3L2" not in text
