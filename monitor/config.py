@@ -21,6 +21,7 @@ import yaml
 
 from monitor import validate as v
 from monitor.deliver.addresses import parse_address
+from monitor.deliver.channels.settings import check_against_watch_list, parse_routes
 from monitor.errors import ConfigError
 from monitor.fetch.netguard import validate_feed_url
 from monitor.models import (
@@ -114,6 +115,12 @@ def load_config(
     watch = parse_indicators_text(raw_text, source=source_name)
     settings, settings_file = load_deployment(
         settings_path=settings_path, db_path=db_path, env=environ
+    )
+    check_against_watch_list(
+        settings.routes,
+        theatres=set(watch.rules.theatres),
+        levels={level.name for level in watch.scoring.levels},
+        source=settings_file or "settings",
     )
     return Config(
         settings=settings,
@@ -448,6 +455,7 @@ _SETTINGS_KEYS = (
     "schedule",
     "health",
     "retention",
+    "routes",
 )
 _SMTP_KEYS = (
     "host",
@@ -500,6 +508,9 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
     )
     health = _parse_health(top.get("health"), root.child("health"))
     retention = _parse_retention(top.get("retention"), root.child("retention"))
+    routes = parse_routes(
+        top.get("routes"), root.child("routes"), env, Path(path) if path else None
+    )
     return Settings(
         db_path=db_path,
         maildir=maildir,
@@ -511,6 +522,7 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
         report_url=report_url,
         health=health,
         retention=retention,
+        routes=routes,
     )
 
 

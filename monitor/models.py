@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 # ---------------------------------------------------------------------------
 # Time helpers
@@ -199,6 +199,45 @@ class Settings:
     report_url: str | None = None  # where report_dir is served; alert emails link into it
     health: HealthSettings = HealthSettings()
     retention: RetentionSettings = RetentionSettings()
+    routes: tuple[Route, ...] = ()  # chat, push, webhook and Alertmanager channels (issue 13)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelItem:
+    """A channel outbox row due for delivery: its payload, for one route."""
+
+    id: int
+    alert_id: int
+    route: str
+    channel: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+RouteKind = Literal["urgent", "digest", "feed"]
+ChannelType = Literal["apprise", "webhook", "alertmanager"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which alerts go to one non-email channel (`[[routes]]` in monitor.toml), and how.
+
+    The URL and token are secrets (tokens live inside Apprise URLs): never logged or shown;
+    `url_source` says where they came from (`env NAME`, `file PATH`, `credential NAME`).
+    """
+
+    name: str
+    channel: ChannelType
+    url: str = field(repr=False)
+    url_source: str = "settings"
+    token: str | None = field(default=None, repr=False)  # a bearer token (webhook, Alertmanager)
+    theatres: tuple[str, ...] = ()  # empty: every theatre
+    kinds: tuple[RouteKind, ...] = ("urgent",)
+    min_level: str | None = None
+    # None: the watch list's alerts.quiet_hours; () : none for this route; else (start, end)
+    quiet_hours: tuple[str, str] | tuple[()] | None = None
+    timeout_seconds: float = 10.0
+    hold_hours: float = 24.0  # Alertmanager: endsAt of a firing alert (it is sent once)
 
 
 # ---------------------------------------------------------------------------

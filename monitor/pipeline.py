@@ -14,14 +14,21 @@ import email
 import email.policy
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
 
 from monitor.config import Config
 from monitor.db import Store, StoredArticle
+from monitor.db import channels as db_channels
 from monitor.db.writer import StoreWriter
+from monitor.deliver.channels import dispatch
+from monitor.deliver.channels.dispatch import RouteSummary
+from monitor.deliver.channels.enqueue import plan_rows
+from monitor.deliver.channels.routing import route_alert_settings
 from monitor.deliver.content import AlertEmail, FeedNotice, StoryLine
 from monitor.deliver.email_message import message_id_for, render_email
 from monitor.deliver.smtp import (
@@ -45,6 +52,7 @@ from monitor.models import (
     FetchResult,
     Match,
     ParseResult,
+    Route,
     ScoredMatch,
     ScorePoint,
     SmtpSettings,
@@ -457,13 +465,38 @@ def record_alert(
     matches: Sequence[ScoredMatch] = (),
     feed: Feed | None = None,
     lines: Sequence[str] = (),
+    line_theatres: Sequence[str | None] = (),
 ) -> int | None:
-    """Record an alert and, if urgent, its email in the outbox (inside the caller's transaction).
+    """Record an alert and, if urgent, its email in the outbox (inside the caller's transaction),
+    and a row for each route that takes it (`deliver.channels.enqueue`; `line_theatres`: the theatre
+    of each digest line, for the routes' theatre filters).
 
     Returns the alert id, or None when this alert (by dedup key) was recorded before.
     """
     alert_id = store.insert_alert(decision, score_id=score_id, feed_id=feed.id if feed else None)
-    if alert_id is None or not decision.urgent:
+    if alert_id is None:
+        return alert_id
+    if config.settings.routes:
+        _record_channel_rows(
+            store,
+            config,
+            decision,
+            alert_id=alert_id,
+            now=now,
+            compose=lambda: compose_email(
+                store,
+                config,
+                decision,
+                point=point,
+                matches=matches,
+                feed=feed,
+                lines=lines,
+                alert_id=alert_id,
+            ),
+            feed_id=feed.id if feed else None,
+            items=list(zip(line_theatres or [None] * len(lines), lines, strict=True)),
+        )
+    if not decision.urgent:
         return alert_id
     theatre = config.rules.theatres.get(decision.theatre_id) if decision.theatre_id else None
     recipients = tuple(config.settings.smtp.recipients) + (theatre.recipients if theatre else ())
@@ -610,7 +643,11 @@ def run_digest(store: Store, config: Config, *, now: datetime) -> AlertDecision 
             urgent=True,
             reason=f"{len(held)} change(s) since the last digest",
         )
-        if record_alert(store, config, decision, now=now, lines=lines) is None:
+        theatres = [row["theatre_id"] for row in held]
+        if (
+            record_alert(store, config, decision, now=now, lines=lines, line_theatres=theatres)
+            is None
+        ):
             return None
     return decision
 
@@ -721,6 +758,7 @@ class CycleSummary:
     poll: PollSummary
     score: ScoreSummary
     delivery: DeliverySummary
+    channels: dict[str, RouteSummary] = field(default_factory=dict)
 
 
 async def run_cycle(
@@ -737,8 +775,94 @@ async def run_cycle(
     poll = await poll_feeds(store, config, fetcher, parsers, now=now, rng=rng)
     score = score_theatres(store, config, now=now)
     run_digest(store, config, now=now)
+    channels = deliver_channels(store, config, now=now, rng=rng)
     delivery = deliver_outbox(store, config, now=now, send=send, rng=rng)
-    return CycleSummary(poll=poll, score=score, delivery=delivery)
+    return CycleSummary(poll=poll, score=score, delivery=delivery, channels=channels)
+
+
+# ---------------------------------------------------------------------------
+# Channels (issue 13): one row per (alert, route), delivered route by route
+
+
+def _record_channel_rows(
+    store: Store,
+    config: Config,
+    decision: AlertDecision,
+    *,
+    alert_id: int,
+    now: datetime,
+    compose: Callable[[], AlertEmail],
+    feed_id: str | None,
+    items: Sequence[tuple[str | None, str]],
+) -> None:
+    """The alert's channel rows, in the caller's (the alert's) transaction."""
+    planned = plan_rows(
+        config.settings.routes,
+        decision,
+        now=now,
+        levels=config.scoring.levels,
+        compose=compose,
+        earlier_firing=lambda route: db_channels.earlier_firing(
+            store, route.name, decision, feed_id=feed_id
+        ),
+        send_after=lambda route: alerts.send_after(
+            decision, now=now, settings=route_alert_settings(route, config.alerts)
+        ),
+        feed_id=feed_id,
+        items=items,
+    )
+    for row in planned:
+        db_channels.enqueue(
+            store,
+            alert_id,
+            route=row.route.name,
+            channel=row.route.channel,
+            payload=row.payload,
+            now=now,
+            not_before=row.not_before,
+            dead_reason=row.dead_reason,
+        )
+
+
+def deliver_route(store: Store, route: Route, **options: Any) -> RouteSummary:
+    """Send one route's due rows through `store` (see `deliver.channels.dispatch`)."""
+    return dispatch.deliver_route(db_channels.ChannelRows(store), route, **options)
+
+
+@contextlib.contextmanager
+def _channel_rows_of(db_path: str | Path) -> Iterator[db_channels.ChannelRows]:
+    with Store.open(db_path, migrate=False) as store:
+        yield db_channels.ChannelRows(store)
+
+
+def drain_route(
+    db_path: str | Path,
+    route: Route,
+    *,
+    now: datetime,
+    stop: DeliveryStop | None = None,
+    rng: random.Random | None = None,
+) -> RouteSummary:
+    """`deliver_route` on a connection of its own (for a delivery thread)."""
+    with _channel_rows_of(db_path) as rows:
+        return dispatch.deliver_route(rows, route, now=now, stop=stop, rng=rng)
+
+
+def deliver_channels(
+    store: Store,
+    config: Config,
+    *,
+    now: datetime,
+    rng: random.Random | None = None,
+    stop: DeliveryStop | None = None,
+) -> dict[str, RouteSummary]:
+    """Send every route's due rows, the routes side by side (one thread and connection each)."""
+    if not config.settings.routes:
+        return {}
+    path = store.path
+    return dispatch.deliver_routes(
+        lambda: _channel_rows_of(path), config.settings.routes, now=now, stop=stop, rng=rng
+    )
 
 
 def send_test_email(config: Config, *, now: datetime) -> str:

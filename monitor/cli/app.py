@@ -157,6 +157,10 @@ def run(obj: Context, once: bool) -> None:
             f"{poll.errors} failed); {poll.new_articles} new articles, {poll.events} signs; "
             f"sent {delivery.sent}, retrying {delivery.retried}, dead {delivery.dead}"
         )
+        for name, routed in summary.channels.items():
+            click.echo(
+                f"  route {name}: sent {routed.sent}, retrying {routed.retried}, dead {routed.dead}"
+            )
         for point in summary.score.points:
             click.echo(f"  {point.theatre_id}: {point.index:.0f} ({point.level})")
         if poll.feeds and poll.errors == poll.feeds:
@@ -207,6 +211,12 @@ def check_config(obj: Context) -> None:
     recipients = ", ".join(smtp.recipients) or "(none configured)"
     trust = f", CAs from {smtp.ca_file}" if smtp.ca_file else ""
     click.echo(f"smtp:       {smtp.host}:{smtp.port} ({smtp.security}{trust}) → {recipients}")
+    if settings.routes:
+        from monitor.deliver.channels.settings import describe_route
+
+        click.echo(f"routes ({len(settings.routes)}):")
+        for route in settings.routes:
+            click.echo(f"  {describe_route(route)}")
     from monitor.config import RELOAD_NOTE
 
     click.echo(f"reload:     {RELOAD_NOTE}")
@@ -290,6 +300,21 @@ def alerts(
         "attempts",
         "reason",
     ]
+    from monitor.db.channels import deliveries_by_key
+
+    with obj.open_readonly() as store:
+        routed = deliveries_by_key(store, [row["dedup_key"] for row in rows])
+    if routed:
+        columns.insert(columns.index("attempts") + 1, "channels")
+    for row in rows:
+        found = routed.get(row["dedup_key"], [])
+        if fmt == "table":
+            row["channels"] = ", ".join(
+                f"{d['route']}:{d['status']}" + (f"×{d['attempts']}" if d["attempts"] > 1 else "")
+                for d in found
+            )
+        else:
+            row["channels"] = found
     if fmt != "table":
         columns += ["sent_at", "last_error", "subject", "dedup_key"]
     else:
@@ -360,6 +385,22 @@ def test_email(obj: Context) -> None:
     from monitor.pipeline import send_test_email
 
     click.echo(send_test_email(obj.config, now=utcnow()))
+
+
+@cli.command("test-notify")
+@click.argument("route", required=False)
+@click.pass_obj
+@handle_errors
+def test_notify(obj: Context, route: str | None) -> None:
+    """Send a test message through each route (or ROUTE) now, bypassing the outbox; exit 1
+    if any failed."""
+    from monitor.deliver.channels.testing import send_test_messages
+
+    lines, failed = send_test_messages(obj.config.settings.routes, route, now=utcnow())
+    for line in lines:
+        click.echo(line)
+    if failed:
+        sys.exit(1)
 
 
 @cli.command()

@@ -502,7 +502,7 @@ def _index_story_title(
     )
 
 
-def _migration_retention_evidence_index(db: sqlite_utils.Database) -> None:
+def _migration_6_retention_evidence_index(db: sqlite_utils.Database) -> None:
     """Retention (issue 15) asks of each old match and article whether a stored score point
     holds it as evidence: `score_contributions` by match, which its primary key (score
     first) cannot answer without reading every contribution."""
@@ -512,13 +512,44 @@ def _migration_retention_evidence_index(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_7_channel_outbox(db: sqlite_utils.Database) -> None:
+    """Issue 13: one row per (alert, route) for the non-email channels (Apprise, webhook,
+    Alertmanager), written in the alert's transaction like its email in `outbox` (whose
+    rows are untouched: email keeps its table, its views and its one row per alert).
+    `payload` is the versioned JSON the channels render from; `route` is the route's name
+    and `channel` its type, as they were when the row was written."""
+    db.execute(
+        """
+        CREATE TABLE channel_outbox (
+            id INTEGER PRIMARY KEY,
+            alert_id INTEGER NOT NULL REFERENCES alerts(id),
+            route TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before TEXT,
+            next_attempt_at TEXT NOT NULL,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT,
+            UNIQUE (alert_id, route)
+        )
+        """
+    )
+    db.execute(
+        "CREATE INDEX idx_channel_outbox_due ON channel_outbox (route, status, next_attempt_at)"
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
     _migration_3_alert_watermarks,
     _migration_4_alert_log_delivery,
     _migration_5_story_title_index,
-    _migration_retention_evidence_index,
+    _migration_6_retention_evidence_index,
+    _migration_7_channel_outbox,
 )
 
 

@@ -262,6 +262,11 @@ def _top_stories(alert: AlertEmail) -> list[list[StoryLine]]:
     return entries[:MAX_STORIES]
 
 
+def top_stories(alert: AlertEmail) -> list[list[StoryLine]]:
+    """The stories the email shows, in its order (one entry per story: its lines)."""
+    return _top_stories(alert)
+
+
 def _feed_name(alert: AlertEmail) -> str:
     return clean_line(alert.feed.name if alert.feed else "a feed", 60)
 

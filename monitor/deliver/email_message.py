@@ -110,6 +110,12 @@ def _render_text(content: AlertContent) -> str:
     return "\n".join(out) + "\n"
 
 
+def render_plain(alert: AlertEmail) -> tuple[str, str]:
+    """(subject, plain-text body): the email's words, for chat, push and webhook channels."""
+    content = alert_content(alert)
+    return content.subject, _render_text(content)
+
+
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
 

@@ -102,6 +102,12 @@ class DeliveryStop:
         self._stopping = False
         self._interrupted = False
         self._sessions: set[SmtpSession] = set()
+        self._on_interrupt: list[Callable[[], None]] = []
+
+    def on_interrupt(self, callback: Callable[[], None]) -> None:
+        """Call `callback` at `interrupt()` (the channel deliveries abandon their sends)."""
+        with self._lock:
+            self._on_interrupt.append(callback)
 
     def is_stopping(self) -> bool:
         return self._stopping
@@ -120,8 +126,11 @@ class DeliveryStop:
             self._stopping = True
             self._interrupted = self._interrupted or interrupt
             sessions = list(self._sessions)
+            callbacks = list(self._on_interrupt) if interrupt else []
         for session in sessions:
             session._wake(hard=interrupt)
+        for callback in callbacks:
+            callback()
 
     def _watch(self, session: SmtpSession) -> None:
         with self._lock:

@@ -75,6 +75,10 @@ def _plain(value: object) -> object:
 def dump_json(settings: Settings, *, sources: dict[str, str]) -> str:
     data = settings_as_data(settings)
     data["smtp"]["password"] = MASK if settings.smtp.password else None
+    if settings.routes:  # issue 13: their URLs and tokens are secrets, shown masked only
+        from monitor.deliver.channels.settings import describe_route
+
+        data["routes"] = [describe_route(route) for route in settings.routes]
     return json.dumps({"sources": sources, "settings": data}, indent=2, ensure_ascii=False)
 
 
@@ -94,6 +98,11 @@ def dump_toml(settings: Settings, *, sources: dict[str, str]) -> str:
             if key == "smtp":
                 state = "set, not shown" if settings.smtp.password else "not set"
                 lines.append(f"# password: {state}")
+    if settings.routes:  # issue 13: secrets inside; listed masked, not as loadable TOML
+        from monitor.deliver.channels.settings import describe_route
+
+        lines += ["", f"# [[routes]] ({len(settings.routes)}; their secrets are not shown):"]
+        lines += [f"#   {describe_route(route)}" for route in settings.routes]
     return "\n".join(lines) + "\n"
 
 

@@ -45,6 +45,7 @@ from monitor.errors import ConfigError, MonitorError
 from monitor.fetch.fetcher import Fetcher
 from monitor.fetch.parse_sandbox import ParserPool
 from monitor.models import ScheduleSettings, to_iso
+from monitor.service.channel_jobs import ChannelJobs
 from monitor.service.deployment import mark_deployment
 from monitor.service.instance_lock import acquire_instance_lock
 from monitor.service.sdnotify import Notifier
@@ -131,6 +132,8 @@ class Daemon:
         self._delivery_stop = DeliveryStop()
         self._fetching: asyncio.Future[pipeline.PollSummary] | None = None  # a poll's fetching
         self._metrics: MetricsEndpoint | None = None
+        # One drain task per route, beside the email drain (issue 13).
+        self._channels = ChannelJobs(self._delivery_stop, _in_daemon_thread)
 
     # -- lifetime ------------------------------------------------------------
 
@@ -461,6 +464,7 @@ class Daemon:
         self._report.request(now)
 
     async def outbox_job(self) -> None:
+        self._channels.kick(self.config, self.clock())  # never waits for a channel
         async with self._outbox_lock:
             await self._drain_outbox()
 

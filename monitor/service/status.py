@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor import db
+from monitor.db import channels as channel_store
 from monitor.models import Settings, from_iso, to_iso, utc
 from monitor.service.instance_lock import lock_path_for
 
@@ -87,6 +88,7 @@ class StatusReport:
     outbox: dict[str, Any] = field(default_factory=dict)
     scheduler: dict[str, Any] | None = None
     articles: dict[str, Any] = field(default_factory=dict)
+    channels: dict[str, Any] = field(default_factory=dict)  # per route (issue 13)
 
     @property
     def exit_status(self) -> int:
@@ -188,7 +190,7 @@ def delivery_problem(
     `theatres_with_recipients`) leave the digest, the feed notices and every other
     theatre's alerts undelivered.
     """
-    if settings.smtp.recipients or settings.maildir is not None:
+    if settings.smtp.recipients or settings.maildir is not None or settings.routes:
         return None
     fix = "set smtp.recipients (or MONITOR_SMTP_RECIPIENTS) or maildir"
     own = sorted(theatres_with_recipients)
@@ -274,6 +276,21 @@ def assess(
             f"{_duration(policy.pending_overdue_after)} (oldest due {outbox['oldest_overdue_since']})"
         )
 
+    channels = channel_store.route_health(
+        store, now=now, overdue_after=policy.pending_overdue_after, dead_window=policy.dead_window
+    )
+    for route, health in channels.items():
+        if health["recent_dead"]:
+            degraded.append(
+                f"route {route}: {health['recent_dead']} message(s) died in the last "
+                f"{_duration(policy.dead_window)} ({health['last_error']})"
+            )
+        if health["overdue_pending"]:
+            degraded.append(
+                f"route {route}: {health['overdue_pending']} pending message(s) overdue by more "
+                f"than {_duration(policy.pending_overdue_after)} ({health['last_error']})"
+            )
+
     scheduler = _scheduler_stats(store.get_meta(SCHEDULER_STATS_META_KEY))
     state = DOWN if down else DEGRADED if degraded else OK
     return StatusReport(
@@ -288,6 +305,7 @@ def assess(
         outbox=outbox,
         scheduler=scheduler,
         articles=articles,
+        channels=channels,
     )
 
 
@@ -457,6 +475,12 @@ def render_status(report: StatusReport, *, fmt: str) -> str:
         lines.append(
             f"outbox:      {outbox['pending']} pending ({outbox['overdue_pending']} overdue), "
             f"{outbox['sent']} sent, {outbox['dead']} dead ({outbox['recent_dead']} recently)"
+        )
+    for route, health in report.channels.items():
+        error = f"; last error: {health['last_error']}" if health["last_error"] else ""
+        lines.append(
+            f"route {route + ':':<7} {health['pending']} pending ({health['overdue_pending']} "
+            f"overdue), {health['sent']} sent, {health['dead']} dead{error}"
         )
     if report.scheduler:
         counters = {
