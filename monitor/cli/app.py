@@ -337,15 +337,31 @@ def explain(obj: Context, theatre: str, at_text: str | None, fmt: str) -> None:
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @click.option("--verbose", "show_errors", is_flag=True, help="List each miss and false alarm.")
+@click.option(
+    "--fail-under",
+    "fail_under",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Exit 1 when macro F1, overall or in any language, is below this (e.g. 0.90).",
+)
 @click.pass_obj
 @handle_errors
-def eval_command(obj: Context, corpus: str, fmt: str, show_errors: bool) -> None:
-    """Measure detection against a labelled corpus (precision, recall, F1)."""
+def eval_command(
+    obj: Context, corpus: str, fmt: str, show_errors: bool, fail_under: float | None
+) -> None:
+    """Measure detection against a labelled corpus (precision, recall, F1).
+
+    Items whose gold theatre is not a configured one are reported apart, not as misses.
+    """
     from monitor.lab.corpus import load_corpus
-    from monitor.lab.evaluation import evaluate, render_report
+    from monitor.lab.evaluation import evaluate, fail_under_message, render_report
 
     report = evaluate(load_corpus(corpus), obj.config.rules)
     click.echo(render_report(report, fmt=fmt, verbose=show_errors))
+    failed = None if fail_under is None else fail_under_message(report, fail_under)
+    if failed is not None:
+        click.echo(failed, err=True)
+        sys.exit(1)
 
 
 @cli.command("test-email")
