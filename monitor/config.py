@@ -785,7 +785,7 @@ def _report_url(value: object, at: v.Location) -> str | None:
 
 
 def _check_listen(listen: str, at: v.Location) -> None:
-    from monitor.service.metrics_http import parse_listen_address
+    from monitor.listen import parse_listen_address
 
     try:
         parse_listen_address(listen)

@@ -601,7 +601,8 @@ class MetricsEndpoint:
             return
         from monitor.service.metrics import start_daemon_metrics
 
-        started = start_daemon_metrics(self._daemon, listen) if listen else None
+        db_path = self._daemon.config.settings.db_path
+        started = start_daemon_metrics(self._daemon, listen, db_path) if listen else None
         old, self._server, self.listen = self._server, started, listen
         if old is not None:
             old.close()

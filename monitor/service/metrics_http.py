@@ -1,202 +1,79 @@
 """An optional loopback HTTP endpoint: `/healthz` and Prometheus `/metrics`.
 
-Owns: the metric records (`Metric`, `MetricsSnapshot`), rendering them in the
-Prometheus text exposition format 0.0.4 (`render_prometheus`, pure), and a
-small stdlib HTTP server in a daemon thread that serves them.
+Owns a small stdlib HTTP server in a daemon thread: loopback only unless explicitly
+allowed, a timeout on every request, at most `max_connections` requests served at once,
+GET and HEAD, 404 for any other path. `/metrics` is prometheus-client's exposition of the
+registry it is given (the classic text format, or OpenMetrics when the scraper's Accept
+header asks for it); `/healthz` is `200 ok` or `503` with the reason on one line.
 
-Must not: collect numbers itself (the caller passes a `snapshot` callable;
-it runs on the server's threads, so it must be thread-safe and quick), talk
-to feeds or SMTP, or listen anywhere but loopback unless explicitly allowed.
-It is off unless `Settings.metrics_listen` is set.
-
-Format: https://prometheus.io/docs/instrumenting/exposition_formats/
+Must not: collect numbers itself (the caller's registry and `health` callable run on the
+server's threads, so they must be thread-safe and quick), talk to feeds or SMTP, or
+listen anywhere but loopback unless explicitly allowed. It is off unless
+`Settings.metrics_listen` is set. Why our server and not prometheus-client's: see
+docs/decisions.md ("The metrics endpoint").
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
-import math
 import re
 import socket
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import MappingProxyType, TracebackType
-from typing import Literal, NamedTuple
+from types import TracebackType
+from typing import Any, NamedTuple
 
-from monitor.errors import ConfigError, MonitorError
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from monitor.errors import MonitorError
+from monitor.listen import parse_listen_address
 
 log = logging.getLogger(__name__)
 
-MetricType = Literal["counter", "gauge"]
-LabelSet = tuple[tuple[str, str], ...]  # (("theatre", "kg-tj"), ("level", "high"))
-MetricValue = float | Mapping[LabelSet, float]
-
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_TIMEOUT_SECONDS = 5.0  # a client that dribbles its request loses its thread
+MAX_CONNECTIONS = 16  # requests served at once; more are closed unanswered
 
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _REASON_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
-class Metric(NamedTuple):
-    """One metric family: its type, help text, and either a single value or one
-    value per label set. A plain `(type, help, value)` tuple works as well."""
-
-    type: MetricType
-    help: str
-    value: MetricValue
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsSnapshot:
-    """What `/healthz` and `/metrics` show at one moment.
-
-    `metrics` maps a metric name to `(type, help, value)`, where value is a
-    number or `{label set: number}`; a label set is a tuple of (name, value)
-    pairs. Names are checked here, so a bad one fails where it was made.
-    Counters conventionally end in `_total`.
-    """
+class Health(NamedTuple):
+    """What `/healthz` shows: healthy, or not and why (one line)."""
 
     healthy: bool
-    reason: str = ""  # why not healthy (one line); shown by /healthz
-    metrics: Mapping[str, tuple[MetricType, str, MetricValue]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
-
-    def __post_init__(self) -> None:
-        frozen: dict[str, Metric] = {}
-        for name, family in self.metrics.items():
-            kind, help_text, value = family
-            if not _METRIC_NAME.fullmatch(name):
-                raise ValueError(f"metric name {name!r} is not [a-zA-Z_:][a-zA-Z0-9_:]*")
-            if kind not in ("counter", "gauge"):
-                raise ValueError(f"metric {name}: type must be counter or gauge, not {kind!r}")
-            if isinstance(value, Mapping):
-                samples: dict[LabelSet, float] = {}
-                for labels, number in value.items():
-                    _check_labels(name, labels)
-                    samples[tuple(labels)] = _check_number(name, kind, number)
-                frozen[name] = Metric(kind, help_text, MappingProxyType(samples))
-            else:
-                frozen[name] = Metric(kind, help_text, _check_number(name, kind, value))
-        # The caller's dict may change after this; the snapshot must not.
-        object.__setattr__(self, "metrics", MappingProxyType(frozen))
-
-
-def _check_labels(name: str, labels: LabelSet) -> None:
-    seen: set[str] = set()
-    for pair in labels:
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise ValueError(f"metric {name}: a label must be a (name, value) pair, not {pair!r}")
-        label, value = pair
-        if not _LABEL_NAME.fullmatch(label) or label.startswith("__"):
-            raise ValueError(f"metric {name}: bad label name {label!r}")
-        if label in seen:
-            raise ValueError(f"metric {name}: label {label!r} appears twice")
-        if not isinstance(value, str):
-            raise ValueError(f"metric {name}: label {label}={value!r} must be a string")
-        seen.add(label)
-
-
-def _check_number(name: str, kind: str, number: object) -> float:
-    if isinstance(number, bool) or not isinstance(number, int | float):
-        raise ValueError(f"metric {name}: value {number!r} is not a number")
-    if kind == "counter" and number < 0:
-        raise ValueError(f"metric {name}: a counter cannot be negative ({number})")
-    return number
-
-
-# ---------------------------------------------------------------------------
-# Rendering (pure)
-
-
-def escape_label_value(value: str) -> str:
-    r"""Backslash, double quote and line feed become \\, \" and \n."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def escape_help(text: str) -> str:
-    r"""Backslash and line feed become \\ and \n (quotes stay as they are in HELP)."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def format_value(number: float) -> str:
-    """Integers without a decimal point; NaN and infinities as Prometheus spells them."""
-    if isinstance(number, int):
-        return str(number)
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "+Inf" if number > 0 else "-Inf"
-    if number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    return repr(number)
-
-
-def render_prometheus(snapshot: MetricsSnapshot) -> str:
-    """The text exposition of `snapshot`: families sorted by name, samples by labels."""
-    lines: list[str] = []
-    for name in sorted(snapshot.metrics):
-        kind, help_text, value = snapshot.metrics[name]
-        lines.append(f"# HELP {name} {escape_help(help_text)}")
-        lines.append(f"# TYPE {name} {kind}")
-        if isinstance(value, Mapping):
-            for labels in sorted(value):
-                rendered = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels)
-                selector = f"{{{rendered}}}" if rendered else ""
-                lines.append(f"{name}{selector} {format_value(value[labels])}")
-        else:
-            lines.append(f"{name} {format_value(value)}")
-    return "\n".join(lines) + "\n" if lines else ""
-
-
-# ---------------------------------------------------------------------------
-# Serving
-
-
-def parse_listen_address(listen: str, *, allow_non_loopback: bool = False) -> tuple[str, int]:
-    """`127.0.0.1:9464`, `[::1]:9464` or `localhost:9464` -> (ip, port).
-
-    Raises ConfigError for anything else, and for a non-loopback address unless
-    `allow_non_loopback` (the endpoint has no authentication).
-    """
-    where = f"metrics_listen: {listen!r}"
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not port_text.isdigit() or not host:
-        raise ConfigError(f"{where}: expected HOST:PORT, e.g. 127.0.0.1:9464")
-    port = int(port_text)
-    if port > 65535:
-        raise ConfigError(f"{where}: port {port} is out of range")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ConfigError(f"{where}: write an IPv6 address in brackets, e.g. [::1]:9464")
-    if host == "localhost":
-        host = "127.0.0.1"  # no DNS lookup for a bind address
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise ConfigError(f"{where}: {host!r} is not an IP address (or localhost)") from None
-    mapped = getattr(ip, "ipv4_mapped", None)
-    is_loopback = (mapped or ip).is_loopback
-    if not is_loopback and not allow_non_loopback:
-        raise ConfigError(
-            f"{where}: {host} is not a loopback address; /metrics and /healthz have no "
-            f"authentication, so they listen on 127.0.0.1 or [::1] only"
-        )
-    return str(ip), port
+    reason: str = ""
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client never blocks shutdown
     block_on_close = False
-    snapshot: Callable[[], MetricsSnapshot]
+    registry: CollectorRegistry
+    health: Callable[[], Health | tuple[bool, str]]
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # One thread per request, but never more than `slots`: a flood of connections
+        # is closed at once instead of growing threads without bound.
+        if not self.slots.acquire(blocking=False):
+            log.warning(
+                "metrics http: too many requests at once, closed one from %s", client_address
+            )
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class _Server6(_Server):
@@ -205,9 +82,10 @@ class _Server6(_Server):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    timeout = REQUEST_TIMEOUT_SECONDS
     server_version = "monitor-metrics"
     sys_version = ""
+
+    timeout = REQUEST_TIMEOUT_SECONDS  # StreamRequestHandler applies it to the socket
 
     def do_GET(self) -> None:
         self._serve(send_body=True)
@@ -217,44 +95,46 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, *, send_body: bool) -> None:
         path = self.path.split("?", 1)[0]
-        if path not in ("/healthz", "/metrics"):
-            self._reply(HTTPStatus.NOT_FOUND, "not found: try /healthz or /metrics\n", send_body)
-            return
-        try:
-            snapshot = self.server.snapshot()
-        except Exception as exc:
-            log.exception("metrics snapshot failed")
-            status = (
-                HTTPStatus.SERVICE_UNAVAILABLE
-                if path == "/healthz"
-                else HTTPStatus.INTERNAL_SERVER_ERROR
-            )
-            self._reply(status, f"snapshot failed: {_one_line(repr(exc))}\n", send_body)
-            return
         if path == "/healthz":
-            if snapshot.healthy:
-                self._reply(HTTPStatus.OK, "ok\n", send_body)
-            else:
-                reason = _one_line(snapshot.reason) or "unhealthy"
-                self._reply(HTTPStatus.SERVICE_UNAVAILABLE, f"{reason}\n", send_body)
-            return
+            self._healthz(send_body)
+        elif path == "/metrics":
+            self._metrics(send_body)
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, b"not found: try /healthz or /metrics\n", send_body)
+
+    def _healthz(self, send_body: bool) -> None:
         try:
-            body = render_prometheus(snapshot)
+            healthy, reason = self.server.health()
         except Exception as exc:
-            log.exception("rendering metrics failed")
-            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, f"render failed: {exc!r}\n", send_body)
+            log.exception("metrics health check failed")
+            text = f"health check failed: {_one_line(repr(exc))}\n"
+            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, text.encode(), send_body)
             return
-        self._reply(HTTPStatus.OK, body, send_body, content_type=PROMETHEUS_CONTENT_TYPE)
+        if healthy:
+            self._reply(HTTPStatus.OK, b"ok\n", send_body)
+        else:
+            text = f"{_one_line(reason) or 'unhealthy'}\n"
+            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, text.encode(), send_body)
+
+    def _metrics(self, send_body: bool) -> None:
+        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        try:
+            body = encoder(self.server.registry)
+        except Exception as exc:
+            log.exception("collecting metrics failed")
+            text = f"collect failed: {_one_line(repr(exc))}\n"
+            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, text.encode(), send_body)
+            return
+        self._reply(HTTPStatus.OK, body, send_body, content_type=content_type)
 
     def _reply(
         self,
         status: HTTPStatus,
-        text: str,
+        body: bytes,
         send_body: bool,
         *,
         content_type: str = "text/plain; charset=utf-8",
     ) -> None:
-        body = text.encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -323,11 +203,15 @@ class MetricsServer:
 
 def start_metrics_server(
     listen: str,
-    snapshot: Callable[[], MetricsSnapshot],
     *,
+    registry: CollectorRegistry,
+    health: Callable[[], Health | tuple[bool, str]],
     allow_non_loopback: bool = False,
+    request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> MetricsServer:
-    """Serve `/healthz` and `/metrics` on `listen` (e.g. `127.0.0.1:9464`) in a daemon thread.
+    """Serve `/healthz` (from `health`) and `/metrics` (the exposition of `registry`) on
+    `listen` (e.g. `127.0.0.1:9464`) in a daemon thread.
 
     Raises ConfigError for a malformed or non-loopback address, MonitorError
     when the address cannot be bound (port in use).
@@ -335,10 +219,14 @@ def start_metrics_server(
     host, port = parse_listen_address(listen, allow_non_loopback=allow_non_loopback)
     server_class = _Server6 if ":" in host else _Server
     try:
-        server = server_class((host, port), _Handler)
+        # A handler class per server: the request timeout is a class attribute
+        handler = type("_Handler", (_Handler,), {"timeout": request_timeout})
+        server = server_class((host, port), handler)
     except OSError as exc:
         raise MonitorError(f"metrics_listen: {listen!r}: cannot listen: {exc.strerror}") from exc
-    server.snapshot = snapshot
+    server.registry = registry
+    server.health = health
+    server.slots = threading.BoundedSemaphore(max_connections)
     thread = threading.Thread(
         target=server.serve_forever,
         kwargs={"poll_interval": 0.5},
