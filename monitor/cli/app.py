@@ -78,7 +78,7 @@ class LazyGroup(click.Group):
 
 LAZY_COMMANDS = {
     "replay": (
-        "monitor.lab.replay:replay_command",
+        "monitor.cli.replay_command:replay_command",
         "Replay a dated corpus through matching, scoring and alert rules; send nothing.",
     ),
 }

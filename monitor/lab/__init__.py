@@ -6,5 +6,6 @@
 - `evaluation`: precision, recall, F1 and theatre accuracy against labelled items.
 - `corpus`: loading labelled JSON Lines; `mailsink`: a local SMTP server (aiosmtpd).
 
-May import the pipeline and everything below it; never the service or the CLI.
+May import the service layer (the instance lock, the deployment marker), the pipeline and
+everything below them; never the CLI or click (`monitor replay`'s command is in `monitor.cli`).
 """

@@ -36,6 +36,7 @@ NEVER = frozenset(
         "numpy",
         "sqlite_utils",
         "monitor.lab.replay",
+        "monitor.cli.replay_command",
         "monitor.pipeline",
         "monitor.fetch.fetcher",
         "monitor.fetch.parser",
@@ -141,10 +142,10 @@ def test_check_config_compiles_the_rules_but_loads_no_network_or_numpy(tmp_path:
 
 
 def test_replay_is_listed_by_its_recorded_help_and_loads_when_run() -> None:
-    from monitor.lab.replay import replay_command
+    from monitor.cli.replay_command import replay_command
 
     target, short_help = LAZY_COMMANDS["replay"]
-    assert target == "monitor.lab.replay:replay_command"
+    assert target == "monitor.cli.replay_command:replay_command"
     assert short_help == replay_command.get_short_help_str(limit=1000)
     listing = CliRunner().invoke(cli, ["--help"])
     assert listing.exit_code == 0

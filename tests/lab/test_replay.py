@@ -20,6 +20,7 @@ from click.testing import CliRunner
 import monitor
 from monitor import db
 from monitor.cli.app import cli
+from monitor.cli.replay_command import render_json, render_table
 from monitor.config import Config, load_config
 from monitor.lab.corpus import CorpusItem, load_corpus
 from monitor.lab.replay import (
@@ -30,8 +31,6 @@ from monitor.lab.replay import (
     corpus_entry,
     event_outcomes,
     load_events,
-    render_json,
-    render_table,
     replay_corpus,
     replay_feeds,
 )

@@ -17,14 +17,13 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import cli
+from monitor.cli.replay_command import render_json, render_table
 from monitor.lab.replay import (
     EventOutcome,
     ReplayEvent,
     ReplayResult,
     event_outcomes,
     lead_summary,
-    render_json,
-    render_table,
 )
 
 REPO = Path(__file__).resolve().parents[2]
