@@ -93,7 +93,13 @@ class StoreWriter:
         try:
             store = Store.open(self.db_path, migrate=False)
         except BaseException as exc:
-            self._opened.set_exception(exc)
+            if self._opened.set_running_or_notify_cancel():
+                self._opened.set_exception(exc)
+            return
+        # The poll may have been cancelled (a stop) while this thread opened the file:
+        # then nobody waits for it, and the thread closes its connection and ends.
+        if not self._opened.set_running_or_notify_cancel():
+            store.close()
             return
         self._opened.set_result(None)
         try:

@@ -123,3 +123,21 @@ def test_an_unopenable_database_fails_at_start(tmp_path: Path) -> None:
 
     with pytest.raises(DatabaseError, match="cannot open the database"):
         run(scenario())
+
+
+def test_a_poll_cancelled_while_the_writer_opens_ends_the_thread_quietly(db_path: str) -> None:
+    """A stop can cancel the poll while `async with StoreWriter(...)` still waits for the
+    thread to open the file; asyncio then cancels the open future. The thread must notice,
+    close its connection and end, instead of dying on `set_result` (InvalidStateError)."""
+    writer = StoreWriter(db_path)
+    errors: list[BaseException] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)  # type: ignore[assignment]
+    try:
+        writer._opened.cancel()  # what cancelling the awaiting task does to it
+        writer._thread.start()
+        writer._thread.join(timeout=60)
+    finally:
+        threading.excepthook = previous
+    assert not writer._thread.is_alive()
+    assert errors == []
