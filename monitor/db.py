@@ -1830,6 +1830,37 @@ def indicator_ids(store: Store) -> tuple[str, ...]:
     )
 
 
+def theatre_ids(store: Store) -> tuple[str, ...]:
+    """Every theatre id the database has scores, alerts or matches for (a skip scan of
+    each table's theatre index: one index step per theatre, not per row)."""
+    found: set[str] = set()
+    for table in ("scores", "alerts", "matches"):
+        found.update(
+            str(row[0])
+            for row in store.conn.execute(
+                f"""
+                WITH RECURSIVE t(id) AS (
+                  SELECT min(theatre_id) FROM {table}
+                  UNION ALL
+                  SELECT (SELECT min(theatre_id) FROM {table} WHERE theatre_id > t.id)
+                  FROM t WHERE t.id IS NOT NULL
+                )
+                SELECT id FROM t WHERE id IS NOT NULL
+                """
+            )
+        )
+    return tuple(sorted(found))
+
+
+def has_theatre(store: Store, theatre_id: str) -> bool:
+    """Whether the database has any score, alert or match for this theatre."""
+    return any(
+        store.conn.execute(f"SELECT 1 FROM {table} WHERE theatre_id = ? LIMIT 1", (theatre_id,))
+        .fetchone()
+        for table in ("scores", "alerts", "matches")
+    )
+
+
 def alert_rows(
     store: Store,
     *,
@@ -1891,8 +1922,10 @@ def article_rows(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Stored articles, newest first: full-text `search` over title and summary (each word
-    must occur; `word*` matches a prefix), and/or those with a counted match for a theatre
-    or indicator. With a search, `snippet` shows the words found in context."""
+    must occur in any form with its stem, as the matcher stems; `word*` matches a prefix),
+    and/or those with a counted match for a theatre or indicator. With a search, `snippet`
+    shows the words found in context."""
+    from monitor.detect.stem_search import stemmed_fts_query
     from monitor.models import EVENT_CONFIDENCE
 
     # Each source: SQL giving candidate article ids (a WHERE clause last), the name of its
@@ -1900,7 +1933,7 @@ def article_rows(
     sources: list[tuple[str, str, list[Any]]] = []
     query = None
     if search:
-        query = fts_query(search)
+        query = stemmed_fts_query(search, lambda prefix: fts_index_terms(store, prefix))
         if not query:
             return []
         sources.append(
@@ -2021,18 +2054,23 @@ def article_match_rows(store: Store, article_ids: Sequence[int]) -> list[dict[st
     )
 
 
-def fts_query(text: str) -> str:
-    """Quote each word so user text is searched for, never parsed as FTS syntax.
-
-    Every word must occur (FTS5's implicit AND); a word ending in `*` matches as a prefix
-    (`границ*` finds границе, границы), which helps with Russian endings."""
-    terms = []
-    for word in text.split():
-        prefix = word.endswith("*")
-        clean = word.replace('"', "").rstrip("*")
-        if clean:
-            terms.append(f'"{clean}"' + ("*" if prefix else ""))
-    return " ".join(terms)
+def fts_index_terms(store: Store, prefix: str) -> list[str]:
+    """The words of the articles' full-text index that begin with `prefix` (a range scan
+    of its sorted vocabulary, through an fts5vocab table in the connection's temp schema,
+    which a read-only connection may create)."""
+    if not prefix:
+        return []
+    store.conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.articles_fts_terms "
+        "USING fts5vocab(main, articles_fts, row)"
+    )
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return [
+        str(term)
+        for (term,) in store.conn.execute(
+            "SELECT term FROM temp.articles_fts_terms WHERE term >= ? AND term < ?", (prefix, end)
+        )
+    ]
 
 
 def explain_rows(

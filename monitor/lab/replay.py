@@ -31,7 +31,7 @@ import json
 import math
 import random
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
@@ -43,6 +43,7 @@ import click
 from monitor import db, pipeline
 from monitor.cli import output
 from monitor.cli.common import Context, handle_errors
+from monitor.cli.progress import progress_bar
 from monitor.cli.timeparse import parse_duration
 from monitor.config import Config
 from monitor.errors import MonitorError
@@ -279,11 +280,13 @@ def replay_corpus(
     corpus_name: str,
     tick: timedelta = timedelta(days=1),
     skip_quiet: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Replay the dated `items` into a new database at `db_path` and summarise what happened.
 
     `skip_quiet=False` ticks through every quiet stretch too (slower; same points from each
-    item on, which the tests check).
+    item on, which the tests check). `progress` is called with the number of dated items
+    each moment has just replayed.
     """
     if tick < MIN_TICK:
         raise ReplayError(f"--tick must be at least {_duration_text(MIN_TICK)}")
@@ -345,6 +348,8 @@ def replay_corpus(
                 now = item_time if item_time is not None and item_time < next_tick else next_tick
                 while index < len(groups) and groups[index][0] == now:
                     _ingest(store, run_config, feeds_by_source, groups[index][1], now, rng, poll)
+                    if progress is not None:
+                        progress(len(groups[index][1]))
                     index += 1
                 summary = pipeline.score_theatres(store, run_config, now=now)
                 result.moments += 1
@@ -616,7 +621,8 @@ def _duration_option(name: str, text: str) -> timedelta:
     "--db",
     "db_path",
     type=click.Path(dir_okay=False),
-    help="Write the replay into this NEW database file (default: a temporary one, deleted after).",
+    hidden=True,
+    help="Deprecated: the global option, `monitor --db NEW.db replay`.",
 )
 @click.option(
     "--events",
@@ -649,7 +655,17 @@ def replay_command(
     lag: str,
     fmt: str,
 ) -> None:
-    """Replay a dated corpus through matching, scoring and alert rules; send nothing."""
+    """Replay a dated corpus through matching, scoring and alert rules; send nothing.
+
+    \b
+    The database is a temporary one, deleted after the run, unless the global
+    option names a NEW file to keep it in: `monitor --db NEW.db replay CORPUS`.
+    """
+    if db_path is not None:
+        click.echo(
+            "monitor: note: `replay --db FILE` is deprecated; use `monitor --db FILE replay`",
+            err=True,
+        )
     tick_span = _duration_option("--tick", tick)
     lookback_span = _duration_option("--lookback", lookback)
     lag_span = _duration_option("--lag", lag)
@@ -660,16 +676,28 @@ def replay_command(
     items = load_corpus(corpus)
     target = db_path or obj.db_path
     name = Path(corpus).name
-    if target is not None:
-        result = replay_corpus(
-            config, items, db_path=Path(target), corpus_name=name, tick=tick_span
-        )
-        result.db_path = str(target)
-    else:
-        with tempfile.TemporaryDirectory(prefix="monitor-replay-") as folder:
+    dated = sum(1 for item in items if item.published_at is not None)
+    with progress_bar(dated, label="replaying") as advance:
+        if target is not None:
             result = replay_corpus(
-                config, items, db_path=Path(folder) / "replay.db", corpus_name=name, tick=tick_span
+                config,
+                items,
+                db_path=Path(target),
+                corpus_name=name,
+                tick=tick_span,
+                progress=advance,
             )
+            result.db_path = str(target)
+        else:
+            with tempfile.TemporaryDirectory(prefix="monitor-replay-") as folder:
+                result = replay_corpus(
+                    config,
+                    items,
+                    db_path=Path(folder) / "replay.db",
+                    corpus_name=name,
+                    tick=tick_span,
+                    progress=advance,
+                )
     if events is not None:
         result.events = event_outcomes(events, result.alerts, lookback=lookback_span, lag=lag_span)
     if fmt == "json":

@@ -99,7 +99,7 @@ QUERIES = {
         "json",
     ],
     "alerts": ["alerts"],
-    "explain": ["explain", "kg-tj"],
+    "explain": ["explain", "-t", "kg-tj"],
     "articles": ["articles", "--search", "Batken"],
     "feeds": ["feeds"],
     "status": ["status"],
