@@ -1855,8 +1855,9 @@ def theatre_ids(store: Store) -> tuple[str, ...]:
 def has_theatre(store: Store, theatre_id: str) -> bool:
     """Whether the database has any score, alert or match for this theatre."""
     return any(
-        store.conn.execute(f"SELECT 1 FROM {table} WHERE theatre_id = ? LIMIT 1", (theatre_id,))
-        .fetchone()
+        store.conn.execute(
+            f"SELECT 1 FROM {table} WHERE theatre_id = ? LIMIT 1", (theatre_id,)
+        ).fetchone()
         for table in ("scores", "alerts", "matches")
     )
 

@@ -16,7 +16,6 @@ from monitor.cli import output
 from monitor.errors import MonitorError
 from monitor.models import from_iso, indicator_name, to_iso
 
-
 # `history --every` as a table: what each column of a period's row holds
 # (CSV and JSON keep the keys `at`, `score`, `level`: scripts read them)
 HISTORY_PERIOD_HEADERS = {

@@ -103,11 +103,21 @@ def test_alerts_filters(prepared: Path) -> None:
 
 
 def test_explain_lists_the_evidence(prepared: Path) -> None:
-    code, out, _ = invoke("--db", str(prepared), "explain", "-t", "kg-tj", "--at", "2022-09-16T12:00Z")
+    code, out, _ = invoke(
+        "--db", str(prepared), "explain", "-t", "kg-tj", "--at", "2022-09-16T12:00Z"
+    )
     assert code == 0
     assert "score 60 (high)" in out and "border clash" in out and "Guards exchanged fire" in out
     code, out, _ = invoke(
-        "--db", str(prepared), "explain", "-t", "kg-tj", "--at", "2022-09-16T12:00Z", "--format", "json"
+        "--db",
+        str(prepared),
+        "explain",
+        "-t",
+        "kg-tj",
+        "--at",
+        "2022-09-16T12:00Z",
+        "--format",
+        "json",
     )
     data = json.loads(out)
     assert (

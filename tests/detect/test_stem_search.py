@@ -9,9 +9,37 @@ import pytest
 from monitor.detect.stem_search import fts_terms, scan_prefixes, search_key, stemmed_fts_query
 
 VOCABULARY = sorted(
-    """batken border borders bordered clash clashes clashed class classes country countries
-    countryside rate rated rates rather capability capable lying lie граница границе границы
-    гранит перестрелка перестрелки near and or""".split()
+    [
+        "batken",
+        "border",
+        "borders",
+        "bordered",
+        "clash",
+        "clashes",
+        "clashed",
+        "class",
+        "classes",
+        "country",
+        "countries",
+        "countryside",
+        "rate",
+        "rated",
+        "rates",
+        "rather",
+        "capability",
+        "capable",
+        "lying",
+        "lie",
+        "граница",
+        "границе",
+        "границы",
+        "гранит",
+        "перестрелка",
+        "перестрелки",
+        "near",
+        "and",
+        "or",
+    ]
 )
 
 

@@ -109,7 +109,9 @@ def test_stories_that_peak_together_share_a_marker() -> None:
 
 @pytest.mark.parametrize("name", ["c.jpg", "c", "c.pdf"])
 def test_only_png_and_svg(prepared: Path, tmp_path: Path, name: str) -> None:
-    code, _, err = invoke("--db", str(prepared), "chart", "-t", "kg-tj", "--out", str(tmp_path / name))
+    code, _, err = invoke(
+        "--db", str(prepared), "chart", "-t", "kg-tj", "--out", str(tmp_path / name)
+    )
     assert code == 2 and "must end in .png or .svg" in err
     assert not (tmp_path / name).exists()
 
@@ -157,7 +159,9 @@ def test_chart_of_an_unknown_theatre_is_one_line(prepared: Path, tmp_path: Path)
     needs_matplotlib()
     out = str(tmp_path / "c.png")
     code, _, err = invoke("--db", str(prepared), "chart", "-t", "xx-yy", "--out", out)
-    assert code == 2 and "Error: Invalid value for '--theatre' / '-t': unknown theatre 'xx-yy'" in err
+    assert (
+        code == 2 and "Error: Invalid value for '--theatre' / '-t': unknown theatre 'xx-yy'" in err
+    )
     assert not (tmp_path / "c.png").exists()
     # a known theatre without points in the window: one line, exit 1
     code, _, err = invoke(
