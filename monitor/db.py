@@ -1926,7 +1926,6 @@ def article_rows(
     must occur in any form with its stem, as the matcher stems; `word*` matches a prefix),
     and/or those with a counted match for a theatre or indicator. With a search, `snippet`
     shows the words found in context."""
-    from monitor.detect.stem_search import stemmed_fts_query
     from monitor.models import EVENT_CONFIDENCE
 
     # Each source: SQL giving candidate article ids (a WHERE clause last), the name of its
@@ -1934,6 +1933,9 @@ def article_rows(
     sources: list[tuple[str, str, list[Any]]] = []
     query = None
     if search:
+        # imported here: the stemmers cost a search 40-80 ms to load, other listings nothing
+        from monitor.detect.stem_search import stemmed_fts_query
+
         query = stemmed_fts_query(search, lambda prefix: fts_index_terms(store, prefix))
         if not query:
             return []
