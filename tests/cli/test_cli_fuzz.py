@@ -112,9 +112,7 @@ def times() -> st.SearchStrategy[str]:
 
 
 def numbers() -> st.SearchStrategy[str]:
-    return st.one_of(
-        st.sampled_from(HUGE_NUMBERS), st.integers().map(str), st.floats().map(str)
-    )
+    return st.one_of(st.sampled_from(HUGE_NUMBERS), st.integers().map(str), st.floats().map(str))
 
 
 def formats() -> st.SearchStrategy[str]:

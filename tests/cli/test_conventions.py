@@ -186,7 +186,9 @@ def test_replay_takes_the_global_db(tmp_path: Path) -> None:
     other = tmp_path / "old-form.db"
     code, out, err = invoke("replay", corpus, "--db", str(other), "--format", "json")
     assert code == 0 and json.loads(out)["replay"]["database"] == str(other)
-    assert err == "monitor: note: `replay --db FILE` is deprecated; use `monitor --db FILE replay`\n"
+    assert (
+        err == "monitor: note: `replay --db FILE` is deprecated; use `monitor --db FILE replay`\n"
+    )
     code, out, _ = invoke("replay", "--help")
     assert "--db" not in out.split("Options:")[1]
 

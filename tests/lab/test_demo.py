@@ -139,8 +139,8 @@ def test_demo_closing_lines_name_what_is_there(
     named = [Path(word) for word in emails.split() if word.startswith(str(out))]
     assert named == [result.mail_dir / "eml", result.mail_dir / "maildir"]
     assert all(path.is_dir() for path in named)
-    suggested = _cli_lines(lines, "")
-    commands = [args[args.index("--db") + 2 :] for args in suggested if "--db" in args]
+    suggested = _cli_lines([line for line in lines if f" --db {result.db_path} " in line], "")
+    commands = [args[args.index("--db") + 2 :] for args in suggested]
     assert [c[0] for c in commands] == ["history", "explain", "articles", "alerts"]
     for args in commands:
         run = CliRunner().invoke(cli, ["--db", str(result.db_path), *args])
