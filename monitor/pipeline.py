@@ -21,7 +21,17 @@ from email.message import EmailMessage
 
 from monitor.config import Config
 from monitor.db import Store, StoredArticle
-from monitor.deliver import notify
+from monitor.db.writer import StoreWriter
+from monitor.deliver.content import AlertEmail, FeedNotice, StoryLine
+from monitor.deliver.email_message import message_id_for, render_email
+from monitor.deliver.smtp import (
+    DeliveryInterrupted,
+    DeliveryStop,
+    SmtpSession,
+    retry_delay_seconds,
+    send_email,
+    write_to_maildir,
+)
 from monitor.detect.matcher import match_article
 from monitor.errors import DeliveryError
 from monitor.fetch import politeness
@@ -42,7 +52,6 @@ from monitor.models import (
     to_iso,
 )
 from monitor.score import alerts, scoring
-from monitor.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -458,7 +467,7 @@ def record_alert(
         return alert_id
     theatre = config.rules.theatres.get(decision.theatre_id) if decision.theatre_id else None
     recipients = tuple(config.settings.smtp.recipients) + (theatre.recipients if theatre else ())
-    message_id = notify.message_id_for(decision.dedup_key, domain=_mail_domain(config))
+    message_id = message_id_for(decision.dedup_key, domain=_mail_domain(config))
     not_before = alerts.send_after(decision, now=now, settings=config.alerts)
     try:
         content = compose_email(
@@ -471,7 +480,7 @@ def record_alert(
             lines=lines,
             alert_id=alert_id,
         )
-        message = notify.render_email(
+        message = render_email(
             content,
             sender=config.settings.smtp.sender,
             recipients=recipients,
@@ -507,23 +516,23 @@ def compose_email(
     feed: Feed | None,
     lines: Sequence[str] = (),
     alert_id: int | None = None,
-) -> notify.AlertEmail:
+) -> AlertEmail:
     """Gather what the email shows: the top stories, the trend, the command to see more,
     and (with `report_url` set) the link to the alert's page in the static report."""
     theatre = config.rules.theatres.get(decision.theatre_id) if decision.theatre_id else None
-    stories: list[notify.StoryLine] = []
+    stories: list[StoryLine] = []
     history: tuple[tuple[datetime, float], ...] = ()
     hint = "monitor alerts"
     if decision.theatre_id is not None:
         by_id = {m.match_id: m for m in matches}
         if decision.kind == "critical":
             chosen = [by_id[i] for i in decision.match_ids if i in by_id]
-            stories = [notify.StoryLine.from_scored(m) for m in chosen]
+            stories = [StoryLine.from_scored(m) for m in chosen]
         elif point is not None:
             for contribution in point.contributions[: TOP_STORIES * 3]:  # grouped by story
                 match = by_id.get(contribution.match_id)
                 if match is not None:
-                    stories.append(notify.StoryLine.from_scored(match, contribution))
+                    stories.append(StoryLine.from_scored(match, contribution))
         series = store.score_series(
             decision.theatre_id,
             since=decision.created_at - timedelta(days=HISTORY_DAYS_IN_EMAIL),
@@ -538,13 +547,13 @@ def compose_email(
         hint = "monitor feeds"
         state = store.feed_state(feed.id)
         error = store.feed_last_error(feed.id)
-        notice = notify.FeedNotice(
+        notice = FeedNotice(
             name=feed.name,
             url=feed.url,
             error=error,
             failing_since=state.failing_since if state is not None else None,
         )
-    return notify.AlertEmail(
+    return AlertEmail(
         decision=decision,
         theatre_name=theatre.name if theatre else None,
         stories=tuple(stories),
@@ -633,12 +642,12 @@ def deliver_outbox(
     send: Sender | None = None,
     rng: random.Random | None = None,
     limit: int = 50,
-    stop: notify.DeliveryStop | None = None,
+    stop: DeliveryStop | None = None,
 ) -> DeliverySummary:
     """Send due outbox messages. Each is marked sent right after the server's 250, before the
     next message and before QUIT: a kill in the window can repeat only that one message.
 
-    The round shares one SMTP session (`notify.SmtpSession`; `send` replaces it, for tests).
+    The round shares one SMTP session (`SmtpSession`; `send` replaces it, for tests).
     A retryable failure (connection, timeout, 4xx) is tried again later with backoff; a
     permanent one (5xx, refused recipients, render error) marks that message dead with
     one log line, and the others keep flowing. Once `stop` asks, no new message starts; a
@@ -646,7 +655,7 @@ def deliver_outbox(
     """
     summary = DeliverySummary()
     smtp = config.settings.smtp
-    with notify.SmtpSession(smtp, stop=stop) as session:
+    with SmtpSession(smtp, stop=stop) as session:
         deliver = send or (lambda message, _smtp: session.send(message))
         for item in store.due_outbox(now=now, limit=limit):
             if stop is not None and stop.is_stopping():
@@ -667,8 +676,8 @@ def deliver_outbox(
                 if config.settings.maildir is not None:
                     # The local copy (or, with no recipients, the delivery itself): written
                     # once, after the server accepted, so failed attempts leave no copies.
-                    notify.write_to_maildir(message, config.settings.maildir)
-            except notify.DeliveryInterrupted as exc:
+                    write_to_maildir(message, config.settings.maildir)
+            except DeliveryInterrupted as exc:
                 log.warning(
                     "delivery interrupted outbox=%d (still pending; sent at the next start): %s",
                     item.id,
@@ -677,7 +686,7 @@ def deliver_outbox(
                 break
             except DeliveryError as exc:
                 if exc.retryable:
-                    delay = notify.retry_delay_seconds(item.attempts + 1, rng=rng)
+                    delay = retry_delay_seconds(item.attempts + 1, rng=rng)
                     store.mark_retry(
                         item.id, error=str(exc), next_attempt_at=now + timedelta(seconds=delay)
                     )
@@ -748,14 +757,14 @@ def send_test_email(config: Config, *, now: datetime) -> str:
         urgent=True,
         reason="a test message from `monitor test-email`",
     )
-    message = notify.render_email(
-        notify.AlertEmail(decision=decision, command_hint="monitor status"),
+    message = render_email(
+        AlertEmail(decision=decision, command_hint="monitor status"),
         sender=smtp.sender,
         recipients=smtp.recipients,
-        message_id=notify.message_id_for(decision.dedup_key, domain=_mail_domain(config)),
+        message_id=message_id_for(decision.dedup_key, domain=_mail_domain(config)),
         now=now,
     )
-    notify.send_email(message, smtp)
+    send_email(message, smtp)
     return (
         f"sent to {', '.join(smtp.recipients)} via {smtp.host}:{smtp.port} ({smtp.security}); "
         f"Message-ID {message['Message-ID']}"

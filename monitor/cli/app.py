@@ -322,7 +322,7 @@ def alerts(
     if fmt != "table":
         columns += ["sent_at", "last_error", "subject", "dedup_key"]
     else:
-        from monitor.deliver.notify import name_indicators
+        from monitor.deliver.content import name_indicators
 
         for row in rows:
             row["reason"] = name_indicators(row["reason"] or "", ids)

@@ -53,9 +53,7 @@ def history_report(
         return output.render_rows(rows, columns=columns, fmt=fmt)
     if not rows:
         return f"(no score points between {to_iso(since)} and {to_iso(until)})"
-    from monitor.deliver.notify import (
-        sparkline,  # notify loads the mail stack; only tables need this
-    )
+    from monitor.deliver.content import sparkline
 
     if every:
         table = output.render_rows(

@@ -17,7 +17,7 @@ import unicodedata
 from email.headerregistry import Address
 
 # A plain ASCII addr-spec (RFC 5321 dot-string @ LDH host name); no quoted local parts,
-# no address literals. No "=?" either: see `monitor.deliver.notify` on encoded-words.
+# no address literals. No "=?" either: see `monitor.deliver.email_message` on encoded-words.
 _LOCAL_PART = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 ADDR_SPEC = re.compile(rf"{_LOCAL_PART}@{_LABEL}(?:\.{_LABEL})*")

@@ -29,7 +29,7 @@ from xml.sax.saxutils import escape
 
 from monitor import db, pipeline
 from monitor.config import Config, load_config
-from monitor.deliver.notify import sparkline
+from monitor.deliver.content import sparkline
 from monitor.fetch.fetcher import Fetcher
 from monitor.fetch.parse_sandbox import ParserPool
 from monitor.lab.corpus import CorpusItem, load_corpus, source_feed_id

@@ -62,7 +62,7 @@ def el(tag: str, *children: object, **attrs: object) -> Html:
 
 def safe_href(url: str | None) -> str | None:
     """A link from a feed, kept only when it is a plain http(s) URL (else None: no link)."""
-    from monitor.deliver.notify import safe_url
+    from monitor.deliver.content import safe_url
 
     found = safe_url(url)
     if found is None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from monitor.deliver.notify import indicator_name, name_indicators
+from monitor.deliver.content import indicator_name, name_indicators
 from monitor.models import from_iso, to_iso
 from monitor.report import paths
 from monitor.report.data import INDEX_DAYS, THEATRE_DAYS, AlertData, ReportData, TheatreData

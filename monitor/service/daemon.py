@@ -39,7 +39,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor import pipeline
 from monitor.config import Config, settings_needing_restart
 from monitor.db import Store
-from monitor.deliver import notify
+from monitor.deliver.smtp import DeliveryStop
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetch.fetcher import Fetcher
 from monitor.fetch.parse_sandbox import ParserPool
@@ -125,7 +125,7 @@ class Daemon:
         self._report: Any = None  # monitor.report.rebuild.ReportRebuilder, when report_dir is set
         # Shared by every outbox drain: SIGTERM stops new sends, the stop deadline wakes the one
         # blocked in the network (see `_wait_for_running_jobs`).
-        self._delivery_stop = notify.DeliveryStop()
+        self._delivery_stop = DeliveryStop()
         self._metrics: MetricsEndpoint | None = None
 
     # -- lifetime ------------------------------------------------------------
@@ -565,9 +565,7 @@ def _warn_if_undeliverable(config: Config) -> None:
         log.warning("NO ALERT WILL BE SENT: %s", problem)
 
 
-def _drain_outbox(
-    config: Config, now: datetime, stop: notify.DeliveryStop
-) -> pipeline.DeliverySummary:
+def _drain_outbox(config: Config, now: datetime, stop: DeliveryStop) -> pipeline.DeliverySummary:
     with Store.open(config.settings.db_path, migrate=False) as store:
         return pipeline.deliver_outbox(store, config, now=now, stop=stop)
 

@@ -7,6 +7,7 @@ never touches the daemon's.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 from monitor import db
@@ -21,7 +22,7 @@ def daemon_snapshot(daemon: Daemon) -> MetricsSnapshot:
     try:
         with db.Store.open(daemon.config.settings.db_path, readonly=True) as store:
             figures = db.metrics_figures(store)
-    except (MonitorError, db.sqlite3.Error) as exc:
+    except (MonitorError, sqlite3.Error) as exc:
         return MetricsSnapshot(healthy=False, reason=f"database does not answer: {exc}")
     healthy, reason = daemon.health(check_database=False)
     stats = daemon.stats

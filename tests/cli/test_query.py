@@ -15,6 +15,7 @@ import pytest
 
 from monitor import db
 from monitor.cli import query
+from monitor.db import reports as db_reports
 from monitor.models import Contribution, Entry, Feed, Match, ScorePoint
 from tests.support.cli import START, add_articles, build_database
 
@@ -183,7 +184,7 @@ def test_both_search_plans_agree_with_a_plain_filter(
     days: int | None,
     limit: int,
 ) -> None:
-    monkeypatch.setattr(db, "ARTICLE_LOOKUP_COST", cost)
+    monkeypatch.setattr(db_reports, "ARTICLE_LOOKUP_COST", cost)
     since = START + timedelta(days=days) if days else None
     with db.Store.open(random_store, readonly=True) as store:
         got = db.article_rows(

@@ -281,11 +281,11 @@ def test_no_item_appears_in_two_digests(store: Store, config: Config) -> None:
 def test_migration_keeps_what_was_alerted_and_seen(
     tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from monitor import db
+    from monitor.db import base
 
     path = tmp_path / "old.db"
     with monkeypatch.context() as patch:
-        patch.setattr(db, "SCHEMA_VERSION", 2)
+        patch.setattr(base, "SCHEMA_VERSION", 2)  # the version `migrate` brings a file to
         with Store.open(path) as old:
             assert old.schema_version() == 2
             old.sync_feeds(config.feeds, now=T0 - timedelta(days=1))
@@ -328,7 +328,7 @@ def test_migration_keeps_what_was_alerted_and_seen(
                 )
                 old.set_meta("digest_last_slot", to_iso(T0))
     with Store.open(path) as upgraded:
-        assert upgraded.schema_version() == db.SCHEMA_VERSION
+        assert upgraded.schema_version() == base.SCHEMA_VERSION
         revisions = dict(upgraded.conn.execute("SELECT id, revision FROM matches").fetchall())
         assert revisions == {1: 1, 2: 2}
         # Match 1 was created before the last score point; match 2 after it is still new.

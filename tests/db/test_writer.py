@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from monitor.db import Store
+from monitor.db.writer import StoreWriter
 from monitor.errors import DatabaseError
-from monitor.writer import StoreWriter
 
 TIMEOUT = 30.0
 

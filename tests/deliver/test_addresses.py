@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from monitor.config import bundled_indicators_text, load_settings, parse_indicators_text
 from monitor.deliver.addresses import parse_address
-from monitor.deliver.notify import AlertEmail, message_id_for, render_email, send_email
+from monitor.deliver.content import AlertEmail
+from monitor.deliver.email_message import message_id_for, render_email
+from monitor.deliver.smtp import send_email
 from monitor.errors import ConfigError, DeliveryError
 from monitor.lab.mailsink import MailSink
 from monitor.models import AlertDecision, SmtpSettings
@@ -148,7 +150,7 @@ def test_one_bad_recipient_is_left_out_and_the_others_get_the_message(
 ) -> None:
     """A theatre's address recorded before addresses were checked at load must not make
     the message dead for everyone."""
-    with caplog.at_level(logging.WARNING, logger="monitor.deliver.notify"):
+    with caplog.at_level(logging.WARNING, logger="monitor.deliver.email_message"):
         message = render(("analyst@example.org", "desk@bishkek_office.kg"))
     assert str(message["To"]) == "analyst@example.org"
     assert "desk@bishkek_office.kg" in caplog.text

@@ -28,7 +28,8 @@ import pytest
 from monitor import pipeline
 from monitor.config import Config
 from monitor.db import Store
-from monitor.deliver import notify
+from monitor.deliver.email_message import message_id_for
+from monitor.deliver.smtp import DeliveryStop
 from monitor.lab.mailsink import MailSink
 from monitor.models import from_iso
 from monitor.service.daemon import Daemon
@@ -82,7 +83,7 @@ def test_each_alert_is_delivered_once_with_its_stable_message_id(
     assert [row["dedup_key"] for row in rows] == [d.dedup_key for d in decisions]
     assert received_ids(received) == [row["message_id"] for row in rows]
     for row, message in zip(rows, received, strict=True):
-        assert row["message_id"] == notify.message_id_for(row["dedup_key"], domain=domain)
+        assert row["message_id"] == message_id_for(row["dedup_key"], domain=domain)
         assert (row["status"], row["attempts"], row["sent_at"]) == (
             "sent",
             1,
@@ -400,7 +401,7 @@ def test_maildir_copy_is_written_once_however_many_smtp_attempts(
 
 
 def _drain_in_thread(
-    db_path: Path, config: Config, *, stop: notify.DeliveryStop | None = None
+    db_path: Path, config: Config, *, stop: DeliveryStop | None = None
 ) -> tuple[threading.Thread, dict[str, pipeline.DeliverySummary]]:
     """Run `deliver_outbox` in a thread, with its own connection, as the daemon does."""
     result: dict[str, pipeline.DeliverySummary] = {}
@@ -426,7 +427,7 @@ def test_an_interrupt_wakes_a_send_the_server_stalls_and_leaves_the_row_due(
         # a timeout far beyond the test's wait: only the interrupt can end the send in time
         config = delivery_config(Path(store.path), sink.port, timeout=600.0)
         record_alerts(store, config, 2, at=T0)
-        stop = notify.DeliveryStop()
+        stop = DeliveryStop()
         thread, result = _drain_in_thread(Path(store.path), config, stop=stop)
         assert handler.stalled.wait(WAIT), "the first message never reached DATA"
         stop.interrupt()
@@ -450,7 +451,7 @@ def test_after_a_stop_request_no_new_message_is_started(store: Store, tmp_path: 
     with MailSink(tmp_path / "mail") as sink:
         config = delivery_config(Path(store.path), sink.port)
         record_alerts(store, config, 2, at=T0)
-        stop = notify.DeliveryStop()
+        stop = DeliveryStop()
         stop.stop()
         summary = pipeline.deliver_outbox(store, config, now=T0, stop=stop)
         assert summary.as_dict() == {"sent": 0, "retried": 0, "dead": 0}

@@ -18,7 +18,6 @@ import ssl
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -32,22 +31,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.deliver import notify
-from monitor.deliver.notify import (
+from monitor.deliver import smtp
+from monitor.deliver.content import (
     MAX_STORIES,
     SUBJECT_MAX_CHARS,
     AlertEmail,
-    DeliveryInterrupted,
-    DeliveryStop,
     FeedNotice,
-    SmtpSession,
     StoryLine,
     describe_decision,
-    message_id_for,
-    render_email,
+    sparkline,
+)
+from monitor.deliver.email_message import message_id_for, render_email
+from monitor.deliver.smtp import (
+    DeliveryInterrupted,
+    DeliveryStop,
+    SmtpSession,
     retry_delay_seconds,
     send_email,
-    sparkline,
     write_to_maildir,
 )
 from monitor.errors import DeliveryError
@@ -237,12 +237,6 @@ def assert_no_executable_markup(document: str) -> Markup:
         if name == "style":
             assert "url(" not in value and "expression" not in value, value
     return markup
-
-
-@pytest.fixture
-def sink(tmp_path: Path) -> Iterator[MailSink]:
-    with MailSink(tmp_path / "sink") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -755,7 +749,7 @@ def test_partial_recipient_refusal_still_delivers(
 ) -> None:
     refuse = {"duty@example.org": "550 5.1.1 No such user"}
     with MailSink(tmp_path, handler_factory=faulty(rcpt_replies=refuse)) as server:
-        with caplog.at_level(logging.WARNING, logger="monitor.deliver.notify"):
+        with caplog.at_level(logging.WARNING, logger="monitor.deliver.smtp"):
             send_email(render(make_alert()), smtp_for(server.port))
         [received] = server.wait_for(1)
     assert received.rcpt_tos == ("ops@example.org",)
@@ -941,7 +935,7 @@ def test_a_stop_cuts_short_a_quit_the_server_does_not_answer(
 ) -> None:
     """The message was accepted (and recorded by the caller); the goodbye must not hold a
     stopping daemon."""
-    monkeypatch.setattr(notify, "QUIT_TIMEOUT_SECONDS", NEVER)
+    monkeypatch.setattr(smtp, "QUIT_TIMEOUT_SECONDS", NEVER)
     stop = DeliveryStop()
     with MailSink(tmp_path, handler_factory=SlowQuitHandler) as sink:
         handler = sink.handler

@@ -8,14 +8,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor import db
-from monitor.deliver import notify
+from monitor.deliver.content import AlertEmail, StoryLine
+from monitor.deliver.email_message import render_email
 from monitor.models import AlertDecision
 
 NOW = datetime(2022, 9, 16, 12, tzinfo=UTC)
 
 
-def _line(indicator: str, points: float, match_id: int, evidence: str) -> notify.StoryLine:
-    return notify.StoryLine(
+def _line(indicator: str, points: float, match_id: int, evidence: str) -> StoryLine:
+    return StoryLine(
         title="Kyrgyz and Tajik border guards exchange fire",
         outlet="Border Wire",
         published_at=NOW - timedelta(hours=3),
@@ -28,7 +29,7 @@ def _line(indicator: str, points: float, match_id: int, evidence: str) -> notify
     )
 
 
-def _alert(**extra: object) -> notify.AlertEmail:
+def _alert(**extra: object) -> AlertEmail:
     decision = AlertDecision(
         dedup_key="kg-tj:level_up:high@x",
         kind="level_up",
@@ -44,7 +45,7 @@ def _alert(**extra: object) -> notify.AlertEmail:
     stories = (
         _line("border_clash", 12.4, 1, "Guards exchanged fire near Vorukh."),
         _line("accusation_of_aggression", 5.1, 2, "Dushanbe accused Bishkek of aggression."),
-        notify.StoryLine(
+        StoryLine(
             title="Troops gather near Batken",
             outlet="24.kg",
             published_at=NOW - timedelta(hours=5),
@@ -56,7 +57,7 @@ def _alert(**extra: object) -> notify.AlertEmail:
             story_id=8,
         ),
     )
-    return notify.AlertEmail(
+    return AlertEmail(
         decision=decision,
         theatre_name="Kyrgyzstan–Tajikistan",
         stories=stories,
@@ -65,8 +66,8 @@ def _alert(**extra: object) -> notify.AlertEmail:
     )
 
 
-def _parts(alert: notify.AlertEmail) -> tuple[str, str]:
-    message = notify.render_email(
+def _parts(alert: AlertEmail) -> tuple[str, str]:
+    message = render_email(
         alert,
         sender="monitor@example.org",
         recipients=["desk@example.org"],

@@ -4,7 +4,7 @@ Run as `python -m tests.support.crash_child MODE ...` from the repository root. 
 line when it reaches its moment, then blocks on stdin until the test kills it:
 
 - `deliver SETTINGS INDICATORS NOW HOLD_AT`: drains the outbox with `pipeline.deliver_outbox`
-  through the real `notify.send_email`; after the HOLD_AT-th message the server accepted (its
+  through the real `send_email`; after the HOLD_AT-th message the server accepted (its
   250 received, the `sent` mark not yet committed) it prints `accepted <Message-ID>` and
   blocks. It uses deliver_outbox's public `send` parameter; no product code is patched.
 - `wal DB COMMITTED`: records COMMITTED alerts (each committed), then opens one more
@@ -22,7 +22,7 @@ from pathlib import Path
 from monitor import pipeline
 from monitor.config import load_config
 from monitor.db import Store
-from monitor.deliver import notify
+from monitor.deliver.smtp import send_email
 from monitor.models import SmtpSettings, from_iso
 from tests.support.crash import alert_decision, delivery_config
 
@@ -38,7 +38,7 @@ def deliver(settings: str, indicators: str, now_text: str, hold_at: str) -> None
 
     def send_then_hold(message: EmailMessage, smtp: SmtpSettings) -> None:
         nonlocal accepted
-        notify.send_email(message, smtp)  # returns once the server answered 250
+        send_email(message, smtp)  # returns once the server answered 250
         accepted += 1
         print(f"sent {message['Message-ID']}", flush=True)
         if accepted == int(hold_at):

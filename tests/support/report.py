@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from monitor import db
-from monitor.deliver import notify
+from monitor.deliver.content import AlertEmail, StoryLine
+from monitor.deliver.email_message import render_email
 from monitor.lab.demo import run_demo
 from monitor.models import AlertDecision, Contribution, Entry, Feed, Match, ScorePoint
 
@@ -93,12 +94,12 @@ def build_hostile_database(path: Path) -> Path:
             reason=f"critical sign border_clash: Border clash {HOSTILE}",
             match_ids=(match_id,),
         )
-        message = notify.render_email(
-            notify.AlertEmail(
+        message = render_email(
+            AlertEmail(
                 decision=decision,
                 theatre_name="Kyrgyzstan–Tajikistan",
                 stories=(
-                    notify.StoryLine(
+                    StoryLine(
                         title=f"Border clash {HOSTILE}",
                         outlet=f"Evil {HOSTILE}",
                         published_at=at,
