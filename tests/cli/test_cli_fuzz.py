@@ -251,6 +251,7 @@ def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 FUZZ_SETTINGS = settings(
     deadline=None,
+    database=None,  # no .hypothesis folder in the work tree
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,
 )
