@@ -160,7 +160,6 @@ def option_values(place: Place) -> dict[str, st.SearchStrategy[list[str]]]:
                          "--out": st.one_of(paths(place, "/c.png"), texts()),
                          "--top": numbers()}),
         "report": opts(**{"--out": paths(place, "/site"), "--at": times(), "-t": theatre}),
-        "feeds": opts(**{"--format": formats()}),
         "status": opts(**{"--max-age": times(), "--format": formats()}),
         "check-config": st.just([]),
         "eval": st.tuples(paths(place), opts(**{"--format": formats(), "--show-errors": flag,
@@ -171,6 +170,21 @@ def option_values(place: Place) -> dict[str, st.SearchStrategy[list[str]]]:
                                                   "--format": formats()}))
         .map(lambda t: [t[0], *t[1]]),
         "demo": bad_out_folders(place).map(lambda p: ["--out", p]),
+        "init": st.one_of(st.just([]), paths(place).map(lambda p: [p])),
+        "config": st.tuples(st.sampled_from(["dump", "show", ""]),
+                            opts(**{"--format": formats()})).map(lambda t: [t[0], *t[1]]),
+        "feeds": st.one_of(
+            opts(**{"--format": formats()}),
+            st.tuples(st.just("add"), texts(), opts(**{"--name": texts(), "--id": texts(),
+                      "--language": texts(), "--interval": numbers()}))
+            .map(lambda t: [t[0], t[1], *t[2]]),
+            st.tuples(st.just("remove"), texts()).map(list),
+            st.tuples(st.just("import"), paths(place), opts(**{"--dry-run": flag}))
+            .map(lambda t: [t[0], t[1], *t[2]]),
+            st.tuples(st.just("export"), opts(**{"--out": paths(place, "/f.opml")}))
+            .map(lambda t: [t[0], *t[1]]),
+        ),
+        "poll-now": st.one_of(st.just(["--all"]), st.lists(texts(), max_size=3)),
     }  # fmt: skip
 
 
@@ -226,7 +240,8 @@ def check_one_line_or_success(args: list[str], code: int, stderr: str) -> None:
 
 KNOWN = {
     "history", "alerts", "articles", "explain", "chart", "report", "feeds", "status",
-    "check-config", "eval", "replay", "demo", "run", "test-email", "datasette",
+    "check-config", "eval", "replay", "demo", "run", "test-email", "datasette", "init",
+    "config", "poll-now",
 }  # fmt: skip
 
 TRIED: list[int] = [0]
