@@ -29,6 +29,7 @@ from monitor.models import (
     HealthSettings,
     HttpSettings,
     Level,
+    RetentionSettings,
     ScheduleSettings,
     ScoringSettings,
     Settings,
@@ -458,6 +459,7 @@ _SETTINGS_KEYS = (
     "http",
     "schedule",
     "health",
+    "retention",
 )
 _SMTP_KEYS = (
     "host",
@@ -509,6 +511,7 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
         top.get("schedule"), root.child("schedule"), ScheduleSettings()
     )
     health = _parse_health(top.get("health"), root.child("health"))
+    retention = _parse_retention(top.get("retention"), root.child("retention"))
     return Settings(
         db_path=db_path,
         maildir=maildir,
@@ -519,7 +522,45 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
         report_dir=report_dir,
         report_url=report_url,
         health=health,
+        retention=retention,
     )
+
+
+MAX_RETENTION_DAYS = 36_500  # a century: beyond that, say 0 (keep for ever)
+MAX_BATCH_ROWS = 100_000
+
+
+def _parse_retention(value: object, at: v.Location) -> RetentionSettings:
+    """[retention]: whole days from 0 (off: kept for ever) to MAX_RETENTION_DAYS, and the
+    hourly stage of the score points no shorter than the full-resolution one."""
+    defaults = RetentionSettings()
+    fields = defaults.__dataclass_fields__
+    raw = v.mapping(value, at, allowed=fields)
+    changes: dict[str, int] = {}
+    for key, item in raw.items():
+        here = at.child(key)
+        if key == "batch_rows":
+            number = v.integer(item, here, minimum=1)
+            if number > MAX_BATCH_ROWS:
+                here.fail(f"expected at most {MAX_BATCH_ROWS} rows, got {number}")
+        else:
+            number = v.integer(item, here, minimum=0)
+            if number > MAX_RETENTION_DAYS:
+                here.fail(
+                    f"expected at most {MAX_RETENTION_DAYS} days (0 keeps for ever), got {number}"
+                )
+        changes[key] = number
+    result = replace(defaults, **changes)
+    full, hourly = result.score_full_days, result.score_hourly_days
+    if full == 0 and hourly != 0:
+        at.child("score_hourly_days").fail(
+            "score_full_days = 0 keeps every point for ever; set score_hourly_days = 0 too"
+        )
+    if hourly != 0 and hourly < full:
+        at.child("score_hourly_days").fail(
+            f"must be 0 (no daily stage) or at least score_full_days ({hourly} < {full})"
+        )
+    return result
 
 
 MAX_QUIET_PERIOD_HOURS = 8760.0  # a year: beyond that the check means nothing

@@ -168,6 +168,24 @@ class HealthSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    """How long stored data is kept ([retention] table; docs/operations-data.md says why).
+
+    Every age is in days; 0 turns that rule off (kept for ever). Evidence is never
+    removed: the contributions of a kept score point, the matches and articles behind them
+    and behind every alert stay whatever their age.
+    """
+
+    article_text_days: int = 365  # articles' summary text (the row, title and link stay)
+    uncounted_match_days: int = 90  # matches below the event confidence (denials, ...)
+    score_full_days: int = 90  # every score point; older ones are downsampled
+    score_hourly_days: int = 365  # then each hour's peak and last point; older: each day's
+    sent_email_days: int = 90  # the body of a sent email (its alert row stays for good)
+    run_days: int = 30  # the job log (`runs`); each job's newest run always stays
+    batch_rows: int = 500  # rows changed per transaction: what a writer may wait behind
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Deployment settings: where state lives and how to reach the outside world."""
 
@@ -180,6 +198,7 @@ class Settings:
     report_dir: Path | None = None  # if set, the static report is rebuilt here after each score
     report_url: str | None = None  # where report_dir is served; alert emails link into it
     health: HealthSettings = HealthSettings()
+    retention: RetentionSettings = RetentionSettings()
 
 
 # ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.cli import ops_commands, output
+from monitor.cli import data_commands, ops_commands, output
 from monitor.cli import query_commands as cli_query
 from monitor.cli.common import Context, format_option, handle_errors, time_option, utcnow
 from monitor.cli.conventions import (
@@ -476,7 +476,8 @@ def datasette(database: str, datasette_args: tuple[str, ...]) -> None:
 
 # Commands that live in their own modules (`replay`: LAZY_COMMANDS above).
 cli_query.register(cli)
-ops_commands.register(cli)
+ops_commands.register(cli)  # init, config, feeds, poll-now
+data_commands.register(cli)  # prune, backup
 
 
 if __name__ == "__main__":  # pragma: no cover

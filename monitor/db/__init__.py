@@ -19,6 +19,7 @@ The modules, one per thing stored:
 - `reports`: the read-only queries behind the CLI, the report site, metrics and status;
 - `vocabulary`: the theatre ids the database knows, the words of its full-text index;
 - `writer`: the poll's single writer thread.
+- `retention`: the `[retention]` rules, applied in small batches, never to evidence.
 
 May import: `monitor.models`, `monitor.errors` and the pure story rules
 (`monitor.score.stories`). Nothing here imports click, httpx or the pipeline.

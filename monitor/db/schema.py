@@ -502,12 +502,23 @@ def _index_story_title(
     )
 
 
+def _migration_retention_evidence_index(db: sqlite_utils.Database) -> None:
+    """Retention (issue 15) asks of each old match and article whether a stored score point
+    holds it as evidence: `score_contributions` by match, which its primary key (score
+    first) cannot answer without reading every contribution."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_score_contributions_match_id "
+        "ON score_contributions (match_id)"
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
     _migration_3_alert_watermarks,
     _migration_4_alert_log_delivery,
     _migration_5_story_title_index,
+    _migration_retention_evidence_index,
 )
 
 

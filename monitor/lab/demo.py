@@ -35,6 +35,7 @@ from monitor.fetch.parse_sandbox import ParserPool
 from monitor.lab.corpus import CorpusItem, load_corpus, source_feed_id
 from monitor.lab.mailsink import MailSink
 from monitor.models import Feed, Settings, from_iso, to_iso
+from monitor.service.deployment import scratch_database
 
 CLOCK_META_KEY = "demo_clock"
 PUBLISH_HOUR = 9  # demo items are published at 09:00 UTC on their day
@@ -232,7 +233,15 @@ async def _run_demo(
     steps = clock_steps(items)
     rng = random.Random(20220916)  # deterministic jitter: the same story every time
     new_articles = sent = 0
-    with DemoFeedServer(items) as server, MailSink(mail_dir) as sink:
+    database.parent.mkdir(parents=True, exist_ok=True)
+    # Never into a deployment's database, nor one a daemon holds (service/deployment.py).
+    guard = scratch_database(
+        database,
+        tool="the demo",
+        own_feed_ids={d.feed_slug for d in items},
+        hint="leave out --db (the demo then uses OUT/monitor.db) or name a new file",
+    )
+    with guard, DemoFeedServer(items) as server, MailSink(mail_dir) as sink:
         feeds = [
             Feed(id=slug, url=server.url(slug), name=name, language=None)
             for slug, name in sorted(server.titles.items())

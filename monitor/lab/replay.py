@@ -51,6 +51,7 @@ from monitor.errors import MonitorError
 from monitor.fetch.parser import clean_block, clean_line, clean_link, content_hash
 from monitor.lab.corpus import CorpusItem, load_corpus, parse_corpus_date, source_feed_id
 from monitor.models import Entry, Feed, FetchResult, ParseResult, from_iso, to_iso
+from monitor.service.deployment import deployment_reason, scratch_database
 
 __all__ = [
     "WARNING_KINDS",
@@ -362,6 +363,13 @@ def replay_corpus(
     """
     if tick < MIN_TICK:
         raise ReplayError(f"--tick must be at least {_duration_text(MIN_TICK)}")
+    # A deployment's file gets its own reason; any other existing file the one below.
+    reason = deployment_reason(db_path, own_feed_ids=None)
+    if reason is not None:
+        raise ReplayError(
+            f"{db_path}: refused: {reason}; replay writes alerts and their unsent emails "
+            "into a new database of its own: leave out --db or name a new file"
+        )
     if db_path.exists() and db_path.stat().st_size > 0:
         raise ReplayError(
             f"{db_path}: already exists. Replay writes into a new database of its own (its "
@@ -406,7 +414,15 @@ def replay_corpus(
 
     rng = random.Random(0)  # only the feeds' next-check jitter, which replay never reads
     poll = pipeline.PollSummary()
-    with db.Store.open(db_path) as store:
+    # The instance lock for the whole run: no daemon may start on this file (and send its
+    # outbox) while replay writes it, nor a second replay.
+    guard = scratch_database(
+        db_path,
+        tool="replay",
+        own_feed_ids={feed.id for feed in feeds_by_source.values()},
+        hint="leave out --db or name a new file",
+    )
+    with guard, db.Store.open(db_path) as store:
         # One transaction for the whole run (see the module docstring).
         with store.transaction():
             store.set_meta(REPLAY_META_KEY, corpus_name)

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from apscheduler.events import (
@@ -39,11 +39,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor import pipeline
 from monitor.config import Config, settings_needing_restart
 from monitor.db import Store
+from monitor.db.retention import PRUNE_PAUSE_SECONDS, PruneResult, prune_steps, retention_plan
 from monitor.deliver.smtp import DeliveryStop
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetch.fetcher import Fetcher
 from monitor.fetch.parse_sandbox import ParserPool
 from monitor.models import ScheduleSettings, to_iso
+from monitor.service.deployment import mark_deployment
 from monitor.service.instance_lock import acquire_instance_lock
 from monitor.service.sdnotify import Notifier
 from monitor.service.status import config_delivery_problem
@@ -59,6 +61,7 @@ JOB_STATS_META_KEY = "scheduler_stats"
 HEARTBEAT_META_KEY = "daemon_heartbeat"
 HEARTBEAT_SECONDS = 30.0
 FAILURES_BEFORE_UNHEALTHY = 3  # consecutive failed runs of the poll or score job
+MAINTENANCE_FIRST_DELAY_SECONDS = 600.0  # after a start: once the first rounds are done
 
 _RESCHEDULED_JOBS = {
     "poll": "poll_tick_seconds",
@@ -139,6 +142,8 @@ class Daemon:
         with acquire_instance_lock(settings.db_path):
             self.store = Store.open(settings.db_path)
             try:
+                with self.store.transaction():
+                    mark_deployment(self.store, now=self.clock())  # demo/replay keep out
                 self.store.sync_feeds(self.config.feeds, now=self.clock())
                 async with Fetcher(settings.http) as fetcher:
                     self.fetcher = fetcher
@@ -167,6 +172,12 @@ class Daemon:
             job = scheduler.get_job(job_id)
             if job is not None:
                 job.modify(next_run_time=self.clock())
+        # Retention soon after a start too, not a whole interval (a day) later: a daemon
+        # restarted more often than that would never prune.
+        maintenance = scheduler.get_job("maintenance")
+        if maintenance is not None:
+            delay = min(self._intervals["maintenance"], MAINTENANCE_FIRST_DELAY_SECONDS)
+            maintenance.modify(next_run_time=self.clock() + timedelta(seconds=delay))
         self.notifier.ready()
         self.notifier.status("running; first poll under way")
         log.info(
@@ -478,11 +489,37 @@ class Daemon:
             await self.outbox_job()
 
     async def maintenance_job(self) -> None:
+        """Retention (db/retention.py) in short transactions, the loop free between
+        them (polls and scoring run in the pauses); then a passive checkpoint."""
         assert self.store is not None
-        removed = self.store.prune_runs()
+        started = self.clock()
+        config = self.config
+        plan = retention_plan(
+            config.settings.retention, now=started, baseline_days=config.scoring.baseline_days
+        )
+        result = PruneResult()
+        for step in prune_steps(self.store, plan):
+            result.rows[step.rule] += step.rows
+            result.batches += 1
+            if self.stop_event is not None and self.stop_event.is_set():
+                result.stopped = True
+                break
+            await asyncio.sleep(PRUNE_PAUSE_SECONDS)
         self.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self.store.conn.execute("PRAGMA optimize")
-        log.info("maintenance pruned_runs=%d", removed)
+        self.store.record_run(
+            "maintenance",
+            started_at=started,
+            finished_at=self.clock(),
+            ok=True,
+            summary={**result.rows, "batches": result.batches, "stopped": result.stopped},
+        )
+        log.info(
+            "maintenance %s batches=%d stopped=%s",
+            " ".join(f"{rule}={rows}" for rule, rows in result.rows.items()),
+            result.batches,
+            result.stopped,
+        )
 
     async def heartbeat_job(self) -> None:
         """Leave a trace for `monitor status`: the time, the health and the job counters."""
@@ -621,6 +658,8 @@ async def run_once(config: Config, *, now: datetime | None = None) -> pipeline.C
     _warn_if_undeliverable(config)
     with acquire_instance_lock(settings.db_path), Store.open(settings.db_path) as store:
         moment = now or utcnow()
+        with store.transaction():
+            mark_deployment(store, now=moment)  # demo/replay keep out
         store.sync_feeds(config.feeds, now=moment)
         async with Fetcher(settings.http) as fetcher:
             parsers = ParserPool.for_settings(settings.http)

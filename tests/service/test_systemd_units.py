@@ -22,8 +22,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT_DIR = ROOT / "systemd"
-SERVICES = ["monitor.service", "monitor-once.service"]
-ALL_UNITS = [*SERVICES, "monitor.timer"]
+DAEMON_SERVICES = ["monitor.service", "monitor-once.service"]
+SERVICES = [*DAEMON_SERVICES, "monitor-backup.service"]
+ALL_UNITS = [*SERVICES, "monitor.timer", "monitor-backup.timer"]
+# What the backup unit sets instead of the daemon's network access (it needs none).
+BACKUP_NETWORK = {
+    "RestrictAddressFamilies": ["AF_UNIX"],
+    "PrivateNetwork": ["yes"],
+    "IPAddressDeny": ["any"],
+}
 INSTALLED_PROGRAM = "/opt/monitor/venv/bin/monitor"
 MAX_EXPOSURE = 1.5
 THRESHOLD_TENTHS = 15  # --threshold is in tenths of the displayed exposure (checked below)
@@ -196,7 +203,43 @@ def test_verify_reports_a_broken_unit(
     assert expected in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("unit", SERVICES)
+def test_backup_service_has_the_daemons_hardening_and_no_network() -> None:
+    """The backup unit: the daemon's user, files and sandbox, with the network taken away
+    (and no SMTP credential: it sends nothing)."""
+    how_they_run = {
+        "Type",
+        "NotifyAccess",
+        "ExecStart",
+        "ExecStartPost",
+        "ExecReload",
+        "WatchdogSec",
+        "Restart",
+        "RestartSec",
+        "RestartPreventExitStatus",
+        "TimeoutStartSec",
+        "TimeoutStopSec",
+        "StateDirectory",
+        "LoadCredential",
+    }
+    daemon = service_section(UNIT_DIR / "monitor.service")
+    backup = service_section(UNIT_DIR / "monitor-backup.service")
+    expected = {k: v for k, v in daemon.items() if k not in how_they_run} | BACKUP_NETWORK
+    assert {k: v for k, v in backup.items() if k not in how_they_run} == expected
+    assert backup["StateDirectory"] == ["monitor monitor-backup"]
+    assert "LoadCredential" not in backup
+    [start] = backup["ExecStart"]
+    assert f"exec {INSTALLED_PROGRAM} --config /etc/monitor/monitor.toml backup " in start
+    # systemd turns %% into %: the file name gets date's UTC time stamp
+    assert "$(date -u +%%Y-%%m-%%dT%%H%%M%%SZ)" in start
+
+
+def test_backup_exposure_is_lower_than_the_daemons(analyze: str) -> None:
+    daemon = overall_exposure(security(analyze, UNIT_DIR / "monitor.service").stdout)
+    backup = overall_exposure(security(analyze, UNIT_DIR / "monitor-backup.service").stdout)
+    assert backup < daemon
+
+
+@pytest.mark.parametrize("unit", DAEMON_SERVICES)
 def test_smtp_password_is_a_credential_not_an_environment_variable(unit: str) -> None:
     directives = service_section(UNIT_DIR / unit)
     assert directives["LoadCredential"] == ["smtp-password:/etc/monitor/smtp-password"]
