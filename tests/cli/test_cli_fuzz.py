@@ -185,6 +185,8 @@ def option_values(place: Place) -> dict[str, st.SearchStrategy[list[str]]]:
             .map(lambda t: [t[0], *t[1]]),
         ),
         "poll-now": st.one_of(st.just(["--all"]), st.lists(texts(), max_size=3)),
+        "prune": opts(**{"--dry-run": flag}),
+        "backup": paths(place, "/copy.db").map(lambda p: [p]),
     }  # fmt: skip
 
 
@@ -241,7 +243,7 @@ def check_one_line_or_success(args: list[str], code: int, stderr: str) -> None:
 KNOWN = {
     "history", "alerts", "articles", "explain", "chart", "report", "feeds", "status",
     "check-config", "eval", "replay", "demo", "run", "test-email", "datasette", "init",
-    "config", "poll-now",
+    "config", "poll-now", "prune", "backup",
 }  # fmt: skip
 
 TRIED: list[int] = [0]
