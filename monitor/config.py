@@ -163,6 +163,18 @@ def load_alert_settings(
     return _parse_alerts(top.get("alerts"), root.child("alerts"))
 
 
+def load_theatre_ids(
+    *, indicators_path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """The ids of the watch list's theatres, read without compiling anything (the query
+    commands name them when asked for an unknown one)."""
+    environ = os.environ if env is None else env
+    source_name, raw_text = _indicators_source(indicators_path, environ)
+    top = _parse_yaml_document(raw_text, source=source_name)
+    theatres = top.get("theatres") if isinstance(top, dict) else None
+    return tuple(str(key) for key in theatres) if isinstance(theatres, dict) else ()
+
+
 def _indicators_source(
     indicators_path: str | os.PathLike[str] | None, env: Mapping[str, str]
 ) -> tuple[str, str]:

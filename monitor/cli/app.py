@@ -26,7 +26,14 @@ from monitor import __version__
 from monitor.cli import data_commands, ops_commands, output
 from monitor.cli import query_commands as cli_query
 from monitor.cli.common import Context, format_option, handle_errors, time_option, utcnow
-from monitor.cli.timeparse import parse_time
+from monitor.cli.conventions import (
+    TIME_HELP,
+    check_theatre,
+    chosen_theatre,
+    old_positional_theatre,
+    theatre_option,
+    time_window,
+)
 
 # `monitor run --once` exits with this (EX_TEMPFAIL in sysexits.h, "status=75/TEMPFAIL" in
 # systemctl) when every feed it polled failed, so the round stored nothing: a timer unit
@@ -34,10 +41,21 @@ from monitor.cli.timeparse import parse_time
 EXIT_ALL_FEEDS_FAILED = 75
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
-    if os.environ.get("MONITOR_LOG_LEVEL"):
-        level = getattr(logging, os.environ["MONITOR_LOG_LEVEL"].upper(), level)
+    wanted = os.environ.get("MONITOR_LOG_LEVEL", "").strip()
+    if wanted:
+        if wanted.upper() not in LOG_LEVELS:
+            click.echo(
+                f"monitor: MONITOR_LOG_LEVEL: unknown level {wanted!r} "
+                f"(use {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]})",
+                err=True,
+            )
+            sys.exit(2)
+        level = getattr(logging, wanted.upper())
     logging.basicConfig(
         level=level,
         format="%(levelname)s %(name)s: %(message)s",
@@ -242,11 +260,13 @@ def check_config(obj: Context) -> None:
 
 
 @cli.command()
-@click.option("--theatre", "-t", help="One theatre (default: all).")
-@click.option("--since", default="30d", show_default=True, help="7d, 2024-09-14, or an ISO time.")
-@click.option("--until", default=None, help="Default: now.")
+@theatre_option("One theatre (default: all).")
+@click.option("--since", default="30d", show_default=True, help=f"From. {TIME_HELP}.")
+@click.option("--until", default=None, help="To (default: now).")
 @click.option(
-    "--every", type=click.Choice(["1h", "1d", "1w"]), help="One row per period (peak score)."
+    "--every",
+    type=click.Choice(["1h", "1d", "1w"]),
+    help="One row per period: its peak score, the level at the peak and at the period's end.",
 )
 @format_option
 @click.pass_obj
@@ -254,25 +274,27 @@ def check_config(obj: Context) -> None:
 def history(
     obj: Context, theatre: str | None, since: str, until: str | None, every: str | None, fmt: str
 ) -> None:
-    """A theatre's score history."""
+    """A theatre's score history (default: the last 30 days, every theatre)."""
     from monitor.cli.query import history_report
 
+    now = utcnow()
+    start, end = time_window(since, until, now=now)
+    assert start is not None
     with obj.open_readonly() as store:
+        check_theatre(obj, store, theatre)
         click.echo(
             history_report(
-                store,
-                theatre_id=theatre,
-                since=parse_time(since, now=utcnow()),
-                until=time_option(until) or utcnow(),
-                every=every,
-                fmt=fmt,
+                store, theatre_id=theatre, since=start, until=end or now, every=every, fmt=fmt
             )
         )
 
 
 @cli.command()
-@click.option("--theatre", "-t", help="One theatre (default: all).")
-@click.option("--since", default=None, help="7d, 2024-09-14, or an ISO time.")
+@theatre_option("One theatre (default: all).")
+@click.option(
+    "--since", default=None, help=f"Created at or after (default: no limit). {TIME_HELP}."
+)
+@click.option("--until", default=None, help="Created at or before (default: no limit).")
 @click.option(
     "--status", type=click.Choice(["pending", "sent", "dead", "digest"]), help="Delivery status."
 )
@@ -280,13 +302,20 @@ def history(
 @click.pass_obj
 @handle_errors
 def alerts(
-    obj: Context, theatre: str | None, since: str | None, status: str | None, fmt: str
+    obj: Context,
+    theatre: str | None,
+    since: str | None,
+    until: str | None,
+    status: str | None,
+    fmt: str,
 ) -> None:
-    """Alerts and their delivery."""
+    """Alerts and their delivery, newest first (default: all of them, every theatre)."""
     from monitor import db
 
+    start, end = time_window(since, until, now=utcnow())
     with obj.open_readonly() as store:
-        rows = db.alert_rows(store, theatre_id=theatre, since=time_option(since), status=status)
+        check_theatre(obj, store, theatre)
+        rows = db.alert_rows(store, theatre_id=theatre, since=start, until=end, status=status)
         # people read the table: indicators by name, not by id (the ids from the database:
         # compiling the watch list's patterns would cost more than the query)
         ids = db.indicator_ids(store) if fmt == "table" else ()
@@ -326,22 +355,28 @@ def alerts(
 
 
 @cli.command()
-@click.argument("theatre")
+@theatre_option("The theatre (required).")
+@old_positional_theatre
 @click.option(
     "--at",
     "at_text",
     default=None,
-    help="The score point at or before this time (default: latest).",
+    help="The score point at or before this time (default: the latest).",
 )
 @format_option
 @click.pass_obj
 @handle_errors
-def explain(obj: Context, theatre: str, at_text: str | None, fmt: str) -> None:
+def explain(
+    obj: Context, theatre: str | None, old_theatre: str | None, at_text: str | None, fmt: str
+) -> None:
     """Why a theatre has its score: the contributing stories, largest first."""
     from monitor.cli.query import explain_report
 
+    theatre_id = chosen_theatre(theatre, old_theatre, command="explain")
+    at = time_option(at_text)
     with obj.open_readonly() as store:
-        click.echo(explain_report(store, theatre_id=theatre, at=time_option(at_text), fmt=fmt))
+        check_theatre(obj, store, theatre_id)
+        click.echo(explain_report(store, theatre_id=theatre_id, at=at, fmt=fmt))
 
 
 @cli.command("eval")
@@ -349,7 +384,14 @@ def explain(obj: Context, theatre: str, at_text: str | None, fmt: str) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-@click.option("--verbose", "show_errors", is_flag=True, help="List each miss and false alarm.")
+@click.option("--show-errors", "show_errors", is_flag=True, help="List each miss and false alarm.")
+@click.option(
+    "--verbose",
+    "old_verbose",
+    is_flag=True,
+    hidden=True,
+    help="Deprecated: --show-errors (the global -v is more log output).",
+)
 @click.option(
     "--fail-under",
     "fail_under",
@@ -360,16 +402,30 @@ def explain(obj: Context, theatre: str, at_text: str | None, fmt: str) -> None:
 @click.pass_obj
 @handle_errors
 def eval_command(
-    obj: Context, corpus: str, fmt: str, show_errors: bool, fail_under: float | None
+    obj: Context,
+    corpus: str,
+    fmt: str,
+    show_errors: bool,
+    old_verbose: bool,
+    fail_under: float | None,
 ) -> None:
     """Measure detection against a labelled corpus (precision, recall, F1).
 
     Items whose gold theatre is not a configured one are reported apart, not as misses.
     """
+    from monitor.cli.progress import progress_bar
     from monitor.lab.corpus import load_corpus
     from monitor.lab.evaluation import evaluate, fail_under_message, render_report
 
-    report = evaluate(load_corpus(corpus), obj.config.rules)
+    if old_verbose:
+        click.echo(
+            "monitor: note: `eval --verbose` is deprecated; use `eval --show-errors`", err=True
+        )
+        show_errors = True
+    items = load_corpus(corpus)
+    rules = obj.config.rules
+    with progress_bar(len(items), label="matching") as advance:
+        report = evaluate(items, rules, progress=advance)
     click.echo(render_report(report, fmt=fmt, verbose=show_errors))
     failed = None if fail_under is None else fail_under_message(report, fail_under)
     if failed is not None:
@@ -417,9 +473,10 @@ def test_notify(obj: Context, route: str | None) -> None:
     default=None,
     help="The moment the report describes (default: the newest score point).",
 )
+@theatre_option("Only this theatre (default: every theatre of the watch list).")
 @click.pass_obj
 @handle_errors
-def report(obj: Context, out_dir: str, at_text: str | None) -> None:
+def report(obj: Context, out_dir: str, at_text: str | None, theatre: str | None) -> None:
     """Write a static risk report (HTML, no JavaScript) of the database into a folder.
 
     \b
@@ -428,9 +485,18 @@ def report(obj: Context, out_dir: str, at_text: str | None) -> None:
     """
     from monitor.report.build import build_report, report_time
 
+    at = time_option(at_text)
+    config = obj.config
     with obj.open_readonly() as store:
-        now = time_option(at_text) or report_time(store, utcnow())
-        result = build_report(store, obj.config, Path(out_dir), now=now)
+        if theatre is not None and theatre not in config.rules.theatres:
+            check_theatre(obj, store, theatre)  # the database's ids, listed if unknown there too
+            raise click.BadParameter(
+                f"theatre {theatre!r} is not in the watch list "
+                f"(the report's theatres: {', '.join(config.rules.theatres)})",
+                param_hint="'--theatre' / '-t'",
+            )
+        now = at or report_time(store, utcnow())
+        result = build_report(store, config, Path(out_dir), now=now, theatre_id=theatre)
     note = "" if result.charts_available else " (no charts: pip install 'monitor[chart]')"
     click.echo(f"wrote {result.pages} pages and {result.charts} charts{note}")
     click.echo(str(result.index.resolve()))

@@ -11,6 +11,7 @@ the scheduler, the feed parser or numpy (tests/test_cli_startup.py).
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -86,7 +87,9 @@ class Context:
 
 
 def handle_errors(func: F) -> F:
-    """Turn expected failures into one line on stderr and the right exit status."""
+    """Turn expected failures into one line on stderr and the right exit status: 2 for a
+    usage or configuration error, 1 for a failure at run time (a `MonitorError`'s own
+    status, or an OS error on a path such as a folder that cannot be written)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -98,10 +101,25 @@ def handle_errors(func: F) -> F:
         except TimeArgumentError as exc:
             click.echo(f"monitor: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:
+            # a path the user named: unwritable, missing, a folder where a file goes...
+            click.echo(f"monitor: {describe_os_error(exc)}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line: the path and what went wrong with it ("demo-out: Permission denied")."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        path = os.fsdecode(exc.filename)
+        if exc.filename2 is not None:
+            return f"{path} -> {os.fsdecode(exc.filename2)}: {reason}"
+        return f"{path}: {reason}"
+    return reason
 
 
 def utcnow() -> datetime:

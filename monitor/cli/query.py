@@ -16,6 +16,20 @@ from monitor.cli import output
 from monitor.errors import MonitorError
 from monitor.models import from_iso, indicator_name, to_iso
 
+# `history --every` as a table: what each column of a period's row holds
+# (CSV and JSON keep the keys `at`, `score`, `level`: scripts read them)
+HISTORY_PERIOD_HEADERS = {
+    "at": "period",
+    "score": "peak",
+    "level": "level_at_end",
+    "change": "peak_change",
+}
+HISTORY_PERIOD_NOTE = (
+    "(period: when it starts; peak: its highest score; level_at_end: the level at its last "
+    "score point, which may be lower than the peak's; peak_change: since the previous "
+    "period's peak; points: score points in it)"
+)
+
 
 def history_report(
     store: db.Store,
@@ -33,7 +47,7 @@ def history_report(
         row["change"] = None if last is None else round(row["score"] - last, 1)
         previous[row["theatre_id"]] = row["score"]
     columns = ["theatre_id", "at", "score", "level", "change", "stories"]
-    if every:
+    if every:  # a period's row: `score` is its peak, `level` the level at its end
         columns.append("points")
     if fmt != "table":
         return output.render_rows(rows, columns=columns, fmt=fmt)
@@ -41,7 +55,15 @@ def history_report(
         return f"(no score points between {to_iso(since)} and {to_iso(until)})"
     from monitor.deliver.content import sparkline
 
-    table = output.render_rows(rows, columns=columns, fmt="table")
+    if every:
+        table = output.render_rows(
+            [{HISTORY_PERIOD_HEADERS.get(k, k): v for k, v in row.items()} for row in rows],
+            columns=[HISTORY_PERIOD_HEADERS.get(c, c) for c in columns],
+            fmt="table",
+        )
+        table += "\n" + HISTORY_PERIOD_NOTE
+    else:
+        table = output.render_rows(rows, columns=columns, fmt="table")
     lines = [table, ""]
     for theatre, group in groupby(rows, key=lambda r: r["theatre_id"]):
         values = [r["score"] for r in group]

@@ -9,32 +9,36 @@ never writes.
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from monitor.cli import output
 from monitor.cli.common import Context, handle_errors, utcnow
-from monitor.cli.timeparse import parse_time
-
-TIME_HELP = "7d, 12h, 2024-09-14, or an ISO time (UTC)."
-
-
-def _time(value: str | None, now: datetime) -> datetime | None:
-    return None if value is None else parse_time(value, now=now)
+from monitor.cli.conventions import (
+    TIME_HELP,
+    check_theatre,
+    chosen_theatre,
+    old_positional_theatre,
+    theatre_option,
+    time_window,
+)
 
 
 @click.command()
-@click.option("--theatre", "-t", help="Only articles with a detection for this theatre.")
+@theatre_option("Only articles with a detection for this theatre.")
 @click.option("--indicator", "-i", help="Only articles with this indicator detected.")
-@click.option("--since", default=None, help=f"Published at or after. {TIME_HELP}")
+@click.option(
+    "--since", default=None, help=f"Published at or after (default: no limit). {TIME_HELP}."
+)
 @click.option("--until", default=None, help="Published at or before (default: no limit).")
 @click.option(
     "--search",
     "-s",
-    help="Words that must all occur in the title or summary; end a word with * for a "
-    "prefix (границ* finds границе, границы).",
+    help="Words that must all occur in the title or summary, in any inflected form, "
+    "stemmed as the matcher stems English and Russian (clash finds clashes, граница "
+    "finds границе); end a word with * for a plain prefix (границ*).",
 )
 @click.option(
     "--limit", type=click.IntRange(1, 10_000), default=100, show_default=True, help="At most."
@@ -59,24 +63,27 @@ def articles(
     limit: int,
     fmt: str,
 ) -> None:
-    """Stored articles, newest first, with the indicators detected in each.
+    """Stored articles, newest first, with the indicators detected in each (default: all,
+    the newest --limit).
 
     \b
     Examples:
-      monitor articles --search "Batken border" --since 30d
-      monitor articles --theatre kg-tj --indicator border_clash --format csv
+      monitor articles --search "Batken clash" --since 2022-01-01
+      monitor articles --search граница --since 30d
+      monitor articles -t kg-tj --indicator border_clash --format csv
     """
     from monitor.cli.query import articles_report
 
-    now = utcnow()
+    start, end = time_window(since, until, now=utcnow())
     with obj.open_readonly() as store:
+        check_theatre(obj, store, theatre)
         click.echo(
             articles_report(
                 store,
                 theatre_id=theatre,
                 indicator_id=indicator,
-                since=_time(since, now),
-                until=_time(until, now),
+                since=start,
+                until=end,
                 search=search,
                 limit=limit,
                 fmt=fmt,
@@ -85,9 +92,10 @@ def articles(
 
 
 @click.command()
-@click.argument("theatre")
-@click.option("--since", default="90d", show_default=True, help=TIME_HELP)
-@click.option("--until", default=None, help="Default: now.")
+@theatre_option("The theatre (required).")
+@old_positional_theatre
+@click.option("--since", default="90d", show_default=True, help=f"From. {TIME_HELP}.")
+@click.option("--until", default=None, help="To (default: now).")
 @click.option(
     "--out",
     "out_path",
@@ -105,7 +113,13 @@ def articles(
 @click.pass_obj
 @handle_errors
 def chart(
-    obj: Context, theatre: str, since: str, until: str | None, out_path: str, top: int
+    obj: Context,
+    theatre: str | None,
+    old_theatre: str | None,
+    since: str,
+    until: str | None,
+    out_path: str,
+    top: int,
 ) -> None:
     """Draw a theatre's score over time with level bands, alerts and top stories.
 
@@ -114,6 +128,7 @@ def chart(
     from monitor.errors import MonitorError
     from monitor.report import plot as charts
 
+    theatre_id = chosen_theatre(theatre, old_theatre, command="chart")
     out = Path(out_path)
     try:
         charts.check_output_path(out)
@@ -121,8 +136,8 @@ def chart(
         raise click.BadParameter(str(exc), param_hint="--out") from None
     charts.require_matplotlib()
     now = utcnow()
-    start = _time(since, now)
-    end = _time(until, now) or now
+    start, until_time = time_window(since, until, now=now)
+    end = until_time or now
     assert start is not None
     if start >= end:
         raise click.BadParameter(
@@ -130,7 +145,10 @@ def chart(
         )
     levels = obj.config.scoring.levels
     with obj.open_readonly() as store:
-        data = charts.chart_data(store, theatre_id=theatre, since=start, until=end, top_stories=top)
+        check_theatre(obj, store, theatre_id)
+        data = charts.chart_data(
+            store, theatre_id=theatre_id, since=start, until=end, top_stories=top
+        )
     charts.render_chart(data, out, levels=levels)
     click.echo(
         f"wrote {out} ({len(data.points)} score points, {len(data.alerts)} alerts, "

@@ -17,6 +17,7 @@ import click
 
 from monitor.cli import output
 from monitor.cli.common import Context, handle_errors
+from monitor.cli.progress import progress_bar
 from monitor.cli.timeparse import parse_duration
 from monitor.lab.corpus import load_corpus
 from monitor.models import from_iso, to_iso
@@ -237,7 +238,8 @@ def _duration_option(name: str, text: str) -> timedelta:
     "--db",
     "db_path",
     type=click.Path(dir_okay=False),
-    help="Write the replay into this NEW database file (default: a temporary one, deleted after).",
+    hidden=True,
+    help="Deprecated: the global option, `monitor --db NEW.db replay`.",
 )
 @click.option(
     "--events",
@@ -270,7 +272,17 @@ def replay_command(
     lag: str,
     fmt: str,
 ) -> None:
-    """Replay a dated corpus through matching, scoring and alert rules; send nothing."""
+    """Replay a dated corpus through matching, scoring and alert rules; send nothing.
+
+    \b
+    The database is a temporary one, deleted after the run, unless the global
+    option names a NEW file to keep it in: `monitor --db NEW.db replay CORPUS`.
+    """
+    if db_path is not None:
+        click.echo(
+            "monitor: note: `replay --db FILE` is deprecated; use `monitor --db FILE replay`",
+            err=True,
+        )
     tick_span = _duration_option("--tick", tick)
     lookback_span = _duration_option("--lookback", lookback)
     lag_span = _duration_option("--lag", lag)
@@ -281,16 +293,28 @@ def replay_command(
     items = load_corpus(corpus)
     target = db_path or obj.db_path
     name = Path(corpus).name
-    if target is not None:
-        result = replay_corpus(
-            config, items, db_path=Path(target), corpus_name=name, tick=tick_span
-        )
-        result.db_path = str(target)
-    else:
-        with tempfile.TemporaryDirectory(prefix="monitor-replay-") as folder:
+    dated = sum(1 for item in items if item.published_at is not None)
+    with progress_bar(dated, label="replaying") as advance:
+        if target is not None:
             result = replay_corpus(
-                config, items, db_path=Path(folder) / "replay.db", corpus_name=name, tick=tick_span
+                config,
+                items,
+                db_path=Path(target),
+                corpus_name=name,
+                tick=tick_span,
+                progress=advance,
             )
+            result.db_path = str(target)
+        else:
+            with tempfile.TemporaryDirectory(prefix="monitor-replay-") as folder:
+                result = replay_corpus(
+                    config,
+                    items,
+                    db_path=Path(folder) / "replay.db",
+                    corpus_name=name,
+                    tick=tick_span,
+                    progress=advance,
+                )
     if events is not None:
         result.events = event_outcomes(events, result.alerts, lookback=lookback_span, lag=lag_span)
     if fmt == "json":

@@ -21,7 +21,10 @@ def parse_duration(text: str) -> timedelta:
     match = _RELATIVE.match(text)
     if not match:
         raise TimeArgumentError(f"not a duration: {text!r} (use e.g. 30m, 12h, 7d, 2w)")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+    except OverflowError:
+        raise TimeArgumentError(f"duration out of range: {text!r}") from None
 
 
 def parse_time(text: str, *, now: datetime) -> datetime:
@@ -30,7 +33,12 @@ def parse_time(text: str, *, now: datetime) -> datetime:
     from monitor.models import utc  # imported here: `--help` needs no models
 
     if _RELATIVE.match(text):
-        return utc(now) - parse_duration(text)
+        try:
+            return utc(now) - parse_duration(text)
+        except OverflowError:
+            raise TimeArgumentError(
+                f"time out of range: {text!r} reaches before the year 1"
+            ) from None
     if text.strip().lower() == "now":
         return utc(now)
     from dateutil import parser as date_parser  # only dates and timestamps need it

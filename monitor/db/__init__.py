@@ -17,6 +17,7 @@ The modules, one per thing stored:
 - `feeds`, `articles` (and stories), `matches`, `scores` (and contributions),
   `alerts` (alert state, alerts, the outbox), `runs`: one `Store` mixin each;
 - `reports`: the read-only queries behind the CLI, the report site, metrics and status;
+- `vocabulary`: the theatre ids the database knows, the words of its full-text index;
 - `writer`: the poll's single writer thread.
 - `retention`: the `[retention]` rules, applied in small batches, never to evidence.
 
@@ -49,7 +50,6 @@ from monitor.db.reports import (
     article_rows,
     explain_rows,
     feed_health_rows,
-    fts_query,
     history_rows,
     indicator_ids,
     last_run_rows,
@@ -68,6 +68,7 @@ from monitor.db.scores import (
     ScoreStore,
     stored_contributions,
 )
+from monitor.db.vocabulary import fts_index_terms, has_theatre, theatre_ids
 
 
 class Store(FeedStore, ArticleStore, MatchStore, ScoreStore, AlertStore, RunStore):
@@ -100,7 +101,8 @@ __all__ = [
     "connect",
     "explain_rows",
     "feed_health_rows",
-    "fts_query",
+    "fts_index_terms",
+    "has_theatre",
     "history_rows",
     "indicator_ids",
     "last_run_rows",
@@ -110,5 +112,6 @@ __all__ = [
     "report_alert_rows",
     "stored_contributions",
     "story_article_rows",
+    "theatre_ids",
     "top_story_rows",
 ]

@@ -139,15 +139,20 @@ def article_rows(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Stored articles, newest first: full-text `search` over title and summary (each word
-    must occur; `word*` matches a prefix), and/or those with a counted match for a theatre
-    or indicator. With a search, `snippet` shows the words found in context."""
+    must occur in any form with its stem, as the matcher stems; `word*` matches a prefix),
+    and/or those with a counted match for a theatre or indicator. With a search, `snippet`
+    shows the words found in context."""
 
     # Each source: SQL giving candidate article ids (a WHERE clause last), the name of its
     # id column, and its parameters.
     sources: list[tuple[str, str, list[Any]]] = []
     query = None
     if search:
-        query = fts_query(search)
+        # imported here: the stemmers cost a search 40-80 ms to load, other listings nothing
+        from monitor.db.vocabulary import fts_index_terms
+        from monitor.detect.stem_search import stemmed_fts_query
+
+        query = stemmed_fts_query(search, lambda prefix: fts_index_terms(store, prefix))
         if not query:
             return []
         sources.append(
@@ -265,20 +270,6 @@ def article_match_rows(store: Store, article_ids: Sequence[int]) -> list[dict[st
         """,
         [*article_ids, EVENT_CONFIDENCE],
     )
-
-
-def fts_query(text: str) -> str:
-    """Quote each word so user text is searched for, never parsed as FTS syntax.
-
-    Every word must occur (FTS5's implicit AND); a word ending in `*` matches as a prefix
-    (`границ*` finds границе, границы), which helps with Russian endings."""
-    terms = []
-    for word in text.split():
-        prefix = word.endswith("*")
-        clean = word.replace('"', "").rstrip("*")
-        if clean:
-            terms.append(f'"{clean}"' + ("*" if prefix else ""))
-    return " ".join(terms)
 
 
 def explain_rows(

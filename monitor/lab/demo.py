@@ -304,11 +304,12 @@ async def _run_demo(
     if report is not None:
         echo(f"Report:    {report}")
     echo(
-        f"Emails:    {mail_dir / 'eml'} (.eml files, {total_received} received this run) and {mail_dir / 'Maildir'}"
+        f"Emails:    {sink.eml_dir} (.eml files, {total_received} received this run) and {sink.maildir_path} (a Maildir)"
     )
     prog = _program_name()
     echo(f"Try:       {prog} --db {database} history -t kg-tj --since 2021-01-01 --every 1w")
-    echo(f"           {prog} --db {database} explain kg-tj --at 2022-09-17")
+    echo(f"           {prog} --db {database} explain -t kg-tj --at 2022-09-17")
+    echo(f'           {prog} --db {database} articles --search "Batken clash"')
     echo(f"           {prog} --db {database} alerts")
     return DemoResult(
         db_path=database,

@@ -34,7 +34,7 @@ Definitions:
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from tabulate import tabulate
@@ -281,11 +281,21 @@ def _scores(
     )
 
 
-def evaluate(items: Sequence[CorpusItem], rules: RuleSet) -> EvalReport:
-    """Run the matcher over `items` and score it against their labels."""
+def evaluate(
+    items: Sequence[CorpusItem],
+    rules: RuleSet,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> EvalReport:
+    """Run the matcher over `items` and score it against their labels (`progress` is
+    called with 1 after each item is matched)."""
     labels = tuple(label for label in SCORED_LABELS if label in rules.indicators)
     theatres = tuple(rules.theatres)
-    results = {item.id: match_article(item.article(), rules) for item in items}
+    results: dict[str, list[Match]] = {}
+    for item in items:
+        results[item.id] = match_article(item.article(), rules)
+        if progress is not None:
+            progress(1)
     languages = sorted({item.lang for item in items})
     by_language = {
         language: _scores(

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
@@ -343,11 +343,13 @@ def replay_corpus(
     corpus_name: str,
     tick: timedelta = timedelta(days=1),
     skip_quiet: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Replay the dated `items` into a new database at `db_path` and summarise what happened.
 
     `skip_quiet=False` ticks through every quiet stretch too (slower; same points from each
-    item on, which the tests check).
+    item on, which the tests check). `progress` is called with the number of dated items
+    each moment has just replayed.
     """
     if tick < MIN_TICK:
         raise ReplayError(f"--tick must be at least {duration_text(MIN_TICK)}")
@@ -424,6 +426,8 @@ def replay_corpus(
                 now = item_time if item_time is not None and item_time < next_tick else next_tick
                 while index < len(groups) and groups[index][0] == now:
                     _ingest(store, run_config, feeds_by_source, groups[index][1], now, rng, poll)
+                    if progress is not None:
+                        progress(len(groups[index][1]))
                     index += 1
                 summary = pipeline.score_theatres(store, run_config, now=now)
                 result.moments += 1

@@ -32,10 +32,18 @@ class ReportResult:
     seconds: float
 
 
-def build_report(store: db.Store, config: Config, out_dir: Path, *, now: datetime) -> ReportResult:
-    """Write the report of the database as of `now` into `out_dir` (replaced whole)."""
+def build_report(
+    store: db.Store,
+    config: Config,
+    out_dir: Path,
+    *,
+    now: datetime,
+    theatre_id: str | None = None,
+) -> ReportResult:
+    """Write the report of the database as of `now` into `out_dir` (replaced whole); with
+    `theatre_id`, of that theatre only."""
     started = time.perf_counter()
-    data = read_report(store, config, now=now)
+    data = read_report(store, config, now=now, theatre_id=theatre_id)
     drawing = charts.is_available()
     written_pages = 0
     chart_files: set[str] = set()

@@ -90,14 +90,19 @@ class ReportData:
     indicator_ids: tuple[str, ...]
 
 
-def read_report(store: db.Store, config: Config, *, now: datetime) -> ReportData:
+def read_report(
+    store: db.Store, config: Config, *, now: datetime, theatre_id: str | None = None
+) -> ReportData:
+    """What the report shows as of `now`: every theatre of the watch list, or `theatre_id`
+    alone (and only its alerts)."""
     theatres = [
-        _theatre(store, theatre_id, theatre.name, theatre.kind, now=now)
-        for theatre_id, theatre in config.rules.theatres.items()
+        _theatre(store, key, theatre.name, theatre.kind, now=now)
+        for key, theatre in config.rules.theatres.items()
+        if theatre_id is None or key == theatre_id
     ]
     alerts = [
         AlertData(row=row, email_text=_email_text(db.alert_message(store, int(row["id"]))))
-        for row in db.report_alert_rows(store, until=now, limit=ALERT_PAGES)
+        for row in db.report_alert_rows(store, theatre_id=theatre_id, until=now, limit=ALERT_PAGES)
     ]
     return ReportData(
         now=now,

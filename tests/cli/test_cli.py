@@ -103,11 +103,21 @@ def test_alerts_filters(prepared: Path) -> None:
 
 
 def test_explain_lists_the_evidence(prepared: Path) -> None:
-    code, out, _ = invoke("--db", str(prepared), "explain", "kg-tj", "--at", "2022-09-16T12:00Z")
+    code, out, _ = invoke(
+        "--db", str(prepared), "explain", "-t", "kg-tj", "--at", "2022-09-16T12:00Z"
+    )
     assert code == 0
     assert "score 60 (high)" in out and "border clash" in out and "Guards exchanged fire" in out
     code, out, _ = invoke(
-        "--db", str(prepared), "explain", "kg-tj", "--at", "2022-09-16T12:00Z", "--format", "json"
+        "--db",
+        str(prepared),
+        "explain",
+        "-t",
+        "kg-tj",
+        "--at",
+        "2022-09-16T12:00Z",
+        "--format",
+        "json",
     )
     data = json.loads(out)
     assert (
@@ -117,8 +127,11 @@ def test_explain_lists_the_evidence(prepared: Path) -> None:
 
 
 def test_explain_unknown_theatre_is_one_line(prepared: Path) -> None:
-    code, _, err = invoke("--db", str(prepared), "explain", "xx-yy")
-    assert code == 1 and err.strip().startswith("monitor: no score for theatre 'xx-yy'")
+    code, _, err = invoke("--db", str(prepared), "explain", "-t", "xx-yy")
+    assert code == 2 and err.strip().endswith(
+        "Error: Invalid value for '--theatre' / '-t': unknown theatre 'xx-yy' "
+        "(known: am-az, csto, kg-tj)"
+    )
     assert "Traceback" not in err
 
 
@@ -152,7 +165,7 @@ def test_check_config_bad_file_exits_2_with_one_line(tmp_path: Path) -> None:
 
 def test_cli_never_writes(prepared: Path) -> None:
     before = prepared.read_bytes()
-    for args in (["history"], ["alerts"], ["feeds"], ["explain", "kg-tj"]):
+    for args in (["history"], ["alerts"], ["feeds"], ["explain", "-t", "kg-tj"]):
         invoke("--db", str(prepared), *args)
     assert prepared.read_bytes() == before
 
@@ -254,7 +267,7 @@ def test_listing_commands(databases: dict[str, Path], command: str, kind: str, f
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
 @pytest.mark.parametrize("kind", ["full", "gappy", "empty"])
 def test_explain_every_format(databases: dict[str, Path], kind: str, fmt: str) -> None:
-    code, out, err = invoke("--db", str(databases[kind]), "explain", "kg-tj", "--format", fmt)
+    code, out, err = invoke("--db", str(databases[kind]), "explain", "-t", "kg-tj", "--format", fmt)
     if kind == "empty":
         assert code == 1 and out == "" and err.startswith("monitor: no score for theatre 'kg-tj'")
         return

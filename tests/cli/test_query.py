@@ -36,36 +36,6 @@ def ids_of(rows: list[dict[str, Any]]) -> list[str]:
     return [r["url"].rsplit("/", 1)[-1].replace("clash", "e1") for r in rows]
 
 
-# -- full-text query text ----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("Batken", '"Batken"'),
-        ("  two   words ", '"two" "words"'),
-        ('say "AND" OR', '"say" "AND" "OR"'),
-        ("NEAR(a b)", '"NEAR(a" "b)"'),
-        ("границ*", '"границ"*'),
-        ("*", ""),
-        ('"', ""),
-        ("", ""),
-    ],
-    ids=[
-        "word",
-        "spaces",
-        "operators-quoted",
-        "near-quoted",
-        "prefix",
-        "star-only",
-        "quote-only",
-        "empty",
-    ],
-)
-def test_fts_query_quotes_every_word(text: str, expected: str) -> None:
-    assert db.fts_query(text) == expected
-
-
 # -- articles ----------------------------------------------------------------
 
 
@@ -76,7 +46,12 @@ def test_fts_query_quotes_every_word(text: str, expected: str) -> None:
         ({"search": "batken guards"}, ["e1"]),
         ({"search": "Batken", "theatre_id": "kg-tj"}, ["e1"]),  # e3 is a denial
         ({"search": "границ*"}, ["r1"]),
-        ({"search": "граница"}, []),  # no stemming: the prefix form finds the endings
+        ({"search": "граница"}, ["r1"]),  # stemmed as the matcher stems: границе, границы
+        ({"search": "clashes"}, ["e3"]),  # "clash"
+        ({"search": "guard"}, ["e1"]),  # "guards"
+        ({"search": "country shelling"}, []),  # each word must occur (in some form)
+        ({"search": "country"}, ["e4"]),  # "countries": Porter2's stem "countri"
+        ({"search": "shell"}, ["e2"]),  # "shelled", "shelling"
         ({"search": 'Dushanbe "AND'}, []),
         ({"search": "*"}, []),
         ({"indicator_id": "border_clash"}, ["r1", "e1", "e2"]),
@@ -89,7 +64,8 @@ def test_fts_query_quotes_every_word(text: str, expected: str) -> None:
     ],
     ids=[
         "word", "two-words-all-must-occur", "word-and-theatre-skips-denial", "ru-prefix",
-        "ru-exact-form", "fts-syntax-is-text", "nothing-to-search", "indicator", "theatre",
+        "ru-other-form", "en-plural-finds-singular", "en-singular-finds-plural",
+        "all-words-must-occur-stemmed", "en-y-to-ies", "en-verb-forms", "fts-syntax-is-text", "nothing-to-search", "indicator", "theatre",
         "theatre-and-indicator", "since", "until", "word-since", "everything-newest-first",
     ],
 )  # fmt: skip

@@ -29,7 +29,7 @@ QUERIES = [
     ["history", "--since", "2022-09-01", "--until", "2022-10-01", "--format", "json"],
     ["alerts", "--format", "json"],
     ["articles", "--search", "Batken", "--format", "json"],
-    ["explain", "kg-tj", "--format", "json"],
+    ["explain", "-t", "kg-tj", "--format", "json"],
     ["feeds", "--format", "json"],
 ]
 

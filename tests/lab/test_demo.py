@@ -109,3 +109,59 @@ def test_clock_steps_cover_every_item_in_order() -> None:
     for item in items:
         # every item is polled soon after it is published, not merely at some later time
         assert any(item.published_at < step <= item.published_at + POLL_DELAY for step in steps)
+
+
+def _cli_lines(lines: list[str], prefix: str) -> list[list[str]]:
+    """The monitor command lines among `lines` (after `prefix`), split as a shell would."""
+    import shlex
+
+    found = []
+    for line in lines:
+        text = line.strip()
+        if text.startswith("Try:"):
+            text = text[len("Try:") :].strip()
+        if text.startswith(prefix):
+            found.append(shlex.split(text[len(prefix) :]))
+    return found
+
+
+def test_demo_closing_lines_name_what_is_there(
+    demo_run: tuple[Path, DemoResult, list[str]],
+) -> None:
+    """The folders the demo names exist as named (its Maildir is `maildir`, issue 15), and
+    each command it suggests runs and finds something."""
+    from click.testing import CliRunner
+
+    from monitor.cli.app import cli
+
+    out, result, lines = demo_run
+    [emails] = [line for line in lines if line.startswith("Emails:")]
+    named = [Path(word) for word in emails.split() if word.startswith(str(out))]
+    assert named == [result.mail_dir / "eml", result.mail_dir / "maildir"]
+    assert all(path.is_dir() for path in named)
+    suggested = _cli_lines([line for line in lines if f" --db {result.db_path} " in line], "")
+    commands = [args[args.index("--db") + 2 :] for args in suggested]
+    assert [c[0] for c in commands] == ["history", "explain", "articles", "alerts"]
+    for args in commands:
+        run = CliRunner().invoke(cli, ["--db", str(result.db_path), *args])
+        assert run.exit_code == 0 and run.stderr == "", (args, run.stderr)
+        assert "(no " not in run.stdout and len(run.stdout.splitlines()) >= 3, args
+
+
+def test_readme_examples_find_something_on_the_demo_database(
+    demo_run: tuple[Path, DemoResult, list[str]],
+) -> None:
+    """Every `monitor --db demo-output/monitor.db …` line of the README (the stemmed
+    search among them: "Batken clash" finds "clashes") answers with rows."""
+    from click.testing import CliRunner
+
+    from monitor.cli.app import cli
+
+    _, result, _ = demo_run
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    commands = _cli_lines(readme.splitlines(), ".venv/bin/monitor --db demo-output/monitor.db ")
+    assert any(args[:2] == ["articles", "--search"] for args in commands)
+    for args in commands:
+        run = CliRunner().invoke(cli, ["--db", str(result.db_path), *args])
+        assert run.exit_code == 0 and run.stderr == "", (args, run.stderr)
+        assert "(no " not in run.stdout and len(run.stdout.splitlines()) >= 3, args

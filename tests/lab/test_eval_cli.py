@@ -82,7 +82,7 @@ def test_table_has_a_section_for_items_outside_the_theatres() -> None:
 
 
 def test_verbose_lists_only_the_real_miss() -> None:
-    payload = _json("--verbose")
+    payload = _json("--show-errors")
     assert [case["item"] for case in payload["misses"]] == ["ru-shots"]
     assert [case["item"] for case in payload["false_alarms"]] == ["en-uz-enclave", "ru-karabakh"]
 
@@ -156,7 +156,7 @@ STABLE_CASE = {
 
 
 def test_json_keeps_every_key_it_had() -> None:
-    payload = _json("--verbose")
+    payload = _json("--show-errors")
     assert set(payload) >= STABLE_TOP
     for scores in [payload["overall"], *payload["by_language"].values()]:
         assert set(scores) >= STABLE_SCORES

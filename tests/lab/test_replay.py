@@ -174,7 +174,7 @@ def test_replay_twice_gives_identical_output(
 @pytest.mark.skipif(not DEV_CORPUS.exists(), reason="tests/fixtures/corpus/dev.jsonl not present")
 def test_cli_replays_the_dev_corpus_skipping_undated_items(tmp_path: Path) -> None:
     target = tmp_path / "dev.db"
-    run = _cli(["replay", str(DEV_CORPUS), "--db", str(target), "--format", "json"])
+    run = _cli(["--db", str(target), "replay", str(DEV_CORPUS), "--format", "json"])
     assert run.exit_code == 0, run.output
     report = json.loads(run.output)
     raw = [json.loads(line) for line in DEV_CORPUS.read_text(encoding="utf-8").splitlines() if line]
@@ -267,7 +267,7 @@ def test_existing_database_is_refused_and_left_untouched(tmp_path: Path) -> None
         store.sync_feeds([], now=T0)
     before = existing.read_bytes()
     for args in (
-        ["replay", str(DEMO_ITEMS), "--db", str(existing)],
+        ["replay", str(DEMO_ITEMS), "--db", str(existing)],  # deprecated, still refused
         ["--db", str(existing), "replay", str(DEMO_ITEMS)],
     ):
         run = _cli(args)

@@ -109,7 +109,9 @@ def test_stories_that_peak_together_share_a_marker() -> None:
 
 @pytest.mark.parametrize("name", ["c.jpg", "c", "c.pdf"])
 def test_only_png_and_svg(prepared: Path, tmp_path: Path, name: str) -> None:
-    code, _, err = invoke("--db", str(prepared), "chart", "kg-tj", "--out", str(tmp_path / name))
+    code, _, err = invoke(
+        "--db", str(prepared), "chart", "-t", "kg-tj", "--out", str(tmp_path / name)
+    )
     assert code == 2 and "must end in .png or .svg" in err
     assert not (tmp_path / name).exists()
 
@@ -119,7 +121,7 @@ def test_without_matplotlib_one_line_names_the_extra(
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
     code, out, err = invoke(
-        "--db", str(prepared), "chart", "kg-tj", "--out", str(tmp_path / "c.png")
+        "--db", str(prepared), "chart", "-t", "kg-tj", "--out", str(tmp_path / "c.png")
     )
     assert code == 1 and out == ""
     assert err == (
@@ -137,7 +139,7 @@ def test_chart_is_written(prepared: Path, tmp_path: Path, suffix: str) -> None:
     needs_matplotlib()
     out = tmp_path / "charts" / f"kg-tj{suffix}"
     code, stdout, err = invoke(
-        "--db", str(prepared), "chart", "kg-tj", "--since", "2022-09-01", "--until", "2022-10-01",
+        "--db", str(prepared), "chart", "-t", "kg-tj", "--since", "2022-09-01", "--until", "2022-10-01",
         "--out", str(out),
     )  # fmt: skip
     assert code == 0, err
@@ -155,6 +157,16 @@ def test_chart_is_written(prepared: Path, tmp_path: Path, suffix: str) -> None:
 
 def test_chart_of_an_unknown_theatre_is_one_line(prepared: Path, tmp_path: Path) -> None:
     needs_matplotlib()
-    code, _, err = invoke("--db", str(prepared), "chart", "xx-yy", "--out", str(tmp_path / "c.png"))
-    assert code == 1 and err.startswith("monitor: no score points for theatre 'xx-yy'")
+    out = str(tmp_path / "c.png")
+    code, _, err = invoke("--db", str(prepared), "chart", "-t", "xx-yy", "--out", out)
+    assert (
+        code == 2 and "Error: Invalid value for '--theatre' / '-t': unknown theatre 'xx-yy'" in err
+    )
+    assert not (tmp_path / "c.png").exists()
+    # a known theatre without points in the window: one line, exit 1
+    code, _, err = invoke(
+        "--db", str(prepared), "chart", "-t", "kg-tj", "--since", "2030-01-01",
+        "--until", "2030-02-01", "--out", out,
+    )  # fmt: skip
+    assert code == 1 and err.startswith("monitor: no score points for theatre 'kg-tj'")
     assert err.count("\n") == 1 and not (tmp_path / "c.png").exists()

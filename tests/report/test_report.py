@@ -71,7 +71,7 @@ def test_report_numbers_match_history_and_explain(
         )
     )
     explained = json.loads(
-        run("--db", str(database), "explain", "kg-tj", "--at", AT, "--format", "json")
+        run("--db", str(database), "explain", "-t", "kg-tj", "--at", AT, "--format", "json")
     )
     last = history[-1]
     assert explained["score"]["at"] == last["at"]

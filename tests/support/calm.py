@@ -99,16 +99,16 @@ class CalmFigure:
 
 
 def replay_calm(corpus: Path, db_path: Path) -> CalmFigure:
-    """`monitor replay CORPUS --db DB --format json`, then what it alerted and matched."""
+    """`monitor --db DB replay CORPUS --format json`, then what it alerted and matched."""
     run = CliRunner().invoke(
         cli,
         [
             "--indicators",
             str(INDICATORS),
-            "replay",
-            str(corpus),
             "--db",
             str(db_path),
+            "replay",
+            str(corpus),
             "--format",
             "json",
         ],
