@@ -44,6 +44,32 @@ STORY_WINDOW_DAYS = 3
 CROSS_LANGUAGE_CANDIDATES = 64
 
 
+# One side of the walk of `story_signs` from a new event story's time (`_event_candidates`):
+# each row checked against the story and its matches as they are now.
+_SIGN_SIDE_SQL = """
+    SELECT g.story_id, g.published_at,
+           abs(julianday(g.published_at) - julianday(:at)) AS distance
+    FROM story_signs g JOIN stories s ON s.id = g.story_id
+    WHERE g.theatre_id = :theatre AND g.indicator_id = :indicator AND {side}
+      AND g.published_at = s.published_at AND g.story_id != :new AND s.merged_into IS NULL
+      AND EXISTS (SELECT 1 FROM matches m WHERE m.story_id = g.story_id
+                  AND m.confidence >= :events AND m.theatre_id = :theatre
+                  AND m.indicator_id = :indicator AND m.occurred_at BETWEEN :low AND :high)
+      AND NOT EXISTS (SELECT 1 FROM articles a
+                      WHERE a.story_id = g.story_id AND a.language = :language)
+    {order}
+"""
+_LATER = {
+    "side": "g.published_at BETWEEN :at AND :until",
+    "order": "ORDER BY g.published_at, g.story_id LIMIT :limit",
+}
+_EARLIER = {
+    "side": "g.published_at >= :since AND g.published_at < :at",
+    "order": "ORDER BY g.published_at DESC, g.story_id DESC LIMIT :limit",
+}
+_TIED = {"side": "g.published_at = :boundary AND g.published_at < :at", "order": ""}
+
+
 NAMES_CACHE_MAX = 50_000  # article texts whose names the cross-language join remembers
 
 
@@ -275,43 +301,37 @@ class ArticleStore(StoreBase):
         """Stories with an event match of one of `new`'s signs in the time window, in no
         language of `new`'s (what `shared_event_names` refuses anyway is ruled out in SQL,
         before any story's names are read); at most CROSS_LANGUAGE_CANDIDATES of them,
-        the nearest in time, so a burst of one sign costs each new story a bounded look."""
+        the nearest in time, so a burst of one sign costs each new story a bounded look.
+
+        Found through `story_signs`, walked outward from `new`'s time on each side and
+        stopped at the nearest CROSS_LANGUAGE_CANDIDATES that pass: the same stories as
+        sorting every story of the sign in the window by (distance, id), at a cost that
+        does not grow with the window."""
         span = timedelta(hours=CROSS_LANGUAGE_WINDOW_HOURS)
-        # occurred_at is the earlier of publication and first sight: a day of slack
-        low = to_iso(new.published_at - span - timedelta(days=1))
-        high = to_iso(new.published_at + span)
         [language] = new.languages  # a new event story is in one language
-        published = to_iso(new.published_at)
+        params: dict[str, object] = {
+            "at": to_iso(new.published_at),
+            "since": to_iso(new.published_at - span),
+            "until": to_iso(new.published_at + span),
+            # occurred_at is the earlier of publication and first sight: a day of slack
+            "low": to_iso(new.published_at - span - timedelta(days=1)),
+            "high": to_iso(new.published_at + span),
+            "events": EVENT_CONFIDENCE,
+            "new": new.story_id,
+            "language": language,
+            "limit": CROSS_LANGUAGE_CANDIDATES,
+        }
         found: dict[int, tuple[float, str]] = {}
         for theatre_id, indicator_id in sorted(new.events):
-            for story_id, story_published, distance in self.conn.execute(
-                """
-                SELECT s.id, s.published_at,
-                       abs(julianday(s.published_at) - julianday(?)) AS distance
-                FROM stories s
-                WHERE s.id IN (SELECT story_id FROM matches WHERE theatre_id = ?
-                               AND indicator_id = ? AND occurred_at BETWEEN ? AND ?
-                               AND confidence >= ?)
-                  AND s.id != ? AND s.merged_into IS NULL
-                  AND s.published_at BETWEEN ? AND ?
-                  AND NOT EXISTS (SELECT 1 FROM articles a
-                                  WHERE a.story_id = s.id AND a.language = ?)
-                ORDER BY distance, s.id LIMIT ?
-                """,
-                (
-                    published,
-                    theatre_id,
-                    indicator_id,
-                    low,
-                    high,
-                    EVENT_CONFIDENCE,
-                    new.story_id,
-                    to_iso(new.published_at - span),
-                    to_iso(new.published_at + span),
-                    language,
-                    CROSS_LANGUAGE_CANDIDATES,
-                ),
-            ):
+            sign = {**params, "theatre": theatre_id, "indicator": indicator_id}
+            later = self.conn.execute(_SIGN_SIDE_SQL.format(**_LATER), sign).fetchall()
+            earlier = self.conn.execute(_SIGN_SIDE_SQL.format(**_EARLIER), sign).fetchall()
+            if len(earlier) == CROSS_LANGUAGE_CANDIDATES:
+                # Walked newest first, ties broken by the larger id: the stories tied
+                # with the last one at its time may hold a smaller id that sorts first.
+                tied = {**sign, "boundary": earlier[-1][1]}
+                earlier += self.conn.execute(_SIGN_SIDE_SQL.format(**_TIED), tied).fetchall()
+            for story_id, story_published, distance in (*later, *earlier):
                 found[int(story_id)] = (float(distance), str(story_published))
         nearest = sorted(found.items(), key=lambda item: (item[1][0], item[0]))
         return [

@@ -502,12 +502,56 @@ def _index_story_title(
     )
 
 
+def _migration_6_story_signs(db: sqlite_utils.Database) -> None:
+    """The cross-language join's candidates through an index (issue 17): one row per story
+    and warning sign (theatre, indicator) it has a match of, keyed by the story's
+    publication time, kept by triggers on `matches` (an insert, a changed confidence, a
+    match moved to another story by a join). `Store._event_candidates` walks it outward
+    from a new story's time and stops at the few nearest, instead of reading every match
+    of the sign in the window; it checks each row against `matches` again, so a row left
+    behind by a withdrawn match or a joined story costs a look, never a decision."""
+    db.execute(
+        """
+        CREATE TABLE story_signs (
+            theatre_id TEXT NOT NULL,
+            indicator_id TEXT NOT NULL,
+            published_at TEXT NOT NULL,
+            story_id INTEGER NOT NULL REFERENCES stories(id),
+            PRIMARY KEY (theatre_id, indicator_id, published_at, story_id)
+        ) WITHOUT ROWID
+        """
+    )
+    post = """
+        INSERT OR IGNORE INTO story_signs (theatre_id, indicator_id, published_at, story_id)
+        SELECT new.theatre_id, new.indicator_id, s.published_at, s.id FROM stories s
+        WHERE s.id = new.story_id AND s.published_at IS NOT NULL;
+    """
+    db.execute(
+        "CREATE TRIGGER story_signs_after_match_insert AFTER INSERT ON matches "
+        f"WHEN new.confidence > 0 AND new.story_id IS NOT NULL BEGIN {post} END"
+    )
+    db.execute(
+        "CREATE TRIGGER story_signs_after_match_update "
+        "AFTER UPDATE OF confidence, story_id ON matches "
+        f"WHEN new.confidence > 0 AND new.story_id IS NOT NULL BEGIN {post} END"
+    )
+    db.execute(
+        """
+        INSERT OR IGNORE INTO story_signs (theatre_id, indicator_id, published_at, story_id)
+        SELECT DISTINCT m.theatre_id, m.indicator_id, s.published_at, s.id
+        FROM matches m JOIN stories s ON s.id = m.story_id
+        WHERE m.confidence > 0 AND s.published_at IS NOT NULL
+        """
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
     _migration_3_alert_watermarks,
     _migration_4_alert_log_delivery,
     _migration_5_story_title_index,
+    _migration_6_story_signs,
 )
 
 
