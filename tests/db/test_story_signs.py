@@ -136,7 +136,7 @@ def test_story_signs_follow_matches_moved_by_a_join(store: db.Store) -> None:
     b, _ = add_story(store, rng, 2, T0 + timedelta(hours=3))
     signs_a = set(
         store.conn.execute(
-            "SELECT theatre_id, indicator_id FROM matches WHERE story_id = ? AND confidence > 0",
+            "SELECT theatre_id, indicator_id FROM matches WHERE story_id = ? AND confidence >= 0.5",
             (a,),
         ).fetchall()
     )
