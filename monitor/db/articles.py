@@ -48,14 +48,15 @@ CROSS_LANGUAGE_CANDIDATES = 64
 
 
 # One side of the walk of `story_signs` from a new event story's time (`_event_candidates`):
-# each row checked against the story and its matches as they are now.
+# each row checked against the story and its matches as they are now (a row's
+# published_at is its story's, which never changes once the story is stored).
 _SIGN_SIDE_SQL = """
     SELECT DISTINCT g.story_id, g.published_at,
            abs(julianday(g.published_at) - julianday(:at)) AS distance
     FROM story_signs g JOIN stories s ON s.id = g.story_id
     WHERE g.theatre_id = :theatre AND g.indicator_id = :indicator AND {side}
       AND g.language != :language
-      AND g.published_at = s.published_at AND g.story_id != :new AND s.merged_into IS NULL
+      AND g.story_id != :new AND s.merged_into IS NULL
       AND EXISTS (SELECT 1 FROM matches m INDEXED BY idx_matches_story_id_confidence
                   WHERE m.story_id = g.story_id
                   AND m.confidence >= :events AND m.theatre_id = :theatre

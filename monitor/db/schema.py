@@ -526,6 +526,8 @@ def _migration_6_story_signs(db: sqlite_utils.Database) -> None:
         ) WITHOUT ROWID
         """
     )
+    # The walk's "no article in the new story's language", without reading article rows.
+    db.execute("CREATE INDEX idx_articles_story_id_language ON articles (story_id, language)")
     # Not INSERT OR IGNORE: inside a trigger the statement that fired it (an upsert of
     # `store_matches`) imposes its own conflict policy.
     post = """
