@@ -236,6 +236,14 @@ def parse_indicators_text(raw_text: str, *, source: str) -> WatchList:
     return WatchList(feeds=feeds, scoring=scoring, alerts=alerts, rules=rules)
 
 
+def parse_feed_list(raw_text: str, *, source: str) -> tuple[Feed, ...]:
+    """The `feeds` section alone, checked as `parse_indicators_text` checks it, without
+    compiling the rules (`monitor feeds add` re-reads its edit with this)."""
+    root = v.Location(source)
+    top = v.mapping(_parse_yaml_document(raw_text, source=source), root, allowed=_TOP_KEYS)
+    return _parse_feeds(top.get("feeds"), root.child("feeds"))
+
+
 _FEED_KEYS = ("id", "name", "url", "source_weight", "interval_minutes", "language")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.cli import output
+from monitor.cli import ops_commands, output
 from monitor.cli import query_commands as cli_query
 from monitor.cli.common import Context, format_option, handle_errors, time_option, utcnow
 from monitor.cli.timeparse import parse_time
@@ -301,18 +301,6 @@ def alerts(
 
 
 @cli.command()
-@format_option
-@click.pass_obj
-@handle_errors
-def feeds(obj: Context, fmt: str) -> None:
-    """Each feed's state: status, last success, last error, failures, next check."""
-    from monitor.cli.query import feeds_report
-
-    with obj.open_readonly() as store:
-        click.echo(feeds_report(store, fmt=fmt))
-
-
-@cli.command()
 @click.argument("theatre")
 @click.option(
     "--at",
@@ -337,15 +325,31 @@ def explain(obj: Context, theatre: str, at_text: str | None, fmt: str) -> None:
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @click.option("--verbose", "show_errors", is_flag=True, help="List each miss and false alarm.")
+@click.option(
+    "--fail-under",
+    "fail_under",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Exit 1 when macro F1, overall or in any language, is below this (e.g. 0.90).",
+)
 @click.pass_obj
 @handle_errors
-def eval_command(obj: Context, corpus: str, fmt: str, show_errors: bool) -> None:
-    """Measure detection against a labelled corpus (precision, recall, F1)."""
+def eval_command(
+    obj: Context, corpus: str, fmt: str, show_errors: bool, fail_under: float | None
+) -> None:
+    """Measure detection against a labelled corpus (precision, recall, F1).
+
+    Items whose gold theatre is not a configured one are reported apart, not as misses.
+    """
     from monitor.lab.corpus import load_corpus
-    from monitor.lab.evaluation import evaluate, render_report
+    from monitor.lab.evaluation import evaluate, fail_under_message, render_report
 
     report = evaluate(load_corpus(corpus), obj.config.rules)
     click.echo(render_report(report, fmt=fmt, verbose=show_errors))
+    failed = None if fail_under is None else fail_under_message(report, fail_under)
+    if failed is not None:
+        click.echo(failed, err=True)
+        sys.exit(1)
 
 
 @cli.command("test-email")
@@ -406,6 +410,7 @@ def datasette(database: str, datasette_args: tuple[str, ...]) -> None:
 
 # Commands that live in their own modules (`replay`: LAZY_COMMANDS above).
 cli_query.register(cli)
+ops_commands.register(cli)
 
 
 if __name__ == "__main__":  # pragma: no cover

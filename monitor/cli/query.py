@@ -52,8 +52,11 @@ def history_report(
 
 
 TABLE_ERROR_CHARS = 60  # `monitor feeds` as a table shortens last_error to this
+TABLE_URL_CHARS = 60  # ... and a feed's URL to this
 FEED_COLUMNS = [
     "id",
+    "name",
+    "url",
     "status",
     "last_success_at",
     "last_error",
@@ -80,9 +83,13 @@ def feeds_report(store: db.Store, *, fmt: str) -> str:
             if fmt == "table" and len(error) > TABLE_ERROR_CHARS:  # CSV and JSON: all of it
                 error = error[: TABLE_ERROR_CHARS - 1] + "…"
         polls = row["polls"] or 0
+        url = row["url"] or ""
+        if fmt == "table" and len(url) > TABLE_URL_CHARS:
+            url = url[: TABLE_URL_CHARS - 1] + "…"
         rows.append(
             {
                 **row,
+                "url": url,
                 "status": status,
                 "last_error": error,
                 "share_304": None if not polls else round(row["not_modified_polls"] / polls, 2),
@@ -91,7 +98,7 @@ def feeds_report(store: db.Store, *, fmt: str) -> str:
     columns = (
         FEED_COLUMNS
         if fmt == "table"
-        else [*FEED_COLUMNS, "name", "url", "failing_since", "last_error_at", "polls"]
+        else [*FEED_COLUMNS, "failing_since", "last_error_at", "polls"]
     )
     return output.render_rows(rows, columns=columns, fmt=fmt, empty="(no feeds polled yet)")
 

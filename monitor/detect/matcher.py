@@ -119,6 +119,7 @@ YEAR_WINDOW = 6  # a year this close to a match dates it…
 SENTENCE_OPENING = 3  # …and so does one opening the sentence ("In 2021, …")
 YEAR_PAPER_BEFORE = 3  # a year this close after a paper ("maps from 1958") dates it…
 YEAR_PAPER_AFTER = 2  # …and so does one just before it ("1920s documents")
+ANNIVERSARY_WINDOW = 3  # "the anniversary of the CEASEFIRE": the match it names
 BACKGROUND_WINDOW = 8  # "comes six months after deadly FIGHTING"
 BACKGROUND_CLOSE_WINDOW = 2  # "since the CLASHES", "прошлых боев"
 BACKGROUND_AFTER_WINDOW = 3  # "the CLASHES last week"
@@ -212,6 +213,11 @@ _YEAR_BEFORE = frozenset(
         "декабря",
     ]
 )
+# Words opening a relative clause: the time of the clause before carries over to it.
+_RELATIVE_WORDS = frozenset(
+    ["when", "which", "where", "whereupon", "когда", "где", "который", "которая", "которое",
+     "которые", "которых", "которым", "которой", "которого", "после", "after"]
+)  # fmt: skip
 _LINE_BREAK = f" {LINE_BREAK_CHUNK} "
 _TOKENS = itemgetter(0)  # of a chunk's reading
 _IDS = itemgetter(1)
@@ -671,6 +677,14 @@ class _Judge:
             self._cache[id(node)] = by_sentence
         return by_sentence
 
+    def cue_spans(self, name: str, node: Node, sentence: int) -> list[Span]:
+        """Occurrences of the engine cue `name` (compiled as `node`) in one sentence;
+        none at once when the sentence has none of the cue's gate words."""
+        gate = self.cues.gates[name]
+        if gate.isdisjoint(self.doc.present) or sentence not in self.doc.sentences_with(gate):
+            return _NO_SPANS
+        return self.spans_in(node, sentence)
+
     def weapon_modifiers(self) -> set[int]:
         """Positions of the words that may modify a weapon noun ("strike", "ударные")."""
         if self._weapon_modifiers is None:
@@ -838,6 +852,11 @@ class _Judge:
             )
         if denial is None:  # "denied reports that …", however far before
             denial = self._cue_in(cues.denied_reports, sentence, first, start, matched)
+        if denial is not None and any(
+            span[0] <= denial[0] < span[1]
+            for span in self.cue_spans("denial_exceptions", cues.denial_exceptions, sentence)
+        ):
+            denial = None  # "… and has no plans to RETURN": the sign stands
         return self.text(denial) if denial is not None else None
 
     def _hypothetical(self, sentence: int, start: int, end: int, matched: set[int]) -> str | None:
@@ -883,6 +902,15 @@ class _Judge:
                 matched,
             )
         if found is None:
+            found = self._cue_in(
+                cues.indirect_questions,
+                sentence,
+                max(first, start - CONDITIONAL_WINDOW),
+                start,
+                matched,
+                same_clause_as=start,
+            )
+        if found is None:
             found = self._cue_in(cues.questions_after, sentence, end, end + 2, matched)
         if found is not None:
             return f"'{self.text(found)}'"
@@ -896,9 +924,12 @@ class _Judge:
     def _historical(self, sentence: int, start: int, end: int, matched: set[int]) -> str | None:
         """A background reference: a phrase like "last year", or an earlier year that
         governs the match (same clause, within a few words, or opening the sentence:
-        "In 2021, clashes …"; not one that belongs to another clause)."""
+        "In 2021, clashes …"; not one that belongs to another clause, unless that clause
+        is a relative one it opens: "in 2022, WHEN Azerbaijani forces attacked …", "the
+        2020 war, WHICH ended with a ceasefire")."""
         first = self.doc.bounds[sentence][0]
         same_clause = self.doc.same_clause
+        relative = self._relative_clause_start(sentence, start)
 
         def governs(position: int) -> bool:
             distance = start - position if position < start else position - end + 1
@@ -906,6 +937,7 @@ class _Judge:
                 distance <= YEAR_WINDOW
                 or position < first + SENTENCE_OPENING
                 or same_clause(position, start)
+                or (relative is not None and same_clause(position, relative - 1))
             )
 
         for cue in self.spans_in(self.cues.history, sentence):
@@ -915,6 +947,9 @@ class _Judge:
                 and governs(cue[0])
                 and self.is_cue_word(cue[0], sentence)
             ):
+                return f"'{self.text(cue)}'"
+        for cue in self.cue_spans("anniversaries", self.cues.anniversaries, sentence):
+            if 0 <= start - cue[1] <= ANNIVERSARY_WINDOW and same_clause(cue[0], start):
                 return f"'{self.text(cue)}'"
         if self.published_year is None:
             return None
@@ -955,6 +990,23 @@ class _Judge:
         position, year = min(relevant, key=distance)
         if year < self.published_year:
             return f"'{self.doc.words[position]}' before {self.published_year}"
+        if year == self.published_year:  # "in February 2024" in a December 2024 story
+            return self._month_before(sentence, governs, distance, this_year=True)
+        return None
+
+    def _relative_clause_start(self, sentence: int, start: int) -> int | None:
+        """The mark opening the match's clause, when the clause is a relative one
+        ("…, when", "…, which", "…, когда", "…, который"): the clause the time of the
+        previous one carries over to. None otherwise."""
+        punct = self.doc.punct
+        i = bisect_right(punct, start) - 1
+        if i < 0:
+            return None
+        mark = punct[i]
+        if mark < self.doc.bounds[sentence][0] or mark + 1 >= start:
+            return None
+        if self.doc.words[mark + 1].lower() in _RELATIVE_WORDS:
+            return mark
         return None
 
     def _month_before(
@@ -962,12 +1014,17 @@ class _Judge:
         sentence: int,
         governs: Callable[[int], bool],
         distance: Callable[[tuple[int, int]], int],
+        *,
+        this_year: bool = False,
     ) -> str | None:
         """A month named without a year, two to six months before publication (further
         back it reads as a plan: "drills due in October" in a May story); or the month
         before publication named without a day, in a story from after the first week of
         its month ("in September" on 9 October, but not "on 30 September", nor "in
-        September" on 2 October: both may be this week)."""
+        September" on 2 October: both may be this week). A month of the publication's
+        own year (its year named, or "this year" in the sentence: "In January Armenia
+        declined to host this year's drills" in a November story) two or more months
+        before the publication month is past however far back."""
         published = self.published_month
         if published is None:
             return None
@@ -978,8 +1035,16 @@ class _Judge:
         position, month = min(relevant, key=distance)
         low, high = MONTHS_BACK
         back = (published - month) % 12
-        if low <= back <= high or (
-            back == 1 and self.published_day > LAST_MONTH_AFTER_DAY and not self._has_day(position)
+        if not this_year and month < published:
+            this_year = bool(self.cue_spans("this_year", self.cues.this_year, sentence))
+        if (
+            low <= back <= high
+            or (this_year and month < published and back >= low)
+            or (
+                back == 1
+                and self.published_day > LAST_MONTH_AFTER_DAY
+                and not self._has_day(position)
+            )
         ):
             return f"'{self.doc.words[position]}' months before month {published}"
         return None
@@ -1130,10 +1195,35 @@ def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
 
 
 def _theatres_for(
-    ci: CompiledIndicator, sentence: int, doc: _Doc, presence: dict[str, _Presence]
+    ci: CompiledIndicator,
+    sentence: int,
+    doc: _Doc,
+    presence: dict[str, _Presence],
+    judge: _Judge,
+    *,
+    alliance_story: bool = False,
 ) -> list[str]:
+    if ci.alliance_when is not None:
+        # Aid from the alliance (its leader, its names) to a member is the alliance's
+        # sign, not the recipient's pair's; other hits are the pairs'.
+        if alliance_story or (
+            sentence in doc.sentences_with(ci.alliance_gate)
+            and judge.spans_in(ci.alliance_when, sentence)
+        ):
+            return [
+                theatre_id
+                for theatre_id in ci.theatre_ids
+                if presence[theatre_id].kind == "alliance"
+                and (
+                    sentence in presence[theatre_id].involved
+                    or (doc.has_title and 0 in presence[theatre_id].involved)
+                )
+            ]
+        theatre_ids = [t for t in ci.theatre_ids if presence[t].kind == "pair"]
+    else:
+        theatre_ids = list(ci.theatre_ids)
     ranked: list[tuple[int, str]] = []
-    for theatre_id in ci.theatre_ids:
+    for theatre_id in theatre_ids:
         seen = presence[theatre_id]
         if sentence in seen.local:
             tier = 0
@@ -1159,6 +1249,102 @@ def _theatres_for(
         return []
     best = min(tier for tier, _ in ranked)
     return [theatre_id for tier, theatre_id in ranked if tier == best]
+
+
+# ---------------------------------------------------------------------------
+# The article's news: what the headline and lede report, and what the body recalls
+
+RETROSPECTIVE_WINDOW = 4  # "two years INTO Armenia's CSTO FREEZE": the cue governs it
+
+
+def _is_news_sentence(doc: _Doc, sentence: int) -> bool:
+    """The headline and the lede: the sentences that say what the article reports."""
+    return (sentence == 0 and doc.has_title) or sentence == doc.lede
+
+
+def _judge_news(
+    found: list[tuple[CompiledIndicator, list[_Hit]]], doc: _Doc, judge: _Judge
+) -> None:
+    """Decide, over the whole article, which hits are its news and which its background.
+
+    The headline (the lede when there is none) names what the article is about, and the
+    headline and lede report its news; a long analysis may open its lede with history.
+    A sign reported later counts when it is new; it is background (kept, with the
+    reason, at a confidence that no longer counts) when
+
+    - the article looks back: its headline holds a retrospective cue (an anniversary,
+      a commemoration, "two years on", "вспоминают погибших", "уроки"), and the sign is
+      not one the headline or lede reports as news; a retrospective cue just before a
+      sign in the headline itself ("two years INTO the freeze") governs that sign too;
+    - the headline recalls the same sign as background or history ("signed a protocol
+      AFTER the bloodiest fighting"), and neither it nor the lede reports it as news:
+      the body's account of it is the same recalled event.
+
+    A sign whose own sentence says it is today's ("on Tuesday", "resumed", "вновь")
+    stays news either way.
+    """
+    if not doc.bounds:
+        return
+    headline = 0 if doc.has_title else doc.lede
+    cues = judge.cues
+    retrospective: Span | None = next(
+        iter(judge.cue_spans("retrospective", cues.retrospective, headline)), None
+    )
+    if retrospective is None:
+        opening = doc.bounds[headline][0] + SENTENCE_OPENING
+        retrospective = next(
+            (
+                cue
+                for cue in judge.cue_spans(
+                    "retrospective_openings", cues.retrospective_openings, headline
+                )
+                if cue[0] < opening
+            ),
+            None,
+        )
+    if retrospective is not None:  # "two years INTO the freeze": the cue governs it
+        for _, hits in found:
+            for hit in hits:
+                if (
+                    hit.sentence == headline
+                    and hit.confidence >= EVENT_CONFIDENCE
+                    and retrospective[1] <= hit.start <= retrospective[1] + RETROSPECTIVE_WINDOW
+                    and doc.same_clause(retrospective[0], hit.start)
+                ):
+                    _demote(hit, f"background: governed by '{judge.text(retrospective)}'")
+    for _, hits in found:
+        # What the article reports: in a look back, only its headline's signs; otherwise
+        # the headline's and the lede's (their later mentions elaborate the news).
+        reported = any(
+            hit.confidence >= EVENT_CONFIDENCE
+            and (
+                hit.sentence == headline
+                if retrospective is not None
+                else _is_news_sentence(doc, hit.sentence)
+            )
+            for hit in hits
+        )
+        if reported:
+            continue
+        recalled = any(
+            hit.sentence == headline
+            and any(q.startswith(("background", "historical")) for q in hit.qualifiers)
+            for hit in hits
+        )
+        for hit in hits:
+            if hit.confidence < EVENT_CONFIDENCE or hit.sentence == headline:
+                continue
+            if retrospective is not None:
+                if not judge.cue_spans("renewal", cues.renewal, hit.sentence):
+                    cue = judge.text(retrospective)
+                    _demote(hit, f"background: the article looks back ('{cue}' in the headline)")
+            elif recalled and not judge.cue_spans("current", cues.current, hit.sentence):
+                _demote(hit, "background: the headline recalls it as the story's setting")
+
+
+def _demote(hit: _Hit, why: str) -> None:
+    hit.confidence *= BACKGROUND_FACTOR
+    hit.qualifiers += (why,)
 
 
 # ---------------------------------------------------------------------------
@@ -1267,16 +1453,31 @@ def match_article(article: ArticleText, rules: RuleSet) -> list[Match]:
     if not any(p.any_side for p in presence.values()):
         return []
 
-    matches: list[Match] = []
+    found: list[tuple[CompiledIndicator, list[_Hit]]] = []
     for indicator_index in sorted(candidates):
         ci = rules.compiled_indicators[indicator_index]
         if not any(presence[t].any_side for t in ci.theatre_ids):
             continue
-        hits = _hits(ci, candidates[indicator_index], doc, judge)
+        found.append((ci, _hits(ci, candidates[indicator_index], doc, judge)))
+    _judge_news(found, doc, judge)
+
+    matches: list[Match] = []
+    for ci, hits in found:
         best: dict[str, _Hit] = {}
         supporting: dict[str, set[int]] = {}
+        # the headline or lede names the alliance as the supplier: the whole story's
+        alliance_story = (
+            ci.alliance_when is not None and not ci.alliance_gate.isdisjoint(doc.present)
+        ) and any(
+            hit.confidence >= EVENT_CONFIDENCE
+            and _is_news_sentence(doc, hit.sentence)
+            and judge.spans_in(ci.alliance_when, hit.sentence)
+            for hit in hits
+        )
         for hit in hits:
-            for theatre_id in _theatres_for(ci, hit.sentence, doc, presence):
+            for theatre_id in _theatres_for(
+                ci, hit.sentence, doc, presence, judge, alliance_story=alliance_story
+            ):
                 if hit.confidence >= EVENT_CONFIDENCE:
                     supporting.setdefault(theatre_id, set()).add(hit.sentence)
                 current = best.get(theatre_id)

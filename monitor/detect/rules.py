@@ -179,6 +179,11 @@ class CompiledIndicator:
     exclude: Node | None
     contexts: tuple[Context, ...]
     deep_mentions: DeepMentions | None = None
+    # Phrasings that make a hit the alliance's and not a pair's ("Russia handed Tajik
+    # border troops weapons": aid from the alliance's leader to a member); when set, a
+    # hit whose sentence has none of them counts for pairs only.
+    alliance_when: Node | None = None
+    alliance_gate: frozenset[int] = frozenset()  # one of these must occur for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +217,12 @@ class Cues:
     denials_before: Node  # "denied (plans to) …", up to 10 words before
     denials_after: Node  # "… were false", up to 6 words after
     denied_reports: Node  # "denied reports that …": anywhere before, same sentence
+    # "has no plans to RETURN", "не намерен ВОЗВРАЩАТЬСЯ": refusing to undo a sign affirms it
+    denial_exceptions: Node
     conditionals: Node  # "if", "unless", "если": anywhere earlier in the sentence
+    # "whether": an indirect question governs its own clause only ("asked WHETHER the
+    # exit was near, he said that Armenia would not take part …": the refusal stands)
+    indirect_questions: Node
     modals: Node  # "could", "may", "может": within 4 words before, same clause
     modal_exceptions: Node  # "considers IT inappropriate": a stated view, not a modal
     modals_after: Node  # "… are not ruled out", "… не исключены": just after
@@ -220,7 +230,11 @@ class Cues:
     reporting: Node  # "said", "announced": makes a later "would" a reported future
     questions_after: Node  # "ли" right after the match: "отменят ли …"
     presupposing_questions: Node  # "why …?", "почему …?": the question takes the event as given
-    history: Node  # "last year", "years ago", "в прошлом году", "годовщина"
+    history: Node  # "last year", "years ago", "в прошлом году", "напомним"
+    # "the anniversary OF THE CEASEFIRE", "годовщина ПЕРЕМИРИЯ": dates the match it names
+    # (its complement, a few words after it), not the sentence it stands in
+    anniversaries: Node
+    this_year: Node  # "this year", "этого года": a month named in the sentence is this year's
     year_documents: Node  # "maps of 1927", "документы 1924 года": the year dates a paper
     # Background framing: a recent event recalled as the setting of today's news.
     background_frames: Node  # "last week", "earlier this year", "ранее": before, after, opening
@@ -228,12 +242,21 @@ class Cues:
     background_close: Node  # "since", "previous", "недавних": right before the match
     background_exceptions: Node  # "followed by", "минувшей ночью": not background
     current: Node  # "on Tuesday", "resumed", "again", "вновь": the match is today's news
+    # In the headline or lede: the article looks back ("anniversary", "two years on",
+    # "вспоминают погибших"); signs in its body are its history, not its news.
+    retrospective: Node
+    # Opening a headline: an aftermath piece ("After the September war, …", "Аналитика:
+    # после войны …") or an opinion ("Opinion:", "Мнение:"): read as a look back too.
+    # Not "Interview:": an official's interview is where news is often announced.
+    retrospective_openings: Node
+    renewal: Node  # "today", "again", "resumed", "вновь": news even in a look back
     reversal: Node  # "…, but it broke down", "но оно было нарушено": after the match
     weapon_types: Node  # "strike drones", "ударные беспилотники": a weapon, not an attack
     # Words of which a text must hold one for a cue group to occur at all (each option's
     # rarest word): the matcher skips a check at once when the text has none.
     background_gate: frozenset[int] = frozenset()
     reversal_gate: frozenset[int] = frozenset()
+    gates: Mapping[str, frozenset[int]] = field(default_factory=dict)  # cue name → its gate
     weapon_gate: frozenset[int] = frozenset()
 
 
@@ -439,6 +462,11 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "|=планируют|=планировал|=планировала|=собирается|=собираются|=намерен|=намерена"
         "|=намерены)",
     ),
+    "denial_exceptions": (
+        "(no|not|=никто =не|=не) (plan|plans|planned|intend*|intention|=планирует|=планируют"
+        "|=намерен|=намерена|=намерены|=собирается|=собираются) ..2 (return*|resum*|rejoin*"
+        "|restor*|revers*|возвра*|верну*|вернут*|восстанов*|пересматрива*|отменя*)",
+    ),
     # A denial of reports, before the match anywhere in its sentence: "the ministry
     # DENIED REPORTS that its troops had shelled …", "назвало НЕ СООТВЕТСТВУЮЩИМИ
     # ДЕЙСТВИТЕЛЬНОСТИ СООБЩЕНИЯ о том, что …".
@@ -449,12 +477,13 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         " (сообщени*|информаци*|утверждени*|слух*|=данные|заявлени*|публикаци*)",
     ),
     "conditionals": (
-        "(if|unless|whether)",
+        "(if|unless)",
         "in (case|the event)",
         "(=если|=ежели)",
         "в случае",
         "при условии",
     ),
+    "indirect_questions": ("=whether",),
     "modals": (
         "(could|might|may|should|can|possibl*|potential*|=likely|=unlikely|perhaps|maybe)",
         "(threaten|consider|mull|weigh|contemplat*|hypothetical*)",
@@ -481,6 +510,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
     "would": ("would",),
     "reporting": (
         "(said|says|say|told|tells|announc*|=stated|=added|=noted|report|according|inform*)",
+        "(=adding|=noting|=saying|=stressing|=stressed|=insisting|=telling)",
         "(claim|insist|warn|declar*|confirm*|wrote|explain*|promis*|pledg*|expect*)",
     ),
     "questions_after": ("=ли",),
@@ -493,20 +523,23 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "in the past",
         "back in",
         "over the years",
-        "anniversary",
         "at the time",
         "soviet (times|era|period)",
         "(=прошлом|=прошлого) =году",
         "прошлогодн*",
         "(=лет|=года|=год|=десятилетия|=десятилетий|=месяца|=месяцев) =назад",
-        "годовщин*",
         "(=советское|=советские) (=время|=времена)",
         "в свое время",
         "(=previous|=past|=earlier|=prior|=recent) (=years|=decades)",
         "(=прежние|=прошлые|=предыдущие|=минувшие|=прошедшие|=последние) (=годы|=десятилетия)",
         "(=напомним|=напомню|=напоминаем)",
+        "=for ..2 (=decades|=years)",
+        "(=на =протяжении|=в =течение) ..2 (десятилети*|=лет)",
+        "(=десятилетиями|=годами)",
         "(=as =a =reminder|=it =will =be =recalled)",
     ),
+    "anniversaries": ("(anniversar*|годовщин*|=юбилей|=юбилея|=юбилею)",),
+    "this_year": ("=this =year", "(=этого|=текущего|=сего) =года", "=в =этом =году"),
     # Papers a year may belong to: "maps of 1927", "1920s documents", "документам
     # 1924-1927 годов". Such a year dates the paper, not the event.
     "year_documents": (
@@ -527,6 +560,9 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=в =прошлом|=в =минувшем|=в =прошедшем|=в =позапрошлом) =месяце",
         "=на (=прошлых|=минувших|=прошедших) =выходных",
         "(=ранее|=прежде)",
+        "(=тогда|тогдашн*)",
+        "(=days|=weeks|=months|=years|=day|=week|=month|=year) =later",
+        "(=днями|=неделями|=месяцами|=годами) =позже",
     ),
     # A relative past clause whose object is the match: "six months AFTER deadly
     # fighting", "the purchase COMES weeks AFTER…", "residents WHO FLED the fighting".
@@ -561,7 +597,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
     # A background cue inside one of these is not one: "followed BY", "said EARLIER".
     "background_exceptions": (
-        "(=followed|=follows) (=by|=up)",
+        "(=followed|=follows) (=by|=up|=from)",
         "=earlier (=than|=report|=reports|=statement|=statements)",
         "(=said|=says|=told|=reported|=announced|=confirmed) =earlier",
         "=recent (=days|=hours|=weeks)",
@@ -579,6 +615,36 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=сегодня|=вчера|=накануне|=утром|=днем|=вечером|=ночью)",
         "(=понедельник|=вторник|=среду|=четверг|=пятницу|=субботу|=воскресенье)",
         "(=вновь|=снова|=опять|возобнов*|продолжа*|продолжил*|=несмотря)",
+    ),
+    # In a headline or lede, these make the whole article a look back: an anniversary,
+    # a commemoration, "two years on", "lessons of", "год спустя", "вспоминают погибших".
+    # The signs the body recounts are then its background, unless their own sentence
+    # says they are today's ("fighting resumed on Tuesday").
+    "retrospective": (
+        "(anniversar*|commemorat*|remembranc*|=mourns|=mourn|=mourning|=remembers"
+        "|=remembering|=remember)",
+        "(=year|=years|=decade|=decades) (=on|=later|=into)",
+        "(=looking|=look|=looks) =back",
+        "(=lessons|=legacy) =of",
+        "(годовщин*|вспомина*|вспомнил*|=почтили|=почтил|=почтит|=помнят|памят*|=уроки|=урок)",
+    ),
+    "retrospective_openings": (
+        "(=after|=since) ..2 (=war|=wars|=conflict|=fighting|=clashes|=hostilities)",
+        "(=после|=спустя) ..2 (=войны|=войн|=боев|=конфликта|=столкновений|=боевых)",
+        "(=opinion|=op-ed|=oped|=commentary|=column|=viewpoint)",
+        "(=мнение|=колонка|=точка =зрения)",
+    ),
+    # In an article that looks back, only these keep a sign in its body news: it
+    # happened today, yesterday or on a day of this week, or it is a renewal ("fighting
+    # RESUMED", "вновь"); not a part of a day ("вечером 14 сентября" may be years ago).
+    "renewal": (
+        "(=today|=tonight|=yesterday)",
+        "=this (=morning|=afternoon|=evening|=week)",
+        "(=monday|=tuesday|=wednesday|=thursday|=friday|=saturday|=sunday)",
+        "(=понедельник|=вторник|=среду|=четверг|=пятницу|=субботу|=воскресенье)",
+        "(resum*|renew*|=again|=fresh|reignit*)",
+        "(=сегодня|=вчера|=накануне)",
+        "(=вновь|=снова|=опять|возобнов*)",
     ),
     # A contrast or relative clause after an agreement saying that it failed.
     "reversal": (
@@ -1137,6 +1203,7 @@ class _Compiler:
                 "exclude",
                 "context",
                 "deep_mentions",
+                "alliance_when",
                 *LANGUAGES,
             ),
         )
@@ -1185,6 +1252,9 @@ class _Compiler:
         contexts: tuple[Context, ...] = ()
         if "context" in entry:
             contexts = self.contexts(entry["context"], f"{path}.context")
+        alliance_when = None
+        if "alliance_when" in entry:
+            alliance_when = self.word_lists(entry["alliance_when"], f"{path}.alliance_when")
         deep_mentions = None
         if "deep_mentions" in entry:
             deep_mentions = self.deep_mentions(entry["deep_mentions"], f"{path}.deep_mentions")
@@ -1209,6 +1279,8 @@ class _Compiler:
             exclude=exclude,
             contexts=contexts,
             deep_mentions=deep_mentions,
+            alliance_when=alliance_when,
+            alliance_gate=_gate(alliance_when) if alliance_when is not None else frozenset(),
         )
 
     def deep_mentions(self, raw: object, path: str) -> DeepMentions:
@@ -1283,6 +1355,7 @@ class _Compiler:
             **compiled,
             background_gate=frozenset().union(*(_gate(compiled[name]) for name in background)),
             reversal_gate=_gate(compiled["reversal"]),
+            gates=MappingProxyType({name: _gate(node) for name, node in compiled.items()}),
             weapon_gate=_gate(compiled["weapon_types"]),
         )
 

@@ -184,8 +184,20 @@ for _number, (_english, _russian) in enumerate(_MONTH_NAMES, start=1):
         _MONTHS.update({_russian + ending: _number for ending in ("ь", "я", "е", "ем", "а", "")})
 
 
+# Russian adjectives of the months: "сентябрьские бои", "апрельской войны" date an event
+# as the month's name does.
+_MONTH_ADJECTIVES = (
+    "январск", "февральск", "мартовск", "апрельск", "майск", "июньск", "июльск",
+    "августовск", "сентябрьск", "октябрьск", "ноябрьск", "декабрьск",
+)  # fmt: skip
+_ADJECTIVE_ENDINGS = ("ий", "ого", "ому", "им", "ом", "ая", "ой", "ую", "ое", "ие", "их", "ими")
+for _number, _stem in enumerate(_MONTH_ADJECTIVES, start=1):
+    _MONTHS.update({_stem + ending: _number for ending in _ADJECTIVE_ENDINGS})
+
+
 def month_number(word: str) -> int:
-    """The month (1-12) a word names, or 0: "October", "Sept", "апреля", "мае".
+    """The month (1-12) a word names, or 0: "October", "Sept", "апреля", "мае",
+    "сентябрьских".
 
     An English name counts only capitalised ("may", "march" are other words); the
     caller decides about a capitalised "May" or "March" opening a sentence.

@@ -18,17 +18,15 @@ import asyncio
 import email.utils
 import http.cookiejar
 import logging
-import select
-import socket
 import ssl
 import sys
 import time
 import zlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -36,15 +34,17 @@ import httpx
 
 from monitor import __version__
 from monitor.errors import FetchError
+from monitor.fetch.decoding import IdentityDecoder, make_decoder, supported_encodings
 from monitor.fetch.netguard import (
     AddressSpellingError,
-    IPAddress,
-    describe_address,
-    host_spelling_problem,
-    is_address_allowed,
-    parse_allowed_networks,
-    parse_ip_literal,
     validate_feed_url,
+)
+from monitor.fetch.transport import (
+    AsyncioDialer,
+    GuardedNetworkBackend,
+    GuardedTransport,
+    Resolver,
+    system_resolver,
 )
 from monitor.models import FeedState, FetchResult, HttpSettings, utc
 
@@ -68,7 +68,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 MAX_RETRY_AFTER_SECONDS = 48 * 3600
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _PERMANENT_REDIRECTS = frozenset({301, 308})
-_DECODE_PIECE = 64 * 1024  # decoded bytes produced per step: bounds memory per chunk
 _MAX_HEADER_VALUE = 8 * 1024
 _POOL_SHARDS = 8
 _START_BURST = 64  # fetch tasks started per turn of the event loop
@@ -76,19 +75,6 @@ _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
 )
-
-Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
-"""Turns a host name and port into IP address strings (the default asks the system)."""
-
-
-async def system_resolver(host: str, port: int) -> list[str]:
-    """Resolve `host` with the system resolver (getaddrinfo) into unique address strings."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    seen: dict[str, None] = {}
-    for _family, _type, _proto, _canon, sockaddr in infos:
-        seen.setdefault(str(sockaddr[0]), None)
-    return list(seen)
 
 
 def build_user_agent(version: str, contact_url: str) -> str:
@@ -123,358 +109,8 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
 # Connect-time address guard
 
 
-class _TcpOnlyBackend(httpcore.AsyncNetworkBackend):
-    """A network backend that never dials a unix socket (a feed URL cannot name one)."""
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise FetchError("ssrf_blocked", "unix sockets are never fetched")
-
-
-class GuardedNetworkBackend(_TcpOnlyBackend):
-    """An httpcore network backend that resolves, checks and then dials the checked IP.
-
-    httpcore calls `connect_tcp` with the host name of the URL for every new connection
-    (so for every redirect hop that needs one). We resolve it once, refuse the connection
-    if *any* answer is not allowed, and hand the dialer the literal address, never the name.
-    TLS still uses the name for SNI and certificate checks (httpcore passes it separately).
-    """
-
-    def __init__(
-        self,
-        *,
-        allow_private_networks: Sequence[str],
-        resolver: Resolver,
-        dialer: httpcore.AsyncNetworkBackend,
-    ) -> None:
-        self._allow = tuple(allow_private_networks)
-        parse_allowed_networks(self._allow)  # fail at construction, not at the first fetch
-        self._resolver = resolver
-        self._dialer = dialer
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        started = time.monotonic()
-        spelling = host_spelling_problem(host)  # validate_feed_url checks it first; again here
-        if spelling is not None:
-            raise FetchError("ssrf_blocked", f"{spelling}; refusing to connect")
-        addresses = await self._resolve(host, port, timeout)
-        for address in addresses:
-            if not is_address_allowed(address, self._allow):
-                named = (
-                    str(address) if parse_ip_literal(host) is not None else f"{host} is {address}"
-                )
-                raise FetchError(
-                    "ssrf_blocked",
-                    f"{named} ({describe_address(address)}); refusing to connect "
-                    "(add its network to allow_private_networks to permit it)",
-                )
-        last_error: Exception | None = None
-        for address in addresses[:4]:
-            remaining = (
-                None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-            )
-            try:
-                return await self._dialer.connect_tcp(
-                    str(address),
-                    port,
-                    timeout=remaining,
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last_error = exc
-        assert last_error is not None
-        raise last_error
-
-    async def _resolve(self, host: str, port: int, timeout: float | None) -> list[IPAddress]:
-        literal = parse_ip_literal(host)
-        if literal is not None:
-            return [literal]
-        try:
-            async with asyncio.timeout(timeout):
-                answers = await self._resolver(host, port)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
-        except OSError as exc:
-            raise FetchError("dns_error", f"cannot resolve {host}: {exc}") from None
-        addresses: list[IPAddress] = []
-        for answer in answers:
-            address = parse_ip_literal(str(answer))
-            if address is None:
-                raise FetchError("dns_error", f"resolver gave a non-address {answer!r}")
-            addresses.append(address)
-        if not addresses:
-            raise FetchError("dns_error", f"{host} has no addresses")
-        return addresses
-
-    async def sleep(self, seconds: float) -> None:
-        await self._dialer.sleep(seconds)
-
-
-class _AsyncioStream(httpcore.AsyncNetworkStream):
-    """An httpcore stream over asyncio's own streams, with per-operation timeouts."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._reader.read(max_bytes)
-        except TimeoutError:
-            raise httpcore.ReadTimeout(f"no data for {timeout} s") from None
-        except OSError as exc:
-            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
-            return
-        try:
-            async with asyncio.timeout(timeout):
-                self._writer.write(buffer)
-                await self._writer.drain()
-        except TimeoutError:
-            raise httpcore.WriteTimeout(f"could not send for {timeout} s") from None
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
-
-    async def aclose(self) -> None:
-        self._writer.close()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            async with asyncio.timeout(timeout):
-                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
-        except TimeoutError:
-            self._writer.close()
-            raise httpcore.ConnectTimeout(f"TLS handshake took longer than {timeout} s") from None
-        except OSError as exc:  # ssl.SSLError is an OSError
-            self._writer.close()
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-        return self
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":  # an idle keep-alive connection the server has closed
-            sock = self._writer.get_extra_info("socket")
-            return self._reader.at_eof() or sock is None or _is_socket_readable(sock)
-        names = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": "peername"}
-        if info in names:
-            return self._writer.get_extra_info(names[info])
-        if info == "socket":
-            return self._writer.get_extra_info("socket")
-        return None
-
-
-def _is_socket_readable(sock: Any) -> bool:
-    try:
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):
-        return True
-
-
-class AsyncioDialer(_TcpOnlyBackend):
-    """Dials IP literals with asyncio directly.
-
-    httpcore's default (anyio) backend costs about a third more CPU per connection
-    (a task group per connect, a cancel scope per read and write); a poll round opens a
-    new connection for nearly every feed, so this is the cheaper path. It only ever gets
-    addresses `GuardedNetworkBackend` has checked.
-    """
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        local = (local_address, 0) if local_address else None
-        try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(host, port, local_addr=local)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"TCP connect took longer than {timeout} s") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-        sock = writer.get_extra_info("socket")
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        return _AsyncioStream(reader, writer)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-class _GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with its connection pool rebuilt around the guarded backend.
-
-    httpx does not take a network backend as an argument; replacing the pool it builds is
-    the documented-by-source way (httpx 0.28: `AsyncHTTPTransport._pool`).
-    """
-
-    def __init__(
-        self,
-        *,
-        network_backend: httpcore.AsyncNetworkBackend,
-        ssl_context: ssl.SSLContext,
-        limits: httpx.Limits,
-    ) -> None:
-        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
-        if not hasattr(self, "_pool"):  # pragma: no cover - guards an httpx upgrade
-            raise RuntimeError("httpx.AsyncHTTPTransport no longer has _pool; update fetcher")
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=network_backend,
-        )
-
-
 # ---------------------------------------------------------------------------
 # Bounded content decoding
-
-
-class _Decoder(Protocol):
-    def feed(self, data: bytes) -> Iterator[bytes]: ...
-    def flush(self) -> Iterator[bytes]: ...
-
-
-class _IdentityDecoder:
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        if data:
-            yield data
-
-    def flush(self) -> Iterator[bytes]:
-        return iter(())
-
-
-class _ZlibDecoder:
-    """gzip (multi-member) or deflate (zlib-wrapped or raw), at most 64 KiB per step."""
-
-    def __init__(self, kind: str) -> None:
-        self._kind = kind
-        self._wbits = 16 + zlib.MAX_WBITS if kind == "gzip" else zlib.MAX_WBITS
-        self._obj = zlib.decompressobj(self._wbits)
-        self._started = False
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        if self._kind == "deflate" and not self._started and data:
-            self._started = True
-            # RFC 9110 says zlib-wrapped; some servers send raw deflate. Decide on the header.
-            is_zlib = (
-                len(data) >= 2 and data[0] & 0x0F == 8 and ((data[0] << 8) | data[1]) % 31 == 0
-            )
-            if not is_zlib:
-                self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-        pending = data
-        while True:
-            out = self._obj.decompress(pending, _DECODE_PIECE)
-            if out:
-                yield out
-            if self._obj.eof:
-                pending = self._obj.unused_data
-                if self._kind != "gzip" or not pending.strip(b"\0"):
-                    return  # padding or junk after the stream is ignored, as browsers do
-                self._obj = zlib.decompressobj(self._wbits)  # the next gzip member
-                continue
-            pending = self._obj.unconsumed_tail
-            if not pending and len(out) < _DECODE_PIECE:
-                return
-
-    def flush(self) -> Iterator[bytes]:
-        out = self._obj.flush()
-        if out:
-            yield out
-
-
-class _BrotliDecoder:
-    def __init__(self) -> None:
-        assert _brotli is not None
-        self._obj = _brotli.Decompressor()
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        out = self._obj.process(data, output_buffer_limit=_DECODE_PIECE)
-        if out:
-            yield out
-        while not self._obj.can_accept_more_data():
-            out = self._obj.process(b"", output_buffer_limit=_DECODE_PIECE)
-            if not out:
-                break
-            yield out
-
-    def flush(self) -> Iterator[bytes]:
-        return iter(())
-
-
-class _ChainDecoder:
-    """Undo `Content-Encoding: a, b` (applied in that order) lazily, so nothing balloons."""
-
-    def __init__(self, decoders: list[_Decoder]) -> None:
-        self._decoders = decoders
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        return self._through(0, data)
-
-    def _through(self, index: int, data: bytes) -> Iterator[bytes]:
-        if index == len(self._decoders):
-            if data:
-                yield data
-            return
-        for piece in self._decoders[index].feed(data):
-            yield from self._through(index + 1, piece)
-
-    def flush(self) -> Iterator[bytes]:
-        for index, decoder in enumerate(self._decoders):
-            for piece in decoder.flush():
-                yield from self._through(index + 1, piece)
-
-
-def supported_encodings() -> tuple[str, ...]:
-    """Content codings this fetcher can undo under the body cap (sent as Accept-Encoding)."""
-    return ("gzip", "deflate", "br") if _brotli is not None else ("gzip", "deflate")
-
-
-def _make_decoder(content_encoding: str) -> _Decoder:
-    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
-    decoders: list[_Decoder] = []
-    for coding in reversed(codings):  # the last coding applied is undone first
-        if coding in ("identity", ""):
-            continue
-        if coding in ("gzip", "x-gzip"):
-            decoders.append(_ZlibDecoder("gzip"))
-        elif coding == "deflate":
-            decoders.append(_ZlibDecoder("deflate"))
-        elif coding == "br" and _brotli is not None:
-            decoders.append(_BrotliDecoder())
-        else:
-            raise FetchError("unsupported_encoding", f"cannot decode Content-Encoding {coding!r}")
-    if not decoders:
-        return _IdentityDecoder()
-    return decoders[0] if len(decoders) == 1 else _ChainDecoder(decoders)
 
 
 # ---------------------------------------------------------------------------
@@ -631,7 +267,7 @@ class Fetcher:
             no_cookies = http.cookiejar.CookieJar(
                 policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
             )
-            transport = _GuardedTransport(
+            transport = GuardedTransport(
                 network_backend=self._backend, ssl_context=ssl_context, limits=limits
             )
             self._clients.append(
@@ -903,9 +539,9 @@ class Fetcher:
 
     async def _read_body(self, response: httpx.Response) -> bytes:
         limit = self.settings.max_body_bytes
-        decoder = _make_decoder(response.headers.get("content-encoding", ""))
+        decoder = make_decoder(response.headers.get("content-encoding", ""))
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and isinstance(decoder, _IdentityDecoder) and int(declared) > limit:
+        if declared.isdigit() and isinstance(decoder, IdentityDecoder) and int(declared) > limit:
             raise FetchError(
                 "body_too_large", f"Content-Length {int(declared)} exceeds the {limit}-byte cap"
             )

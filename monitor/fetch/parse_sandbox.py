@@ -46,6 +46,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_SECONDS = 20.0
 DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024
 RESOURCE_LIMIT = "parse_resource_limit"
+# A new worker's interpreter start and imports (about 0.2 s quiet, over a second on a
+# loaded host) are not part of any feed's parse time: the worker says "ready" first, and
+# the parse clock starts after that. A worker that cannot even start within this long is
+# killed and the feed gets a clear error.
+STARTUP_TIMEOUT_SECONDS = 60.0
+READY = "ready"
 
 EntryMatches = tuple[tuple[Match, ...], ...]
 """The matches of each entry of a `ParseResult`, in the order of its entries."""
@@ -146,8 +152,13 @@ def _worker_main(
     limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
+    from monitor.detect.matcher import match_article  # noqa: F401 - imported before "ready"
     from monitor.fetch.parser import parse_feed
 
+    try:
+        conn.send(READY)
+    except (OSError, EOFError):
+        return
     rules: RuleSet | None = None
     generation: int | None = None
     while True:
@@ -225,6 +236,7 @@ class _Worker:
         self.conn = multiprocessing.connection.Connection(parent_sock.detach())
         self.parses = 0
         self.rules_generation: int | None = None  # the rule set this worker holds
+        self.ready = False  # has the worker said READY (its start-up is not parse time)?
 
     def job_for(self, body: bytes, kwargs: dict[str, Any], rules: _RulesSpec | None) -> Any:
         """The message for one job; the rule set's bytes go only to a worker that lacks them."""
@@ -241,6 +253,14 @@ class _Worker:
         """Send one job and wait for its reply (blocking; runs in a thread)."""
         self.parses += 1
         try:
+            if not self.ready:
+                if not self.conn.poll(STARTUP_TIMEOUT_SECONDS) or self.conn.recv() != READY:
+                    self.kill()
+                    message = (
+                        f"the parser process did not start within {STARTUP_TIMEOUT_SECONDS:g} s"
+                    )
+                    return _limit_result(message), True, None
+                self.ready = True
             self.conn.send(self.job_for(body, kwargs, rules))
             if rules is not None:
                 self.rules_generation = rules[0]

@@ -22,12 +22,19 @@ Definitions:
   other (an item whose gold theatre is `other`, i.e. outside every monitored theatre,
   is always wrong when something was detected). Items with no detection are not
   counted here; their misses already show in recall.
+- Items outside the configured theatres: an item whose gold theatre is `other`, or any
+  id the loaded rules do not define (a Kyrgyz-Uzbek clash, a Tajik-Afghan incident), is
+  about ground the rules do not watch. Its gold labels are not counted (a sign the
+  matcher must not report for a watched theatre is no miss); it is a negative for
+  the watched theatres, so a detection on it counts as a false alarm and a wrong
+  theatre, as on any irrelevant item. These items are also reported on their own
+  (`EvalReport.outside`): how many, how many carry signs, what the matcher said.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from tabulate import tabulate
@@ -45,8 +52,10 @@ __all__ = [
     "Case",
     "EvalReport",
     "LabelScore",
+    "OutsideItem",
     "Scores",
     "evaluate",
+    "fail_under_message",
     "render_report",
 ]
 
@@ -113,6 +122,8 @@ class Scores:
     labels: tuple[LabelScore, ...]
     theatre_correct: int
     theatre_total: int
+    outside_items: int = 0  # items whose gold theatre is not configured (counted in `items`)
+    outside_with_signs: int = 0  # ... of which carry gold labels (not counted as misses)
 
     @property
     def macro_precision(self) -> float | None:
@@ -166,6 +177,22 @@ class Case:
 
 
 @dataclass(frozen=True, slots=True)
+class OutsideItem:
+    """An item whose gold theatre the rules do not watch, and what the matcher said."""
+
+    item_id: str
+    lang: str
+    gold_theatre: str
+    gold_labels: tuple[str, ...]  # as written; not counted in the per-label figures
+    detected: tuple[tuple[str, str], ...]  # (scored label, theatre) of each detection
+    title: str
+
+    @property
+    def is_flagged(self) -> bool:
+        return bool(self.detected)
+
+
+@dataclass(frozen=True, slots=True)
 class EvalReport:
     overall: Scores
     by_language: Mapping[str, Scores]
@@ -173,6 +200,13 @@ class EvalReport:
     misses: tuple[Case, ...]
     false_alarms: tuple[Case, ...]
     theatre_errors: tuple[Case, ...]
+    theatres: tuple[str, ...] = ()  # the configured theatres the items were scored against
+    outside: tuple[OutsideItem, ...] = ()  # every item whose gold theatre is not one of them
+
+    @property
+    def outside_reported(self) -> tuple[OutsideItem, ...]:
+        """The outside items worth a line: those with gold signs or a detection."""
+        return tuple(item for item in self.outside if item.gold_labels or item.is_flagged)
 
     def meets_targets(self) -> bool:
         """The issue's targets, overall and in every language."""
@@ -204,16 +238,26 @@ def _case(item: CorpusItem, label: str, matches: Sequence[Match]) -> Case:
     )
 
 
+def _gold(item: CorpusItem, theatres: Collection[str]) -> tuple[str, ...]:
+    """The item's labels as far as the configured theatres go: none when its gold theatre
+    is outside them (a sign there is not one the matcher may report for a watched theatre)."""
+    return item.labels if item.theatre in theatres else ()
+
+
 def _scores(
-    items: Sequence[CorpusItem], results: Mapping[str, list[Match]], labels: Sequence[str]
+    items: Sequence[CorpusItem],
+    results: Mapping[str, list[Match]],
+    labels: Sequence[str],
+    watched: Collection[str],
 ) -> Scores:
     counts = {label: [0, 0, 0] for label in labels}
     theatre_correct = theatre_total = 0
     for item in items:
         matches = results[item.id]
         detected = {m.indicator_id for m in matches if m.is_event}
+        gold_labels = _gold(item, watched)
         for label in labels:
-            gold = label in item.labels
+            gold = label in gold_labels
             found = label in detected
             if gold and found:
                 counts[label][0] += 1
@@ -226,21 +270,27 @@ def _scores(
             theatre_total += 1
             if theatres == {item.theatre}:
                 theatre_correct += 1
+    outside = [item for item in items if item.theatre not in watched]
     return Scores(
         items=len(items),
         labels=tuple(LabelScore(label, *counts[label]) for label in labels),
         theatre_correct=theatre_correct,
         theatre_total=theatre_total,
+        outside_items=len(outside),
+        outside_with_signs=sum(1 for item in outside if item.labels),
     )
 
 
 def evaluate(items: Sequence[CorpusItem], rules: RuleSet) -> EvalReport:
     """Run the matcher over `items` and score it against their labels."""
     labels = tuple(label for label in SCORED_LABELS if label in rules.indicators)
+    theatres = tuple(rules.theatres)
     results = {item.id: match_article(item.article(), rules) for item in items}
     languages = sorted({item.lang for item in items})
     by_language = {
-        language: _scores([item for item in items if item.lang == language], results, labels)
+        language: _scores(
+            [item for item in items if item.lang == language], results, labels, theatres
+        )
         for language in languages
     }
     extras = {
@@ -255,26 +305,59 @@ def evaluate(items: Sequence[CorpusItem], rules: RuleSet) -> EvalReport:
     misses: list[Case] = []
     false_alarms: list[Case] = []
     theatre_errors: list[Case] = []
+    outside: list[OutsideItem] = []
     for item in items:
         matches = results[item.id]
         detected = {m.indicator_id for m in matches if m.is_event}
+        gold_labels = _gold(item, theatres)
+        if item.theatre not in theatres:
+            outside.append(_outside_item(item, matches, labels))
         for label in labels:
-            if label in item.labels and label not in detected:
+            if label in gold_labels and label not in detected:
                 misses.append(_case(item, label, matches))
-            elif label in detected and label not in item.labels:
+            elif label in detected and label not in gold_labels:
                 false_alarms.append(_case(item, label, matches))
             elif label in detected:
                 case = _case(item, label, matches)
                 if case.detected_theatres != (item.theatre,):
                     theatre_errors.append(case)
     return EvalReport(
-        overall=_scores(items, results, labels),
+        overall=_scores(items, results, labels, theatres),
         by_language=by_language,
         extras=extras,
         misses=tuple(misses),
         false_alarms=tuple(false_alarms),
         theatre_errors=tuple(theatre_errors),
+        theatres=theatres,
+        outside=tuple(outside),
     )
+
+
+def _outside_item(item: CorpusItem, matches: Sequence[Match], labels: Sequence[str]) -> OutsideItem:
+    detected = sorted(
+        {(m.indicator_id, m.theatre_id) for m in matches if m.is_event and m.indicator_id in labels}
+    )
+    return OutsideItem(
+        item_id=item.id,
+        lang=item.lang,
+        gold_theatre=item.theatre,
+        gold_labels=item.labels,
+        detected=tuple(detected),
+        title=item.title,
+    )
+
+
+def fail_under_message(report: EvalReport, threshold: float) -> str | None:
+    """One line saying which macro F1 (overall, or a language's) is below `threshold`, or
+    None when none is. A set with no scored label at all has no macro F1 and fails."""
+    failing = []
+    for name, scores in [("overall", report.overall), *report.by_language.items()]:
+        macro = scores.macro_f1
+        if macro is None or macro < threshold:
+            failing.append(f"{name} {_fmt(macro)}")
+    if not failing:
+        return None
+    return f"macro F1 below --fail-under {threshold:.2f}: {', '.join(failing)}"
 
 
 # ---------------------------------------------------------------------------
@@ -308,7 +391,60 @@ def _scores_dict(scores: Scores) -> dict[str, object]:
         "theatre_correct": scores.theatre_correct,
         "theatre_total": scores.theatre_total,
         "meets_targets": scores.meets_targets(),
+        "outside_theatres": {
+            "items": scores.outside_items,
+            "with_signs": scores.outside_with_signs,
+        },
     }
+
+
+def _outside_dict(report: EvalReport) -> dict[str, object]:
+    return {
+        "theatres": list(report.theatres),
+        "items": len(report.outside),
+        "with_signs": sum(1 for item in report.outside if item.gold_labels),
+        "flagged": sum(1 for item in report.outside if item.is_flagged),
+        "cases": [
+            {
+                "item": item.item_id,
+                "lang": item.lang,
+                "gold_theatre": item.gold_theatre,
+                "gold_labels": list(item.gold_labels),
+                "detected": [
+                    {"label": label, "theatre": theatre} for label, theatre in item.detected
+                ],
+                "title": item.title,
+            }
+            for item in report.outside_reported
+        ],
+    }
+
+
+def _outside_lines(report: EvalReport) -> list[str]:
+    outside = report.outside
+    watched = ", ".join(report.theatres) or "none"
+    lines = [f"Outside the configured theatres ({watched}): {len(outside)} item(s)"]
+    if not outside:
+        return lines
+    with_signs = [item for item in outside if item.gold_labels]
+    by_theatre: dict[str, int] = {}
+    for item in with_signs:
+        by_theatre[item.gold_theatre] = by_theatre.get(item.gold_theatre, 0) + 1
+    where = ", ".join(f"{theatre} {count}" for theatre, count in sorted(by_theatre.items()))
+    flagged = sum(1 for item in outside if item.is_flagged)
+    lines.append(
+        f"  {len(with_signs)} carry signs on unwatched ground"
+        + (f" ({where})" if where else "")
+        + ": not counted as misses;"
+        f" the matcher flagged {flagged} of the {len(outside)} (counted as false alarms above)"
+    )
+    for item in report.outside_reported:
+        gold = ", ".join(item.gold_labels) or "no sign"
+        said = ", ".join(f"{label} in {theatre}" for label, theatre in item.detected) or "nothing"
+        lines.append(
+            f"- {item.item_id} [{item.lang}] gold {item.gold_theatre}: {gold}; matcher: {said}"
+        )
+    return lines
 
 
 def _case_dict(case: Case) -> dict[str, object]:
@@ -351,6 +487,11 @@ def _scores_table(scores: Scores) -> str:
         f"theatre accuracy: {_fmt(scores.theatre_accuracy)}"
         f" ({scores.theatre_correct}/{scores.theatre_total} items with a detection)"
     )
+    if scores.outside_items:
+        theatre += (
+            f"\noutside the configured theatres: {scores.outside_items} item(s),"
+            f" {scores.outside_with_signs} with signs (not counted as misses)"
+        )
     verdict = "meets targets" if scores.meets_targets() else "BELOW TARGETS"
     return f"{table}\n{theatre}\n{verdict}"
 
@@ -383,6 +524,7 @@ def render_report(report: EvalReport, *, fmt: str = "table", verbose: bool = Fal
             "overall": _scores_dict(report.overall),
             "by_language": {lang: _scores_dict(s) for lang, s in report.by_language.items()},
             "extras": {key: list(ids) for key, ids in report.extras.items()},
+            "outside_theatres": _outside_dict(report),
             "targets": {
                 "macro_f1": TARGET_MACRO_F1,
                 "label_f1": TARGET_LABEL_F1,
@@ -407,6 +549,8 @@ def render_report(report: EvalReport, *, fmt: str = "table", verbose: bool = Fal
             parts.append(f"- {indicator_id}: {len(item_ids)} item(s): {fired}")
     else:
         parts.append("- none")
+    parts.append("")
+    parts += _outside_lines(report)
     parts.append("")
     parts.append(
         "Targets: macro F1 >= {:.2f}, every label F1 >= {:.2f}, theatre accuracy >= {:.2f}"

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import statistics
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -54,12 +55,14 @@ __all__ = [
     "WARNING_KINDS",
     "EventOutcome",
     "HistoryMark",
+    "LeadSummary",
     "ReplayError",
     "ReplayEvent",
     "ReplayResult",
     "compact_history",
     "corpus_entry",
     "event_outcomes",
+    "lead_summary",
     "load_events",
     "render_json",
     "render_table",
@@ -223,6 +226,75 @@ def event_outcomes(
             continue
         results.append(EventOutcome(event, "none"))
     return results
+
+
+@dataclass(frozen=True, slots=True)
+class LeadSummary:
+    """The events' outcomes counted, and two medians of their lead times (issue 12).
+
+    `median_lead_days`: the median (`statistics.median`: the mean of the two middle values
+    for an even count) of the lead of the events warned ahead, None when there is none.
+    `median_all_days`: the median over every event, a lead positive, the same day 0, a
+    late warning negative (minus its lag). An event never warned (nothing within the
+    lookback before it or the lag after it) ranks below every late one: it is at least
+    `lag` late, and how much later is unknown. So when the middle of the ranking falls on
+    such an event, the median itself is "no warning" (`median_all_unwarned`, and
+    `median_all_days` None). None too when there are no events.
+    """
+
+    events: int
+    ahead: int
+    same_day: int
+    late: int
+    unwarned: int
+    median_lead_days: float | None
+    median_all_days: float | None
+    median_all_unwarned: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "ahead": self.ahead,
+            "same_day": self.same_day,
+            "late": self.late,
+            "none": self.unwarned,
+            "median_lead_days": self.median_lead_days,
+            "median_all_days": self.median_all_days,
+            "median_all_unwarned": self.median_all_unwarned,
+        }
+
+
+def _signed_days(outcome: EventOutcome) -> int | None:
+    """Lead in days (late negative), None for an event never warned."""
+    if outcome.status == "none" or outcome.days is None:
+        return None
+    return -outcome.days if outcome.status == "after" else outcome.days
+
+
+def lead_summary(outcomes: Sequence[EventOutcome]) -> LeadSummary:
+    """Count the outcomes and take the two medians `LeadSummary` describes."""
+    leads = [o.days for o in outcomes if o.status == "ahead" and o.days is not None]
+    signed = [_signed_days(o) for o in outcomes]
+    # the ranking, lowest first: every unwarned event, then the warned ones by signed days
+    ranked: list[int | None] = [None] * signed.count(None)
+    ranked += sorted(days for days in signed if days is not None)
+    middle = ranked[(len(ranked) - 1) // 2 : len(ranked) // 2 + 1]
+    unwarned_middle = any(days is None for days in middle)
+    median_all = (
+        None
+        if not ranked or unwarned_middle
+        else statistics.median(d for d in middle if d is not None)
+    )
+    return LeadSummary(
+        events=len(outcomes),
+        ahead=sum(1 for o in outcomes if o.status == "ahead"),
+        same_day=sum(1 for o in outcomes if o.status == "same day"),
+        late=sum(1 for o in outcomes if o.status == "after"),
+        unwarned=sum(1 for o in outcomes if o.status == "none"),
+        median_lead_days=statistics.median(leads) if leads else None,
+        median_all_days=None if median_all is None else float(median_all),
+        median_all_unwarned=unwarned_middle,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -505,6 +577,7 @@ def render_json(result: ReplayResult) -> str:
     }
     if result.events is not None:
         document["events"] = [outcome.as_dict() for outcome in result.events]
+        document["events_summary"] = lead_summary(result.events).as_dict()
     return json.dumps(document, ensure_ascii=False, indent=2)
 
 
@@ -583,17 +656,35 @@ def render_table(result: ReplayResult, *, lookback: timedelta, lag: timedelta) -
         lines.append(
             output.render_rows(rows, columns=["date", "theatre", "warning", "alert", "event"])
         )
-        counts = {
-            status: sum(1 for o in result.events if o.status == status)
-            for status in ("ahead", "same day", "after", "none")
-        }
-        leads = sorted(o.days for o in result.events if o.status == "ahead" and o.days is not None)
-        median = f"; median lead {leads[len(leads) // 2]} d" if leads else ""
-        lines.append(
-            f"{len(result.events)} events: {counts['ahead']} warned ahead, {counts['same day']} "
-            f"the same day, {counts['after']} late, {counts['none']} without warning{median}"
-        )
+        lines += _lead_lines(lead_summary(result.events))
     return "\n".join(lines)
+
+
+def _days_text(days: float) -> str:
+    return f"{days:g} d"
+
+
+def _lead_lines(summary: LeadSummary) -> list[str]:
+    lines = [
+        f"{summary.events} events: {summary.ahead} warned ahead, {summary.same_day} the same "
+        f"day, {summary.late} late, {summary.unwarned} without warning"
+    ]
+    if summary.median_lead_days is not None:
+        lines.append(
+            f"median lead {_days_text(summary.median_lead_days)} over the {summary.ahead} "
+            "warned ahead"
+        )
+    if summary.events:
+        median = (
+            "no warning"
+            if summary.median_all_unwarned or summary.median_all_days is None
+            else _days_text(summary.median_all_days)
+        )
+        lines.append(
+            f"median over all {summary.events} events: {median} (ahead positive, same day 0, "
+            "late negative; an event never warned ranks below every late one)"
+        )
+    return lines
 
 
 # ---------------------------------------------------------------------------

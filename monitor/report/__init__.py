@@ -6,5 +6,9 @@ the pages (`pages`, with every feed string escaped by `markup`), draws the chart
 (`writer`). `rebuild` runs it off the daemon's event loop after each scoring round;
 `datasette` serves the database with the metadata shipped beside this module.
 
-Must not: write to the database, make a request, or emit JavaScript.
+`plot` draws `monitor chart`'s picture of a theatre's score (matplotlib, optional).
+
+May import: `monitor.config`, `monitor.db` (read-only queries), `monitor.deliver.content`
+(names and safe links), `monitor.models`. Must not: write to the database, make a
+request, or emit JavaScript.
 """

@@ -126,6 +126,7 @@ class Daemon:
         # Shared by every outbox drain: SIGTERM stops new sends, the stop deadline wakes the one
         # blocked in the network (see `_wait_for_running_jobs`).
         self._delivery_stop = DeliveryStop()
+        self._fetching: asyncio.Future[pipeline.PollSummary] | None = None  # a poll's fetching
         self._metrics: MetricsEndpoint | None = None
 
     # -- lifetime ------------------------------------------------------------
@@ -190,6 +191,12 @@ class Daemon:
 
     async def _wait_for_running_jobs(self) -> None:
         started = time.monotonic()
+        # Fetching only waits on the network: each feed it finished is committed, and a feed
+        # not yet stored is fetched again (conditionally) at the next start. So it stops at
+        # once rather than holding the stop for a server that never answers; the rest of
+        # the poll job (scoring, sending) is not started. A send under way keeps its grace.
+        if self._fetching is not None:
+            self._fetching.cancel()
         if await self._jobs_finished(by=started + SEND_GRACE_SECONDS):
             return
         # An SMTP call blocked in a thread would outlive its job's cancellation (and hold the
@@ -366,9 +373,15 @@ class Daemon:
     async def poll_job(self) -> None:
         assert self.store is not None and self.fetcher is not None and self.parsers is not None
         started = self.clock()
-        summary = await pipeline.poll_feeds(
-            self.store, self.config, self.fetcher, self.parsers, now=started, rng=self.rng
+        self._fetching = asyncio.ensure_future(
+            pipeline.poll_feeds(
+                self.store, self.config, self.fetcher, self.parsers, now=started, rng=self.rng
+            )
         )
+        try:
+            summary = await self._fetching
+        finally:
+            self._fetching = None
         score = None
         if summary.theatres_touched:
             score = pipeline.score_theatres(self.store, self.config, now=self.clock())

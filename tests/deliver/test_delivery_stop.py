@@ -16,7 +16,6 @@ import functools
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,21 +23,12 @@ import pytest
 from monitor import db
 from monitor.lab.mailsink import MailSink
 from tests.support.crash import WAIT, message_id_of
-from tests.support.daemon import CLASH_ITEMS, DaemonProcess, Deployment, rss, write_deployment
-from tests.support.http import FeedServer, Reply
+from tests.support.daemon import DaemonProcess, Deployment, write_deployment
+from tests.support.http import FeedServer
 from tests.support.smtp import SlowQuitHandler, StallingHandler
 
 STOP_PROMISE_SECONDS = 10.0  # README: "`SIGTERM` stops within 10 seconds"
 SMTP_TIMEOUT_SECONDS = 30.0  # the default: longer than the promise, as in production
-
-
-@pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
-    with FeedServer() as server:
-        server.route(
-            "/wire.xml", Reply(200, rss(CLASH_ITEMS), (("Content-Type", "application/rss+xml"),))
-        )
-        yield server
 
 
 def _deployment(folder: Path, feed_server: FeedServer, smtp_port: int) -> Deployment:

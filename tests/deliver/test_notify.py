@@ -18,7 +18,6 @@ import ssl
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -238,12 +237,6 @@ def assert_no_executable_markup(document: str) -> Markup:
         if name == "style":
             assert "url(" not in value and "expression" not in value, value
     return markup
-
-
-@pytest.fixture
-def sink(tmp_path: Path) -> Iterator[MailSink]:
-    with MailSink(tmp_path / "sink") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -93,7 +93,7 @@ def test_the_compiled_matcher_finds_exactly_what_the_source_finds(tmp_path: Path
     # compiled modules beside the sources while it runs; never in this checkout).
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("pyproject.toml", "README.md", "indicators.yaml"):
+    for name in ("pyproject.toml", "README.md", "indicators.yaml", "monitor.example.toml"):
         shutil.copy(REPO / name, project / name)
     shutil.copytree(
         REPO / "monitor", project / "monitor", ignore=shutil.ignore_patterns("*.so", "__pycache__")
@@ -120,6 +120,10 @@ def test_the_compiled_matcher_finds_exactly_what_the_source_finds(tmp_path: Path
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
         compiled = {n for n in archive.namelist() if n.endswith(".so")}
+        # the files `monitor init` writes travel as package data
+        assert {"monitor/indicators.yaml", "monitor/monitor.example.toml"} <= set(
+            archive.namelist()
+        )
     assert {"matcher", "rules", "text"} <= {
         Path(name).name.split(".")[0] for name in compiled if name.startswith("monitor/")
     }

@@ -255,7 +255,7 @@ BAD = [
     ),
     pytest.param(
         _set("indicators.border_clash.wieght", 3),
-        f"{P}.wieght: unknown key (expected one of: applies_to, context, deep_mentions,"
+        f"{P}.wieght: unknown key (expected one of: alliance_when, applies_to, context, deep_mentions,"
         " description, en, exclude, half_life_hours, non_events, one_side, ru, severity,"
         " weight)",
         id="unknown-key",

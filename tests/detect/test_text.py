@@ -169,7 +169,9 @@ def test_is_abbreviation(word: str, expected: bool) -> None:
         pytest.param("апреля", 4, id="ru-genitive"),
         pytest.param("мае", 5, id="ru-may-prepositional"),
         pytest.param("Декабрь", 12, id="ru-capitalised"),
-        pytest.param("мартовский", 0, id="ru-adjective"),
+        # month adjectives date an event as the month's name does ("сентябрьские бои")
+        pytest.param("мартовский", 3, id="ru-adjective"),
+        pytest.param("сентябрьских", 9, id="ru-adjective-plural"),
         pytest.param("маршрут", 0, id="ru-other-word"),
         pytest.param("2024", 0, id="number"),
     ],

@@ -26,7 +26,8 @@ import pytest
 
 from monitor import __version__
 from monitor.fetch import politeness
-from monitor.fetch.fetcher import Fetcher, Resolver, parse_retry_after, system_resolver
+from monitor.fetch.fetcher import Fetcher, parse_retry_after
+from monitor.fetch.transport import Resolver, system_resolver
 from monitor.models import FeedState, FetchResult, HttpSettings, ScheduleSettings
 from tests.support.http import (
     PUBLIC_IP,
@@ -86,12 +87,6 @@ async def fetch(
 
 def fetch_sync(url: str, **kwargs: Any) -> FetchResult:
     return run(fetch(url, **kwargs))
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with FeedServer() as feed_server:
-        yield feed_server
 
 
 @pytest.fixture
@@ -571,7 +566,7 @@ def test_a_redirect_to_an_octal_dotted_quad_is_refused_by_httpx_itself(server: F
 def test_the_connect_time_guard_refuses_the_spellings_too(sentinel: Sentinel, host: str) -> None:
     """The second line: even a host that reached the network backend is refused there."""
     from monitor.errors import FetchError
-    from monitor.fetch.fetcher import AsyncioDialer, GuardedNetworkBackend
+    from monitor.fetch.transport import AsyncioDialer, GuardedNetworkBackend
 
     backend = GuardedNetworkBackend(
         allow_private_networks=LOCAL, resolver=system_resolver, dialer=AsyncioDialer()

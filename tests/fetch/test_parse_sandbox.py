@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,6 +41,37 @@ def run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 async def parse_with(pool: ParserPool, body: bytes, **kwargs: Any) -> ParseResult:
     return await pool.parse(body, feed_id="feed", fetched_at=FETCHED_AT, **kwargs)
+
+
+def test_a_slow_worker_start_is_not_counted_as_parse_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a loaded host a new worker's interpreter start and imports can take longer than
+    the parse timeout; the feed must not fail for it. Here every worker's start-up takes
+    at least 1.5 s (a `sitecustomize` the child imports first), the parse timeout is 1 s,
+    and two feeds still parse, before and after a worker is replaced."""
+    (tmp_path / "sitecustomize.py").write_text("import time\ntime.sleep(1.5)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+
+    async def scenario() -> tuple[ParseResult, ParseResult, ParseResult, int]:
+        pool = ParserPool(
+            workers=1,
+            timeout_seconds=1.0,
+            memory_bytes=4096 * MIB,
+            reject_entity_declarations=False,
+        )
+        try:
+            first = await parse_with(pool, good_rss(2))
+            blown = await parse_with(pool, quadratic_blowup())  # killed at 1 s: replaced
+            after = await parse_with(pool, good_rss(3))
+            return first, blown, after, pool.workers_replaced
+        finally:
+            pool.close()
+
+    first, blown, after, replaced = run(scenario())
+    assert first.status == "ok" and len(first.entries) == 2, first.message
+    assert after.status == "ok" and len(after.entries) == 3, after.message
+    assert (blown.error_kind, replaced) == ("parse_resource_limit", 1)
 
 
 def test_a_pool_parse_equals_an_in_process_parse() -> None:

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,34 +22,17 @@ from monitor import db
 from monitor.config import load_config
 from monitor.lab.mailsink import MailSink, free_port
 from tests.support.daemon import (
-    CLASH_ITEMS,
     DaemonProcess,
     Deployment,
-    rss,
     write_deployment,
     write_indicators,
 )
-from tests.support.http import FeedServer, Reply, hang
+from tests.support.http import FeedServer, hang
 from tests.support.systemd import FakeNotifySocket
 
 
 def deployment_metrics(deployment: Deployment) -> str:
     return load_config(settings_path=deployment.settings, env={}).settings.metrics_listen or ""
-
-
-@pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
-    with FeedServer() as server:
-        server.route(
-            "/wire.xml", Reply(200, rss(CLASH_ITEMS), (("Content-Type", "application/rss+xml"),))
-        )
-        yield server
-
-
-@pytest.fixture
-def sink(tmp_path: Path) -> Iterator[MailSink]:
-    with MailSink(tmp_path / "mail") as running:
-        yield running
 
 
 @pytest.fixture

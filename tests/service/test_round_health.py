@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from monitor import db
@@ -26,12 +24,6 @@ from tests.support.http import FeedServer, RecordedRequest, Reply
 
 RSS = (("Content-Type", "application/rss+xml"),)
 RECIPIENTS_LINE = 'recipients = ["analyst@example.org"]\n'
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with FeedServer() as feed_server:
-        yield feed_server
 
 
 def deploy(

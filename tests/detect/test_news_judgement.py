@@ -1,0 +1,206 @@
+"""The article-level judgement: the headline and lede say what an article reports as news.
+
+A sign the body recounts is background (kept, with its reason, at a confidence that no
+longer counts) when the article looks back (an anniversary, a commemoration, "two years
+on") or when the headline itself recalls that sign as the setting of other news; a sign
+the headline or lede reports, or one the body dates to today or calls a renewal, stays
+news. Every sentence here is written for these tests.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.detect.matcher import match_article
+from monitor.models import EVENT_CONFIDENCE
+from tests.support.detection import article, events, find, shipped_rules
+
+
+def _match(text: str, title: str, language: str = "en") -> list:
+    return match_article(article(text, title=title, language=language), shipped_rules())
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language", "key", "reason"),
+    [
+        pytest.param(
+            "Armenia mourns the dead on the anniversary of the war",
+            "Families gathered in Yerevan. The fighting with Azerbaijan killed thousands of"
+            " soldiers on both sides.",
+            "en",
+            "border_clash@am-az",
+            "looks back ('mourns' in the headline)",
+            id="en-anniversary-recounted-fighting",
+        ),
+        pytest.param(
+            "Two years on: how the Kyrgyz-Tajik war changed Batken",
+            "Residents are rebuilding their homes. A ceasefire agreed by Bishkek and Dushanbe"
+            " ended the fighting within days.",
+            "en",
+            "de_escalation@kg-tj",
+            "looks back ('years on' in the headline)",
+            id="en-years-on-recounted-ceasefire",
+        ),
+        pytest.param(
+            "В Ереване вспоминают погибших в войне с Азербайджаном",
+            "Люди несли цветы к мемориалу. В ходе боёв на границе погибли более двухсот"
+            " армянских военнослужащих.",
+            "ru",
+            "border_clash@am-az",
+            "looks back ('вспоминают' in the headline)",
+            id="ru-commemoration-recounted-fighting",
+        ),
+        pytest.param(
+            "Два года войне: уроки для Кыргызстана и Таджикистана",
+            "Эксперты напоминают, что стороны договорились о прекращении огня и отводе"
+            " войск от границы.",
+            "ru",
+            "de_escalation@kg-tj",
+            "looks back ('уроки' in the headline)",
+            id="ru-lessons-recounted-ceasefire",
+        ),
+        pytest.param(
+            "Two years into Armenia's CSTO freeze: a membership in name only",
+            "Analysts in Yerevan see little change.",
+            "en",
+            "alliance_withdrawal@csto",
+            "governed by 'years into'",
+            id="en-headline-sign-governed-by-years-into",
+        ),
+        pytest.param(
+            "Months after deadly fighting, Kyrgyzstan and Tajikistan sign a border protocol",
+            "The protocol was signed in Batken. The fighting killed dozens of soldiers and"
+            " villagers on both sides.",
+            "en",
+            "border_clash@kg-tj",
+            "background",
+            id="en-headline-recalls-the-fighting",
+        ),
+        pytest.param(
+            "After the September war, Bishkek digs in on disputed land",
+            "Officials in Batken are building new roads. The fighting on the Kyrgyz-Tajik"
+            " border killed about a hundred people on both sides.",
+            "en",
+            "border_clash@kg-tj",
+            "looks back ('After the September war' in the headline)",
+            id="en-aftermath-headline-recounted-fighting",
+        ),
+        pytest.param(
+            "Аналитика: после войны на границе Бишкек и Душанбе ищут компромисс",
+            "Эксперты обсуждают водные споры. Бои на кыргызско-таджикской границе унесли"
+            " жизни десятков военнослужащих.",
+            "ru",
+            "border_clash@kg-tj",
+            "looks back ('после войны' in the headline)",
+            id="ru-aftermath-headline-recounted-fighting",
+        ),
+        pytest.param(
+            "Opinion: the South Caucasus needs trade, not triumph",
+            "Peace is possible. The reopened railways between Armenia and Azerbaijan"
+            " brought calm to the border region.",
+            "en",
+            "de_escalation@am-az",
+            "looks back ('Opinion' in the headline)",
+            id="en-opinion-piece-is-not-news",
+        ),
+    ],
+)
+def test_a_sign_the_article_recounts_is_background_with_its_reason(
+    title: str, text: str, language: str, key: str, reason: str
+) -> None:
+    matches = _match(text, title, language)
+    match = find(matches, key)
+    assert match is not None, matches
+    assert key not in events(matches)
+    assert match.confidence < EVENT_CONFIDENCE
+    assert any(reason in q for q in match.qualifiers), match.qualifiers
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language", "key"),
+    [
+        pytest.param(
+            "Armenia mourns the dead on the anniversary of the war",
+            "Families gathered in Yerevan. Fighting with Azerbaijan resumed on the border"
+            " today, the defence ministry said, and two soldiers were killed.",
+            "en",
+            "border_clash@am-az",
+            id="en-renewal-in-a-look-back-is-news",
+        ),
+        pytest.param(
+            "В Ереване вспоминают погибших в войне с Азербайджаном",
+            "Люди несли цветы к мемориалу. Сегодня азербайджанские военные вновь обстреляли"
+            " армянские позиции у Джермука.",
+            "ru",
+            "border_clash@am-az",
+            id="ru-renewal-in-a-look-back-is-news",
+        ),
+        pytest.param(
+            "After the September war, Bishkek digs in on disputed land",
+            "Officials in Batken are building new roads. On Tuesday Kyrgyz and Tajik border"
+            " guards exchanged fire near the Vorukh enclave.",
+            "en",
+            "border_clash@kg-tj",
+            id="en-a-day-of-this-week-in-an-aftermath-piece-is-news",
+        ),
+        pytest.param(
+            "Two years on, Armenia and Azerbaijan sign a peace treaty",
+            "The treaty was signed in Washington. The peace treaty ends decades of conflict,"
+            " Pashinyan and Aliyev said.",
+            "en",
+            "de_escalation@am-az",
+            id="en-headline-reports-the-sign-as-news",
+        ),
+        pytest.param(
+            "Kyrgyz security chief issues a blunt demand to Dushanbe",
+            "Tashiev used the anniversary of the border war on Friday to tell Tajikistan that"
+            " it must drop its territorial claims.",
+            "en",
+            "territorial_claim@kg-tj",
+            id="en-an-anniversary-dates-what-it-names-not-the-news",
+        ),
+    ],
+)
+def test_the_news_the_headline_reports_or_a_renewal_stays_news(
+    title: str, text: str, language: str, key: str
+) -> None:
+    assert key in events(_match(text, title, language))
+
+
+def test_a_whether_clause_governs_its_own_clause_not_the_sentence() -> None:
+    text = (
+        "Asked whether a formal exit was imminent, the foreign minister said the decision"
+        " would come later, adding that Armenia would not take part in CSTO meetings this"
+        " year."
+    )
+    assert "alliance_withdrawal@csto" in events(_match(text, ""))
+
+
+def test_a_sign_inside_a_whether_clause_stays_hypothetical() -> None:
+    matches = _match("Diplomats asked whether Armenia will boycott the CSTO summit.", "")
+    match = find(matches, "alliance_withdrawal@csto")
+    assert match is not None
+    assert match.confidence < EVENT_CONFIDENCE
+    assert any("whether" in q for q in match.qualifiers), match.qualifiers
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "On Monday Pashinyan laid flowers at the graves of Armenian soldiers killed by"
+            " Azerbaijani forces.",
+            "en",
+            id="en-graves-of-the-fallen",
+        ),
+        pytest.param(
+            "В понедельник жители Баткена пришли на могилы кыргызских военнослужащих,"
+            " погибших в боях с таджикскими военными.",
+            "ru",
+            id="ru-graves-of-the-fallen",
+        ),
+    ],
+)
+def test_a_visit_to_the_graves_of_the_fallen_is_not_a_clash(text: str, language: str) -> None:
+    matches = _match(text, "", language)
+    assert not {key for key in events(matches) if key.startswith("border_clash")}

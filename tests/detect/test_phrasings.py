@@ -1,0 +1,492 @@
+"""Wider phrasings of each sign (issue 12), English and Russian, and their near misses.
+
+Each row is one kind of phrasing, written for these tests (none is copied from a
+corpus): the detection it must give (`indicator@theatre`), or, for a near miss, the
+detection it must not give.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from monitor.detect.matcher import match_article
+from monitor.models import EVENT_CONFIDENCE
+from tests.support.detection import article, events, find, shipped_rules
+
+
+def _events(text: str, title: str = "", language: str = "en", **kwargs: object) -> set[str]:
+    return events(
+        match_article(article(text, title=title, language=language, **kwargs), shipped_rules())  # type: ignore[arg-type]
+    )
+
+
+SIGNS = [
+    # exercise_cancellation: a member's absence from a drill
+    pytest.param(
+        "",
+        "CSTO drills open in Kazakhstan without Armenian troops",
+        "en",
+        "exercise_cancellation@csto",
+        id="en-exercise-without-a-members-troops",
+    ),
+    pytest.param(
+        "",
+        "Учения ОДКБ в Белоруссии начались без армянских военных",
+        "ru",
+        "exercise_cancellation@csto",
+        id="ru-exercise-without-a-members-troops",
+    ),
+    pytest.param(
+        "",
+        "Armenia is missing from the list of countries taking part in the CSTO exercise",
+        "en",
+        "exercise_cancellation@csto",
+        id="en-member-missing-from-the-list",
+    ),
+    pytest.param(
+        "",
+        "Армении нет среди участников учения ОДКБ в Киргизии",
+        "ru",
+        "exercise_cancellation@csto",
+        id="ru-member-not-among-the-participants",
+    ),
+    pytest.param(
+        "",
+        "The CSTO will hold its drills in Belarus after Armenia declined to host them",
+        "en",
+        "exercise_cancellation@csto",
+        id="en-drills-moved-after-a-member-declines",
+    ),
+    pytest.param(
+        "",
+        "The CSTO exercise planned for Armenia will instead be held in Belarus.",
+        "en",
+        "exercise_cancellation@csto",
+        id="en-drills-instead-held-elsewhere",
+    ),
+    pytest.param(
+        "",
+        "Armenia will not send officers to the CSTO command drill in Kazakhstan.",
+        "en",
+        "exercise_cancellation@csto",
+        id="en-member-sends-no-officers",
+    ),
+    # arms_delivery: ownership, entering service
+    pytest.param(
+        "",
+        "Turkish-built strike drones join the Kyrgyz border service",
+        "en",
+        "arms_delivery@kg-tj",
+        id="en-drones-join-the-border-service",
+    ),
+    pytest.param(
+        "",
+        "Пограничная служба Таджикистана пополнилась ударными беспилотниками",
+        "ru",
+        "arms_delivery@kg-tj",
+        id="ru-border-service-gains-drones",
+    ),
+    # de_escalation: prisoners, joint statements, meetings, joint management, councils
+    pytest.param(
+        "",
+        "Baku and Yerevan agreed in a joint statement to release captured soldiers",
+        "en",
+        "de_escalation@am-az",
+        id="en-joint-statement-to-release-soldiers",
+    ),
+    pytest.param(
+        "",
+        "Армения и Азербайджан провели обмен военнопленными",
+        "ru",
+        "de_escalation@am-az",
+        id="ru-exchange-of-prisoners-of-war",
+    ),
+    pytest.param(
+        "",
+        "Армения и Азербайджан опубликовали совместное заявление об освобождении военнопленных",
+        "ru",
+        "de_escalation@am-az",
+        id="ru-joint-statement-on-prisoners",
+    ),
+    pytest.param(
+        "",
+        "В Праге состоялась встреча Пашиняна и Алиева",
+        "ru",
+        "de_escalation@am-az",
+        id="ru-leaders-meeting-by-name",
+    ),
+    pytest.param(
+        "",
+        "Talks between Pashinyan and Aliyev took place in Prague",
+        "en",
+        "de_escalation@am-az",
+        id="en-leaders-talks-by-name",
+    ),
+    pytest.param(
+        "",
+        "Бишкек и Душанбе договорились о совместном управлении водозабором",
+        "ru",
+        "de_escalation@kg-tj",
+        id="ru-agreed-joint-management",
+    ),
+    pytest.param(
+        "",
+        "Kyrgyzstan and Tajikistan agreed on joint management of the water intake",
+        "en",
+        "de_escalation@kg-tj",
+        id="en-agreed-joint-management",
+    ),
+    pytest.param(
+        "",
+        "The Kyrgyz-Tajik intergovernmental commission on border issues met in Batken",
+        "en",
+        "de_escalation@kg-tj",
+        id="en-intergovernmental-commission-meets",
+    ),
+    pytest.param(
+        "",
+        "The Kulundu crossing between Kyrgyzstan and Tajikistan was reopened to traffic",
+        "en",
+        "de_escalation@kg-tj",
+        id="en-crossing-reopened",
+    ),
+    # alliance_withdrawal: a freeze restated beside a drill, refusing to return
+    pytest.param(
+        "",
+        "Армения, заморозившая участие в ОДКБ, не примет участия в учениях организации",
+        "ru",
+        "alliance_withdrawal@csto",
+        id="ru-freeze-restated-beside-a-drill",
+    ),
+    pytest.param(
+        "",
+        "A spokesman said the decision followed from Yerevan's freeze of its"
+        " participation in the CSTO.",
+        "en",
+        "alliance_withdrawal@csto",
+        id="en-decision-followed-from-the-freeze",
+    ),
+    pytest.param(
+        "",
+        "Мирзоян заявил, что заморозка участия Армении в ОДКБ сохраняется и Ереван не"
+        " намерен возвращаться к работе в организации.",
+        "ru",
+        "alliance_withdrawal@csto",
+        id="ru-no-intention-to-return",
+    ),
+]
+
+
+@pytest.mark.parametrize(("title", "text", "language", "key"), SIGNS)
+def test_a_wider_phrasing_of_a_sign_is_detected(
+    title: str, text: str, language: str, key: str
+) -> None:
+    assert key in _events(text, title, language)
+
+
+NEAR_MISSES = [
+    pytest.param(
+        "",
+        "The CSTO drills in Kyrgyzstan follow the withdrawal of U.S. troops from Afghanistan.",
+        "en",
+        "exercise_cancellation@csto",
+        id="en-drills-after-someone-elses-withdrawal",
+    ),
+    pytest.param(
+        "",
+        "Министр обороны Таджикистана заявил, что учения ОДКБ носят плановый характер и"
+        " не направлены против какого-либо государства.",
+        "ru",
+        "exercise_cancellation@csto",
+        id="ru-drills-not-directed-against-anyone",
+    ),
+    pytest.param(
+        "",
+        "CSTO troops from Kyrgyzstan and Tajikistan rehearsed repelling an incursion and"
+        " retaking a border post seized by militants.",
+        "en",
+        "border_clash@kg-tj",
+        id="en-an-exercise-scenario",
+    ),
+    pytest.param(
+        "",
+        "Военнослужащие Кыргызстана и Таджикистана отработали уничтожение условных"
+        " террористов, захвативших пограничный пост.",
+        "ru",
+        "border_clash@kg-tj",
+        id="ru-an-exercise-scenario",
+    ),
+    pytest.param(
+        "",
+        "Russia's withdrawal from the treaty, which Armenia and Azerbaijan had also"
+        " signed, took effect on Tuesday.",
+        "en",
+        "de_escalation@am-az",
+        id="en-withdrawal-from-a-treaty",
+    ),
+    pytest.param(
+        "",
+        "Общественники собирают подписи за референдум о выходе Армении из ОДКБ",
+        "ru",
+        "alliance_withdrawal@csto",
+        id="ru-activists-petition-for-an-exit",
+    ),
+    pytest.param(
+        "",
+        "Activists in Yerevan collect signatures for a referendum on leaving the CSTO",
+        "en",
+        "alliance_withdrawal@csto",
+        id="en-activists-petition-for-an-exit",
+    ),
+    pytest.param(
+        "",
+        "В Ереване потребовали освободить всех армян, содержащихся в азербайджанских тюрьмах.",
+        "ru",
+        "territorial_claim@am-az",
+        id="ru-freeing-prisoners-is-no-claim",
+    ),
+    pytest.param(
+        "",
+        "Кыргызско-таджикская межправительственная комиссия по торговому сотрудничеству"
+        " провела заседание в Душанбе.",
+        "ru",
+        "de_escalation@kg-tj",
+        id="ru-a-trade-commission",
+    ),
+    pytest.param(
+        "",
+        "Talks between Kyrgyzstan and Tajikistan on trade and investment were held in Dushanbe.",
+        "en",
+        "de_escalation@kg-tj",
+        id="en-trade-talks-by-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("title", "text", "language", "key"), NEAR_MISSES)
+def test_a_near_miss_is_not_a_sign(title: str, text: str, language: str, key: str) -> None:
+    assert key not in _events(text, title, language)
+
+
+@pytest.mark.parametrize(
+    ("text", "published", "language"),
+    [
+        pytest.param(
+            "In January Armenia declined to host this year's CSTO exercises.",
+            datetime(2023, 11, 20, tzinfo=UTC),
+            "en",
+            id="en-month-of-this-year-long-ago",
+        ),
+        pytest.param(
+            "В феврале 2024 года Армения отказалась проводить учения ОДКБ.",
+            datetime(2024, 12, 5, tzinfo=UTC),
+            "ru",
+            id="ru-month-with-the-publication-year-long-ago",
+        ),
+    ],
+)
+def test_a_month_of_the_publication_year_long_before_it_is_history(
+    text: str, published: datetime, language: str
+) -> None:
+    matches = match_article(article(text, language=language, published=published), shipped_rules())
+    match = find(matches, "exercise_cancellation@csto")
+    assert match is not None
+    assert match.confidence < EVENT_CONFIDENCE
+    assert any(q.startswith("historical") for q in match.qualifiers), match.qualifiers
+
+
+def test_a_month_of_the_publication_year_just_before_it_may_be_news() -> None:
+    text = "In October Armenia declined to host this year's CSTO exercises."
+    published = datetime(2023, 11, 3, tzinfo=UTC)
+    assert "exercise_cancellation@csto" in _events(text, published=published)
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language", "theatres"),
+    [
+        pytest.param(
+            "Russia hands Kyrgyzstan a batch of weapons",
+            "The shipment includes armoured vehicles and small arms for the Kyrgyz army.",
+            "en",
+            {"arms_delivery@csto"},
+            id="en-russian-aid-to-a-member-is-the-alliances",
+        ),
+        pytest.param(
+            "Россия передала Таджикистану зенитные ракетные комплексы",
+            "Комплексы поступили на вооружение таджикской армии.",
+            "ru",
+            {"arms_delivery@csto"},
+            id="ru-russian-aid-to-a-member-is-the-alliances",
+        ),
+        pytest.param(
+            "Душанбе получил партию российского вооружения",
+            "Техника поступила в подразделения, охраняющие границу.",
+            "ru",
+            {"arms_delivery@csto"},
+            id="ru-russian-weapons-received-by-a-member",
+        ),
+        pytest.param(
+            "Indian rocket launchers delivered to Armenia",
+            "For three decades Armenia bought almost all of its weapons from Russia under"
+            " CSTO rules.",
+            "en",
+            {"arms_delivery@am-az"},
+            id="en-other-supplier-is-the-pairs-russia-recalled",
+        ),
+        pytest.param(
+            "Kyrgyzstan buys Turkish Bayraktar drones",
+            "Bishkek, a CSTO member, paid for the drones from its own budget.",
+            "en",
+            {"arms_delivery@kg-tj"},
+            id="en-other-supplier-is-the-pairs-csto-named",
+        ),
+    ],
+)
+def test_arms_from_the_alliance_are_the_alliances_others_the_pairs(
+    title: str, text: str, language: str, theatres: set[str]
+) -> None:
+    found = {key for key in _events(text, title, language) if key.startswith("arms_delivery")}
+    assert found == theatres
+
+
+def test_a_first_batch_of_weapons_arriving_is_a_delivery() -> None:
+    text = (
+        "On Thursday the Armenian defence ministry confirmed that a first batch of the"
+        " launchers had arrived."
+    )
+    assert "arms_delivery@am-az" in _events(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "published", "language", "key", "kind"),
+    [
+        pytest.param(
+            "The relationship soured in 2022, when Azerbaijani forces attacked Armenian"
+            " positions near Jermuk.",
+            datetime(2023, 11, 20, tzinfo=UTC),
+            "en",
+            "border_clash@am-az",
+            "historical",
+            id="en-a-when-clause-takes-the-year-before-it",
+        ),
+        pytest.param(
+            "The talks followed the 2020 war, which ended with a ceasefire agreed by Armenia"
+            " and Azerbaijan.",
+            datetime(2022, 9, 13, tzinfo=UTC),
+            "en",
+            "de_escalation@am-az",
+            "historical",
+            id="en-a-which-clause-takes-the-year-before-it",
+        ),
+        pytest.param(
+            "После сентябрьских боёв на армяно-азербайджанской границе стороны вернулись к"
+            " переговорам.",
+            datetime(2022, 11, 21, tzinfo=UTC),
+            "ru",
+            "border_clash@am-az",
+            "historical",
+            id="ru-a-month-adjective-dates-the-fighting",
+        ),
+        pytest.param(
+            "Подписанный тогда протокол об отводе войск Кыргызстана и Таджикистана позволил"
+            " остановить бои.",
+            datetime(2022, 3, 10, tzinfo=UTC),
+            "ru",
+            "de_escalation@kg-tj",
+            "background",
+            id="ru-then-signed-protocol",
+        ),
+        pytest.param(
+            "Days later, as Kyrgyz and Tajik forces fought each other on the border, the"
+            " alliance called for calm.",
+            datetime(2022, 10, 10, tzinfo=UTC),
+            "en",
+            "border_clash@kg-tj",
+            "background",
+            id="en-days-later-in-a-recap",
+        ),
+    ],
+)
+def test_a_sign_dated_in_the_past_is_kept_as_history(
+    text: str, published: datetime, language: str, key: str, kind: str
+) -> None:
+    matches = match_article(article(text, language=language, published=published), shipped_rules())
+    match = find(matches, key)
+    assert match is not None, matches
+    assert match.confidence < EVENT_CONFIDENCE
+    assert any(q.startswith(kind) for q in match.qualifiers), match.qualifiers
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Yerevan summoned the Azerbaijani envoy over remarks about Armenian villages.",
+            "en",
+            id="en-envoy-summoned-over-remarks-on-land",
+        ),
+        pytest.param(
+            "МИД Армении вызвал посла Азербайджана из-за заявлений о территории Сюника.",
+            "ru",
+            id="ru-envoy-summoned-over-remarks-on-land",
+        ),
+        pytest.param(
+            "Baku accused Yerevan of trying to seize the water intake near the border.",
+            "en",
+            id="en-accused-of-trying-to-seize-a-site",
+        ),
+        pytest.param(
+            "Бишкек обвинил Душанбе в попытке захвата водозабора на границе.",
+            "ru",
+            id="ru-accused-of-trying-to-seize-a-site",
+        ),
+        pytest.param("Пашинян заявил: «Арцах — это Армения, и точка».", "ru", id="ru-x-is-y"),
+        pytest.param(
+            "Baku says its troops stand on its own territory near the Armenian village.",
+            "en",
+            id="en-on-its-own-territory",
+        ),
+        pytest.param(
+            "Ереван заявил о продвижении азербайджанских военных, Баку говорит о своей территории.",
+            "ru",
+            id="ru-on-its-own-territory",
+        ),
+    ],
+)
+def test_an_indirect_territorial_claim_is_detected(text: str, language: str) -> None:
+    found = {key for key in _events(text, "", language) if key.startswith("territorial_claim")}
+    assert found, text
+
+
+def test_acting_on_its_own_territory_in_self_defence_is_no_claim() -> None:
+    text = (
+        "Таджикская сторона заявила, что действует в пределах своей территории и в целях"
+        " самообороны против кыргызских военных."
+    )
+    found = {key for key in _events(text, "", "ru") if key.startswith("territorial_claim")}
+    assert not found
+
+
+@pytest.mark.parametrize(
+    ("title", "language"),
+    [
+        pytest.param(
+            "Archbishop's march reaches Yerevan as protest against border deal with"
+            " Azerbaijan grows",
+            "en",
+            id="en-protest-against-a-border-deal",
+        ),
+        pytest.param(
+            "В Ереване прошла акция против подписанного соглашения о границе с Азербайджаном",
+            "ru",
+            id="ru-rally-against-a-border-deal",
+        ),
+    ],
+)
+def test_a_protest_against_a_deal_is_not_de_escalation(title: str, language: str) -> None:
+    matches = match_article(article("", title=title, language=language), shipped_rules())
+    match = find(matches, "de_escalation@am-az")
+    assert "de_escalation@am-az" not in events(matches)
+    assert match is not None and any(q.startswith("protested") for q in match.qualifiers)
