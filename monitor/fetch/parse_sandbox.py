@@ -259,7 +259,7 @@ class _Worker:
                     message = (
                         f"the parser process did not start within {STARTUP_TIMEOUT_SECONDS:g} s"
                     )
-                    return _limit_result(message), True, None
+                    return _limit_result(message), True, None, None
                 self.ready = True
             self.conn.send(self.job_for(body, kwargs, rules))
             if rules is not None:
