@@ -43,7 +43,7 @@ from monitor.detect.matcher import match_article
 from monitor.errors import DeliveryError
 from monitor.fetch import politeness
 from monitor.fetch.fetcher import Fetcher
-from monitor.fetch.parse_sandbox import ParserPool, article_text
+from monitor.fetch.parse_sandbox import EntryFacts, ParserPool, article_text
 from monitor.models import (
     AlertDecision,
     ArticleText,
@@ -156,6 +156,7 @@ async def poll_feeds(
             feed = feeds[result.feed_id]
             parsed: ParseResult | None = None
             matched: dict[ArticleText, Sequence[Match]] | None = None
+            facts: EntryFacts | None = None
             if result.outcome == "ok" and result.body is not None:
                 parsed_feed = await parsers.parse_and_match(
                     result.body,
@@ -166,6 +167,7 @@ async def poll_feeds(
                     language_hint=feed.language,
                 )
                 parsed = parsed_feed.result
+                facts = parsed_feed.facts
                 if parsed_feed.matches is not None:
                     matched = {
                         article_text(entry): matches
@@ -187,6 +189,7 @@ async def poll_feeds(
                     rng=rng,
                     summary=part,
                     matched=matched,
+                    facts=facts,
                 )
                 return part
 
@@ -235,11 +238,13 @@ def record_feed_result(
     rng: random.Random,
     summary: PollSummary,
     matched: Mapping[ArticleText, Sequence[Match]] | None = None,
+    facts: EntryFacts | None = None,
 ) -> None:
     """Store one feed's poll in one transaction: articles, matches, state, notices.
 
     `matched` holds matches already made (by the parser workers) for the texts they
-    were made for; an article whose text is not there is matched here.
+    were made for; an article whose text is not there is matched here. `facts`, each
+    entry's grouping facts made by the same workers with the same rules (or None).
     """
     summary.feeds += 1
     effective = result
@@ -265,7 +270,9 @@ def record_feed_result(
     )
     entries = parsed.entries if parsed is not None and parsed.status != "error" else ()
     with store.transaction():
-        articles = store.store_entries(feed, entries, now=now)
+        articles = store.store_entries(
+            feed, entries, now=now, facts=facts if entries else None, rules=config.rules
+        )
         for article in articles:
             _match_and_store(store, config, article, now=now, summary=summary, matched=matched)
         # A story this poll started may be an event already stored in another language.

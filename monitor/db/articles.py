@@ -4,7 +4,8 @@ stored title index (within a language) and the event join (across languages).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -19,11 +20,13 @@ from monitor.models import (
 from monitor.score.stories import (
     CROSS_LANGUAGE_WINDOW_HOURS,
     EventStory,
+    GroupingFacts,
     StoryTitle,
+    article_names_text,
     choose_event_story,
     choose_story,
     is_same_fingerprint,
-    names_in,
+    names_by_theatre,
     parse_fingerprint,
     probe_stems,
     title_fingerprint,
@@ -44,7 +47,41 @@ STORY_WINDOW_DAYS = 3
 CROSS_LANGUAGE_CANDIDATES = 64
 
 
-NAMES_CACHE_MAX = 50_000  # article texts whose names the cross-language join remembers
+# One side of the walk of `story_signs` from a new event story's time (`_event_candidates`):
+# each row checked against the story and its matches as they are now (a row's
+# published_at is its story's, which never changes once the story is stored).
+_SIGN_SIDE_SQL = """
+    SELECT DISTINCT g.story_id, g.published_at,
+           abs(julianday(g.published_at) - julianday(:at)) AS distance
+    FROM story_signs g JOIN stories s ON s.id = g.story_id
+    WHERE g.theatre_id = :theatre AND g.indicator_id = :indicator AND {side}
+      AND g.language != :language
+      AND g.story_id != :new AND s.merged_into IS NULL
+      AND EXISTS (SELECT 1 FROM matches m INDEXED BY idx_matches_story_id_confidence
+                  WHERE m.story_id = g.story_id
+                  AND m.confidence >= :events AND m.theatre_id = :theatre
+                  AND m.indicator_id = :indicator AND m.occurred_at BETWEEN :low AND :high)
+      AND NOT EXISTS (SELECT 1 FROM articles a
+                      WHERE a.story_id = g.story_id AND a.language = :language)
+    {order}
+"""
+_LATER = {
+    "side": "g.published_at BETWEEN :at AND :until",
+    "order": "ORDER BY g.published_at, g.story_id LIMIT :limit",
+}
+_EARLIER = {
+    "side": "g.published_at >= :since AND g.published_at < :at",
+    "order": "ORDER BY g.published_at DESC, g.story_id DESC LIMIT :limit",
+}
+_TIED = {"side": "g.published_at = :boundary AND g.published_at < :at", "order": ""}
+
+
+def _text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+NAMES_CACHE_MAX = 100_000  # article texts (by digest) whose names the join remembers
+_NO_NAMES: Mapping[str, frozenset[str]] = {}
 
 
 STEM_COUNT_CACHE = 200_000  # (language, stem) counts a connection remembers (~20 MB at most)
@@ -83,16 +120,32 @@ class ArticleStore(StoreBase):
     """Articles and stories: storing new entries, and grouping them into stories through the"""
 
     def store_entries(
-        self, feed: Feed, entries: Sequence[Entry], *, now: datetime
+        self,
+        feed: Feed,
+        entries: Sequence[Entry],
+        *,
+        now: datetime,
+        facts: Sequence[GroupingFacts] | None = None,
+        rules: RuleSet | None = None,
     ) -> list[StoredArticle]:
         """Insert unseen entries (and update changed ones); return those that need matching.
 
         An entry is known by (feed, entry_id). A new one joins an existing story when it
         has the same canonical URL, or a near-identical title in the same language within
         a few days; otherwise it starts a story. Call inside a transaction.
+
+        `facts`, when given, are each entry's `grouping_facts` (made by a parser worker
+        with `rules`), used instead of computing them here.
         """
+        if facts is not None and len(facts) != len(entries):
+            facts = None  # never trust facts that do not line up
         fresh: list[StoredArticle] = []
-        for entry in entries:
+        for index, entry in enumerate(entries):
+            fact = facts[index] if facts is not None else None
+            if fact is not None and rules is not None:
+                self._remember_names(
+                    article_names_text(entry.title, entry.summary), fact.names, rules
+                )
             row = self.conn.execute(
                 "SELECT id, story_id, content_hash, first_seen_at FROM articles "
                 "WHERE feed_id = ? AND entry_id = ?",
@@ -117,7 +170,10 @@ class ArticleStore(StoreBase):
                 )
                 fresh.append(_stored(article_id, story_id, feed.id, entry, from_iso(first_seen)))
                 continue
-            story_id = self._story_for(feed, entry, now=now)
+            if fact is None:
+                story_id = self._story_for(feed, entry, now=now)
+            else:
+                story_id = self._story_for(feed, entry, now=now, fact=fact)
             cursor = self.conn.execute(
                 "INSERT INTO articles (feed_id, entry_id, story_id, outlet, url, title, summary, "
                 "language, published_at, first_seen_at, updated_at, content_hash) "
@@ -142,10 +198,15 @@ class ArticleStore(StoreBase):
             fresh.append(_stored(article_id, story_id, feed.id, entry, now))
         return fresh
 
-    def _story_for(self, feed: Feed, entry: Entry, *, now: datetime) -> int:
-        from monitor.fetch.parser import canonical_url
+    def _story_for(
+        self, feed: Feed, entry: Entry, *, now: datetime, fact: GroupingFacts | None = None
+    ) -> int:
+        if fact is not None:
+            canonical = fact.canonical_url
+        else:
+            from monitor.urls import canonical_url
 
-        canonical = canonical_url(entry.url) if entry.url else None
+            canonical = canonical_url(entry.url) if entry.url else None
         if canonical:
             row = self.conn.execute(
                 "SELECT coalesce(merged_into, id) FROM stories WHERE canonical_url = ? "
@@ -154,7 +215,10 @@ class ArticleStore(StoreBase):
             ).fetchone()
             if row is not None:
                 return int(row[0])
-        fingerprint = title_fingerprint(entry.title, entry.language)
+        if fact is not None:
+            fingerprint = fact.fingerprint
+        else:
+            fingerprint = title_fingerprint(entry.title, entry.language)
         found = self._indexed_story(fingerprint, entry.language, entry.published_at)
         if found is not None:
             return found
@@ -275,43 +339,37 @@ class ArticleStore(StoreBase):
         """Stories with an event match of one of `new`'s signs in the time window, in no
         language of `new`'s (what `shared_event_names` refuses anyway is ruled out in SQL,
         before any story's names are read); at most CROSS_LANGUAGE_CANDIDATES of them,
-        the nearest in time, so a burst of one sign costs each new story a bounded look."""
+        the nearest in time, so a burst of one sign costs each new story a bounded look.
+
+        Found through `story_signs`, walked outward from `new`'s time on each side and
+        stopped at the nearest CROSS_LANGUAGE_CANDIDATES that pass: the same stories as
+        sorting every story of the sign in the window by (distance, id), at a cost that
+        does not grow with the window."""
         span = timedelta(hours=CROSS_LANGUAGE_WINDOW_HOURS)
-        # occurred_at is the earlier of publication and first sight: a day of slack
-        low = to_iso(new.published_at - span - timedelta(days=1))
-        high = to_iso(new.published_at + span)
         [language] = new.languages  # a new event story is in one language
-        published = to_iso(new.published_at)
+        params: dict[str, object] = {
+            "at": to_iso(new.published_at),
+            "since": to_iso(new.published_at - span),
+            "until": to_iso(new.published_at + span),
+            # occurred_at is the earlier of publication and first sight: a day of slack
+            "low": to_iso(new.published_at - span - timedelta(days=1)),
+            "high": to_iso(new.published_at + span),
+            "events": EVENT_CONFIDENCE,
+            "new": new.story_id,
+            "language": language,
+            "limit": CROSS_LANGUAGE_CANDIDATES,
+        }
         found: dict[int, tuple[float, str]] = {}
         for theatre_id, indicator_id in sorted(new.events):
-            for story_id, story_published, distance in self.conn.execute(
-                """
-                SELECT s.id, s.published_at,
-                       abs(julianday(s.published_at) - julianday(?)) AS distance
-                FROM stories s
-                WHERE s.id IN (SELECT story_id FROM matches WHERE theatre_id = ?
-                               AND indicator_id = ? AND occurred_at BETWEEN ? AND ?
-                               AND confidence >= ?)
-                  AND s.id != ? AND s.merged_into IS NULL
-                  AND s.published_at BETWEEN ? AND ?
-                  AND NOT EXISTS (SELECT 1 FROM articles a
-                                  WHERE a.story_id = s.id AND a.language = ?)
-                ORDER BY distance, s.id LIMIT ?
-                """,
-                (
-                    published,
-                    theatre_id,
-                    indicator_id,
-                    low,
-                    high,
-                    EVENT_CONFIDENCE,
-                    new.story_id,
-                    to_iso(new.published_at - span),
-                    to_iso(new.published_at + span),
-                    language,
-                    CROSS_LANGUAGE_CANDIDATES,
-                ),
-            ):
+            sign = {**params, "theatre": theatre_id, "indicator": indicator_id}
+            later = self.conn.execute(_SIGN_SIDE_SQL.format(**_LATER), sign).fetchall()
+            earlier = self.conn.execute(_SIGN_SIDE_SQL.format(**_EARLIER), sign).fetchall()
+            if len(earlier) == CROSS_LANGUAGE_CANDIDATES:
+                # Walked newest first, ties broken by the larger id: the stories tied
+                # with the last one at its time may hold a smaller id that sorts first.
+                tied = {**sign, "boundary": earlier[-1][1]}
+                earlier += self.conn.execute(_SIGN_SIDE_SQL.format(**_TIED), tied).fetchall()
+            for story_id, story_published, distance in (*later, *earlier):
                 found[int(story_id)] = (float(distance), str(story_published))
         nearest = sorted(found.items(), key=lambda item: (item[1][0], item[0]))
         return [
@@ -331,13 +389,11 @@ class ArticleStore(StoreBase):
                 (story_id, EVENT_CONFIDENCE),
             )
         )
+        found = [
+            self._names_of(article_names_text(title, summary), rules) for _, title, summary in texts
+        ]
         names = {
-            theatre: frozenset().union(
-                *(
-                    self._names_in(f"{title}\n{summary or ''}", theatre, rules)
-                    for _, title, summary in texts
-                )
-            )
+            theatre: frozenset().union(*(names.get(theatre, frozenset()) for names in found))
             for theatre in {theatre for theatre, _ in events}
         }
         return EventStory(
@@ -348,15 +404,29 @@ class ArticleStore(StoreBase):
             names=names,
         )
 
-    def _names_in(self, text: str, theatre: str, rules: RuleSet) -> frozenset[str]:
+    def _names_of(self, text: str, rules: RuleSet) -> Mapping[str, frozenset[str]]:
+        """`names_by_theatre(text)`, remembered by a digest of the text."""
+        key = _text_key(text)
+        if self._names_rules is rules:
+            found = self._names_cache.get(key)
+            if found is not None:
+                return found
+        found = names_by_theatre(text, rules)
+        self._remember_names(text, found, rules, key=key)
+        return found
+
+    def _remember_names(
+        self,
+        text: str,
+        names: Mapping[str, frozenset[str]],
+        rules: RuleSet,
+        *,
+        key: bytes | None = None,
+    ) -> None:
         if self._names_rules is not rules or len(self._names_cache) >= NAMES_CACHE_MAX:
             self._names_cache.clear()
             self._names_rules = rules
-        key = (theatre, text)
-        found = self._names_cache.get(key)
-        if found is None:
-            found = self._names_cache[key] = frozenset(names_in(text, theatre, rules))
-        return found
+        self._names_cache[key or _text_key(text)] = names or _NO_NAMES
 
     def _refresh_story_sources(self, story_id: int) -> None:
         self.conn.execute(

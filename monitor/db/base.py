@@ -9,7 +9,7 @@ read-only, and no `await` ever runs inside a transaction (the store is synchrono
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
@@ -54,7 +54,7 @@ class StoreBase:
         # cross-language join: every candidate story's texts are read again for each new
         # event story, and finding names is the costly part. Keyed by the rule set's
         # identity (a reload starts afresh); bounded.
-        self._names_cache: dict[tuple[str, str], frozenset[str]] = {}
+        self._names_cache: dict[bytes, Mapping[str, frozenset[str]]] = {}
         self._names_rules: object = None
 
     @classmethod

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from monitor.models import EVENT_CONFIDENCE
 from monitor.score.stories import (
     fingerprint_text,
     title_fingerprint,
@@ -542,6 +543,65 @@ def _migration_7_channel_outbox(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_8_story_signs(db: sqlite_utils.Database) -> None:
+    """The cross-language join's candidates through an index (issue 17): one row per story,
+    warning sign (theatre, indicator) it has an event match of, and language of the
+    article that has it, keyed by the story's publication time; kept by triggers on
+    `matches` (an insert, a raised confidence, a match moved to another story by a join).
+    `Store._event_candidates` walks it outward from a new story's time, skipping rows of
+    the new story's language before any look-up, and stops at the nearest few, instead of
+    reading every match of the sign in the window. It checks each row against `matches`
+    and `articles` again, so a row left behind (a withdrawn match, a joined story) costs
+    a look, never a decision. The threshold is EVENT_CONFIDENCE as of this migration: a
+    lower one needs a migration that posts the matches it adds."""
+    db.execute(
+        """
+        CREATE TABLE story_signs (
+            theatre_id TEXT NOT NULL,
+            indicator_id TEXT NOT NULL,
+            published_at TEXT NOT NULL,
+            story_id INTEGER NOT NULL REFERENCES stories(id),
+            language TEXT NOT NULL,
+            PRIMARY KEY (theatre_id, indicator_id, published_at, story_id, language)
+        ) WITHOUT ROWID
+        """
+    )
+    # The walk's "no article in the new story's language", without reading article rows.
+    db.execute("CREATE INDEX idx_articles_story_id_language ON articles (story_id, language)")
+    # Not INSERT OR IGNORE: inside a trigger the statement that fired it (an upsert of
+    # `store_matches`) imposes its own conflict policy.
+    post = """
+        INSERT INTO story_signs (theatre_id, indicator_id, published_at, story_id, language)
+        SELECT new.theatre_id, new.indicator_id, s.published_at, s.id, coalesce(a.language, '')
+        FROM stories s JOIN articles a ON a.id = new.article_id
+        WHERE s.id = new.story_id AND s.published_at IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM story_signs g WHERE g.theatre_id = new.theatre_id
+                          AND g.indicator_id = new.indicator_id
+                          AND g.published_at = s.published_at AND g.story_id = s.id
+                          AND g.language = coalesce(a.language, ''));
+    """
+    when = f"new.confidence >= {EVENT_CONFIDENCE!r} AND new.story_id IS NOT NULL"
+    db.execute(
+        f"CREATE TRIGGER story_signs_after_match_insert AFTER INSERT ON matches "
+        f"WHEN {when} BEGIN {post} END"
+    )
+    db.execute(
+        "CREATE TRIGGER story_signs_after_match_update "
+        f"AFTER UPDATE OF confidence, story_id ON matches WHEN {when} BEGIN {post} END"
+    )
+    db.execute(
+        """
+        INSERT OR IGNORE INTO story_signs
+            (theatre_id, indicator_id, published_at, story_id, language)
+        SELECT DISTINCT m.theatre_id, m.indicator_id, s.published_at, s.id,
+               coalesce(a.language, '')
+        FROM matches m JOIN stories s ON s.id = m.story_id JOIN articles a ON a.id = m.article_id
+        WHERE m.confidence >= ? AND s.published_at IS NOT NULL
+        """,
+        [EVENT_CONFIDENCE],
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
@@ -550,6 +610,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_5_story_title_index,
     _migration_6_retention_evidence_index,
     _migration_7_channel_outbox,
+    _migration_8_story_signs,
 )
 
 

@@ -8,6 +8,7 @@
   `parse_sandbox`: runs the parser (and the matcher) in worker processes bounded in
   time and memory, because feed bytes are hostile.
 
-May import: `monitor.detect` (matching in the workers), `monitor.models`, `monitor.errors`.
-Must not import the database, delivery, scoring or anything above them.
+May import: `monitor.detect` (matching in the workers), `monitor.score.stories` (the
+story facts made in the workers), `monitor.urls`, `monitor.models`, `monitor.errors`.
+Must not import the database, delivery or anything above them.
 """

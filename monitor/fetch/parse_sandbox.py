@@ -39,6 +39,7 @@ from monitor.models import ArticleText, Entry, HttpSettings, Match, ParseResult
 
 if TYPE_CHECKING:
     from monitor.detect.rules import RuleSet
+    from monitor.score.stories import GroupingFacts
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,11 @@ READY = "ready"
 EntryMatches = tuple[tuple[Match, ...], ...]
 """The matches of each entry of a `ParseResult`, in the order of its entries."""
 
-_Reply = tuple[ParseResult, bool, EntryMatches | None]  # (result, replace the worker, matches)
+EntryFacts = tuple["GroupingFacts", ...]
+"""The grouping facts (`stories.grouping_facts`) of each entry, in the order of its entries."""
+
+# (result, replace the worker, matches, facts)
+_Reply = tuple[ParseResult, bool, EntryMatches | None, EntryFacts | None]
 _RulesSpec = tuple[int, bytes | None]  # (rule-set generation, its pickle if the worker lacks it)
 
 
@@ -65,6 +70,7 @@ class ParsedFeed:
 
     result: ParseResult
     matches: EntryMatches | None = None  # None: not matched (the caller matches itself)
+    facts: EntryFacts | None = None  # None: not computed (the writer computes them)
 
 
 def article_text(entry: Entry) -> ArticleText:
@@ -99,6 +105,17 @@ def _match_entries(result: ParseResult, rules: RuleSet) -> EntryMatches:
     from monitor.detect.matcher import match_article
 
     return tuple(tuple(match_article(article_text(entry), rules)) for entry in result.entries)
+
+
+def _try_entry_facts(result: ParseResult, rules: RuleSet) -> EntryFacts | None:
+    try:
+        from monitor.score.stories import grouping_facts
+
+        return tuple(grouping_facts(entry, rules) for entry in result.entries)
+    except MemoryError:
+        raise
+    except Exception:  # the writer computes them itself
+        return None
 
 
 def _load_rules(spec: _RulesSpec) -> tuple[int | None, RuleSet | None]:
@@ -154,12 +171,14 @@ def _worker_main(
         body, kwargs, rules_spec = job
         replace_me = False
         matches: EntryMatches | None = None
+        facts: EntryFacts | None = None
         try:
             if rules_spec is not None and rules_spec[1] is not None:
                 generation, rules = _load_rules(rules_spec)
             result = parse_feed(body, reject_entity_declarations=reject_entities, **kwargs)
             if rules_spec is not None and rules is not None and rules_spec[0] == generation:
                 matches = _try_match_entries(result, rules)
+                facts = _try_entry_facts(result, rules)
         except MemoryError:
             result = _limit_result(f"the parser exceeded the {memory_bytes}-byte memory limit")
         except BaseException as exc:  # parse_feed should not raise; never let a job kill us
@@ -172,11 +191,13 @@ def _worker_main(
         del body, job
         if result.error_kind == RESOURCE_LIMIT:
             replace_me = True  # after a MemoryError the heap is not worth trusting
-            matches = None
+            matches = facts = None
         try:
-            conn.send((result, replace_me, matches))
+            conn.send((result, replace_me, matches, facts))
         except MemoryError:
-            conn.send((_limit_result("the parse result exceeded the memory limit"), True, None))
+            conn.send(
+                (_limit_result("the parse result exceeded the memory limit"), True, None, None)
+            )
             return
         except (OSError, EOFError):
             return
@@ -238,14 +259,14 @@ class _Worker:
                     message = (
                         f"the parser process did not start within {STARTUP_TIMEOUT_SECONDS:g} s"
                     )
-                    return _limit_result(message), True, None
+                    return _limit_result(message), True, None, None
                 self.ready = True
             self.conn.send(self.job_for(body, kwargs, rules))
             if rules is not None:
                 self.rules_generation = rules[0]
             if not self.conn.poll(timeout):
                 self.kill()
-                return _limit_result(f"parsing took longer than {timeout:g} s"), True, None
+                return _limit_result(f"parsing took longer than {timeout:g} s"), True, None, None
             reply: _Reply = self.conn.recv()
             if rules is not None and reply[2] is None:
                 self.rules_generation = None  # not matched: send the rules again next time
@@ -253,7 +274,7 @@ class _Worker:
         except (EOFError, OSError) as exc:
             code = self.kill()
             message = f"the parser process died (exit code {code}): {exc}"
-            return _limit_result(message), True, None
+            return _limit_result(message), True, None, None
 
     def kill(self) -> int | None:
         with contextlib.suppress(Exception):
@@ -410,7 +431,7 @@ class ParserPool:
                 worker = await loop.run_in_executor(self._threads, self._start_worker)
             if rules is not None and worker.rules_generation != rules[0]:
                 self.rules_sent += 1  # this job carries the rule set's bytes
-            result, replace_me, matches = await loop.run_in_executor(
+            result, replace_me, matches, facts = await loop.run_in_executor(
                 self._threads, worker.roundtrip, body, kwargs, rules, self.timeout_seconds
             )
             finished = True
@@ -428,7 +449,9 @@ class ParserPool:
                 worker = None
             if matches is not None and len(matches) != len(result.entries):
                 matches = None  # never trust a reply that does not line up
-            return ParsedFeed(result, matches)
+            if facts is not None and len(facts) != len(result.entries):
+                facts = None
+            return ParsedFeed(result, matches, facts)
         finally:
             if not finished and worker is not None:
                 worker.kill()  # cancelled mid-parse: the worker's state is unknown

@@ -14,7 +14,6 @@ in). Run it in `parse_sandbox` to bound time and memory; this module does not.
 from __future__ import annotations
 
 import calendar
-import contextlib
 import hashlib
 import io
 import re
@@ -23,44 +22,27 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import feedparser
 
 from monitor.detect.language import detect_language
 from monitor.models import Entry, ParseResult, utc
+from monitor.urls import (
+    _LINE_BREAKS,
+    INVISIBLE,
+    MAX_URL_CHARS,
+    canonical_url,
+    clean_link,
+)
 
 MAX_ENTRIES = 1000  # per feed and fetch; the rest are dropped with a warning
 MAX_TITLE_CHARS = 300
 MAX_SUMMARY_CHARS = 20_000
 MAX_RAW_TEXT_CHARS = 200_000  # HTML read per field before stripping
-MAX_URL_CHARS = 2048
 MAX_ID_CHARS = 512
 MAX_TTL_SECONDS = 7 * 24 * 3600
 
-# Query parameters that only track the reader (removed from canonical URLs).
-TRACKING_PARAMS = frozenset(
-    {
-        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid",
-        "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "vero_id",
-        "oly_anon_id", "oly_enc_id", "rb_clickid", "s_cid", "ref_src", "cmpid",
-        "ito", "ns_mchannel", "ns_source", "ns_campaign", "ns_linkname", "ns_fee",
-    }
-)  # fmt: skip
-TRACKING_PREFIXES = ("utm_", "pk_", "mtm_")
 
-# Every format (Cf), control (Cc) and surrogate (Cs) character of Unicode 15 except tab,
-# LF and CR (handled apart): C0/C1 controls, soft hyphen, bidi embeddings, overrides,
-# isolates and marks, zero-width characters, the BOM, tag characters; plus U+FFFE/FFFF.
-# A test checks this class against `unicodedata`.
-INVISIBLE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f"
-    "\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
-    "\ud800-\udfff\ufeff\ufff9-\ufffb\ufffe\uffff\U000110bd\U000110cd"
-    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
-    "\U000e0020-\U000e007f]"
-)
-_LINE_BREAKS = re.compile("[\r\n\t\x0b\x0c\x85\u2028\u2029]+")
 _SPACES = re.compile(r"[ \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 # "<!entity" as feedparser could decode it: ASCII-compatible, UTF-16/32 (compared after
@@ -205,55 +187,6 @@ def _text_of(value: Any) -> str:
 
 # ---------------------------------------------------------------------------
 # URLs and ids
-
-
-def clean_link(url: Any) -> str | None:
-    """The URL if it is an absolute http(s) URL with a host and no controls, else None."""
-    if not isinstance(url, str):
-        return None
-    text = url.strip()
-    if not text or len(text) > MAX_URL_CHARS or INVISIBLE.search(text) or " " in text:
-        return None
-    if _LINE_BREAKS.search(text):
-        return None
-    try:
-        parts = urlsplit(text)
-        _ = parts.port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return text
-
-
-def _is_tracking(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
-
-
-def canonical_url(url: str | None) -> str | None:
-    """A comparable form of an article URL, or None if it is not an http(s) URL.
-
-    Scheme and host lower-cased, default port, user info and fragment dropped, tracking
-    parameters (utm_*, fbclid, gclid…) removed, remaining parameters sorted, empty path "/".
-    """
-    link = clean_link(url)
-    if link is None:
-        return None
-    parts = urlsplit(link)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower().rstrip(".")
-    with contextlib.suppress(UnicodeError):
-        host = host.encode("idna").decode("ascii")
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    port = parts.port
-    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{port}"
-    query = sorted(
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
-    )
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
 
 
 def content_hash(title: str, summary: str) -> str:

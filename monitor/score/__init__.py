@@ -6,6 +6,6 @@
 - `stories`: when two articles are the same story, within a language and across
   English and Russian (the rules behind the store's story index).
 
-May import: `monitor.detect` (rule types), `monitor.fetch.parser` (URL canonical form),
+May import: `monitor.detect` (rule types), `monitor.urls` (the canonical article URL),
 `monitor.models`, `monitor.errors`. No I/O and no clock of their own.
 """

@@ -94,7 +94,7 @@ def title_fingerprint(title: str, language: str) -> frozenset[str]:
 def story_key(entry: Entry) -> str:
     """An exact identity for the story an entry tells: `url:<canonical URL>`, or, for
     entries without a usable link, `text:<content hash>` (the same text in two feeds)."""
-    from monitor.fetch.parser import canonical_url  # feedparser: not for the CLI's read commands
+    from monitor.urls import canonical_url
 
     canonical = canonical_url(entry.url)
     if canonical:
@@ -337,6 +337,55 @@ def names_in(text: str, theatre_id: str, rules: RuleSet) -> frozenset[str]:
                 if key is not None:
                     found.add(key)
     return frozenset(found)
+
+
+@lru_cache(maxsize=8)
+def _name_terms(rules: RuleSet) -> Mapping[int, tuple[tuple[str, str], ...]]:
+    """Per lexicon term, the (theatre, name key) pairs it stands for."""
+    terms: dict[int, list[tuple[str, str]]] = {}
+    for theatre_id, names in theatre_names(rules).items():
+        for term, key in names.keys.items():
+            terms.setdefault(term, []).append((theatre_id, key))
+    return {term: tuple(pairs) for term, pairs in terms.items()}
+
+
+def names_by_theatre(text: str, rules: RuleSet) -> dict[str, frozenset[str]]:
+    """`names_in` for every theatre at once (one pass over the text): theatre → the name
+    keys `text` names; theatres it names nothing of are left out."""
+    terms = _name_terms(rules)
+    found: dict[str, set[str]] = {}
+    for chunk in text.split():
+        reading = rules.lexicon.chunks.get(chunk) or rules.lexicon.read_chunk(chunk)
+        for ids in reading[1]:
+            for term in ids:
+                for theatre_id, key in terms.get(term, ()):
+                    found.setdefault(theatre_id, set()).add(key)
+    return {theatre_id: frozenset(keys) for theatre_id, keys in found.items()}
+
+
+def article_names_text(title: str, summary: str | None) -> str:
+    """The text of an article whose names the cross-language join reads."""
+    return f"{title}\n{summary or ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupingFacts:
+    """What grouping needs of an entry, computed where it was parsed and matched (the
+    parser workers), so the single writer does not: pure functions of the entry."""
+
+    canonical_url: str | None
+    fingerprint: frozenset[str]
+    names: Mapping[str, frozenset[str]]  # `names_by_theatre` of its title and summary
+
+
+def grouping_facts(entry: Entry, rules: RuleSet) -> GroupingFacts:
+    from monitor.urls import canonical_url
+
+    return GroupingFacts(
+        canonical_url=canonical_url(entry.url) if entry.url else None,
+        fingerprint=title_fingerprint(entry.title, entry.language),
+        names=names_by_theatre(article_names_text(entry.title, entry.summary), rules),
+    )
 
 
 def names_agree(a: frozenset[str], b: frozenset[str]) -> bool:
