@@ -169,7 +169,7 @@ class HealthSettings:
 
 @dataclass(frozen=True, slots=True)
 class RetentionSettings:
-    """How long stored data is kept ([retention] table; docs/operations-data.md says why).
+    """How long stored data is kept ([retention] table; docs/operations.md says why).
 
     Every age is in days; 0 turns that rule off (kept for ever). Evidence is never
     removed: the contributions of a kept score point, the matches and articles behind them

@@ -85,7 +85,7 @@ def backup_command(obj: Context, path: str) -> None:
     \b
     Uses SQLite's online backup API: the copy is one consistent moment of the database.
     PATH must not exist; its folder must. Exit 0 copied and checked, 1 the copy failed
-    (nothing is left at PATH), 2 PATH is unusable. Restoring: docs/operations-data.md.
+    (nothing is left at PATH), 2 PATH is unusable. Restoring: docs/operations.md.
     """
     from monitor.service.backup import backup_database
 

@@ -1,6 +1,6 @@
 """Retention: old data removed in small transactions, evidence never.
 
-The rules (`[retention]` in monitor.toml, `RetentionSettings`; docs/operations-data.md):
+The rules (`[retention]` in monitor.toml, `RetentionSettings`; docs/operations.md):
 
 - `score_points`: every point younger than `score_full_days` stays. Older, each theatre's
   points are downsampled to one hour (until `score_hourly_days`), then to one day: of each
