@@ -5,6 +5,11 @@ Owns: finding the files, strict validation with one-line errors that name the fi
 the key path, and building the frozen `Config`. It must not open the database or the
 network. Theatre and indicator patterns are compiled by `rules` (called from here), so a
 bad pattern stops startup like any other config error.
+
+Why one module of this size: one strict reader per settings section and for the watch
+list, all built on `validate`'s key-path errors, so every broken key reads the same way.
+The sections grew with issues 13 and 15 (routes, retention); moving each reader beside
+the package it configures is the natural next split.
 """
 
 from __future__ import annotations

@@ -4,6 +4,12 @@ Owns the order of the calls and what goes into one transaction; it holds no poli
 its own (that lives in politeness, matcher, scoring, alerts) and no SQL (that lives in
 db). Every function takes `now`, so the daemon passes the clock and the demo and replay
 pass a simulated one.
+
+Why one module of this size (~900 lines): it is the wiring of every round (poll, score and
+alert, email and channel delivery, digest, one whole cycle), kept in one place so the walk
+of one item (docs/architecture.md) reads top to bottom. Splitting it into a package by
+round (poll, alerting, delivery, cycle) is the next step; it was deferred in issue 16 so
+that the parallel branches of issues 12, 13, 15 and 17 could merge safely.
 """
 
 from __future__ import annotations

@@ -57,6 +57,11 @@ One Match per (indicator, theatre): the best hit, its confidence nudged up a lit
 when other sentences confirm it.
 
 Must not: do I/O, read the clock, or compile patterns (that is `rules`).
+
+Why one module of this size: it is one algorithm (sentences, spans, the non-event checks,
+theatres, the article's judgement of what is news) whose steps share private structures
+on the hot path, and mypyc compiles it as one unit (`pyproject.toml`); split, each step
+would cost a cross-module call per sentence and the compiled build its inlining.
 """
 
 from __future__ import annotations

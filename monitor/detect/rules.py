@@ -28,6 +28,10 @@ evidence. Non-event checks (negation, hypotheticals, history) are judged around 
 first part of a pattern (before the first `&`), so write the event words first.
 
 Must not: read files, print, or evaluate patterns against text (that is `matcher`).
+
+Why one module of this size: the grammar of `indicators.yaml`'s pattern language and its
+compiler are one unit (each node type's parsing, checks and compiled form sit together),
+compiled by mypyc with the matcher.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ Scheduler choices (reliability guide, decision 10): UTC, interval triggers,
 `max_instances=1` (a long round never overlaps the next; the skip is counted),
 `coalesce=True` (after a suspend or clock step, one catch-up run, not a burst) and
 `misfire_grace_time=None` (a late run still runs: the 3.x default would drop it).
+
+Why one module of this size: the scheduler, its jobs, signals, reload and the bounded stop
+are one state machine sharing the daemon's state; the jobs' work itself lives in the
+pipeline, the channel jobs in `channel_jobs`, metrics, backup and status apart.
 """
 
 from __future__ import annotations
