@@ -2,6 +2,9 @@
 
 A new schema change is a new function at the END of `MIGRATIONS`, never an edit of an old
 one: a database records the versions it has applied (`schema_migrations`).
+
+Its length only grows: migrations are never edited or removed, since a database anywhere
+may still need each of them.
 """
 
 from __future__ import annotations
