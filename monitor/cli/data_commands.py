@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from monitor.cli.common import Context, handle_errors, utcnow
+from monitor.cli.progress import progress_bar
 from monitor.errors import DatabaseError
 
 
@@ -36,7 +37,7 @@ def prune_command(obj: Context, dry_run: bool, fmt: str) -> None:
     applies the same rules every schedule.maintenance_tick_seconds).
     """
     from monitor import db
-    from monitor.db.retention import RULE_UNITS, prune, retention_plan
+    from monitor.db.retention import RULE_UNITS, PruneStep, prune, retention_plan
 
     config = obj.config
     settings = config.settings
@@ -46,10 +47,22 @@ def prune_command(obj: Context, dry_run: bool, fmt: str) -> None:
     plan = retention_plan(
         settings.retention, now=utcnow(), baseline_days=config.scoring.baseline_days
     )
+    rules = plan.describe()
     store = db.Store.open(path, readonly=dry_run, migrate=False)
     try:
         store.check_schema()
-        result = prune(store, plan, dry_run=dry_run)
+        # The bar moves one step per rule finished (a rule's batches are not known ahead).
+        with progress_bar(len(rules), label="pruning") as advance:
+            started: list[str] = []
+
+            def on_step(step: PruneStep) -> None:
+                if started and started[-1] != step.rule:
+                    advance(1)
+                if not started or started[-1] != step.rule:
+                    started.append(step.rule)
+
+            result = prune(store, plan, dry_run=dry_run, on_step=on_step)
+            advance(len(rules) - max(len(started) - 1, 0))
     finally:
         store.close()
     if fmt == "json":

@@ -249,3 +249,31 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path, args: list[str], label:
         timeout=300,
     )
     assert piped.returncode == 0 and piped.stderr == "" and piped.stdout == out
+
+
+def test_prune_shows_progress_by_rule_on_a_terminal_only(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    database = str(tmp_path / "replayed.db")
+    made = subprocess.run(
+        [sys.executable, "-m", "monitor", "--db", database, "replay", str(small_corpus(tmp_path))],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr
+    argv = ["--db", database, "prune", "--dry-run"]
+    code, out, drawn = run_with_stderr_on_a_terminal(argv, tmp_path)
+    assert code == 0 and "would remove" in out
+    assert "pruning" in drawn and re.search(r"(\d+)/\1", drawn) and "[####" in drawn
+    piped = subprocess.run(
+        [sys.executable, "-m", "monitor", *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    # nothing on a pipe (the rules' cut-off times move with the clock, so not compared)
+    assert piped.returncode == 0 and piped.stderr == "" and "would remove" in piped.stdout
