@@ -227,6 +227,21 @@ class _Pruner:
             rows = write(list(ids))
         return PruneStep(rule, rows)
 
+    def _candidates(
+        self, sql: str, params: Sequence[object], *, before_each: Callable[[], None] | None = None
+    ) -> Iterator[list[int]]:
+        """The ids `sql` selects, a batch at a time in id order (keyset pagination: `sql`
+        takes the last id seen as its first parameter and the batch size as its last)."""
+        after = 0
+        while True:
+            if before_each is not None:
+                before_each()
+            rows = self.conn.execute(sql, (after, *params, self.batch)).fetchall()
+            if not rows:
+                return
+            after = int(rows[-1][0])
+            yield [int(row[0]) for row in rows]
+
     def _refresh_alert_evidence(self) -> None:
         """Add the evidence of alerts recorded since the last look (inside or outside a
         transaction: inside, no alert can appear before the batch commits)."""
@@ -339,22 +354,18 @@ class _Pruner:
         cutoff = self.plan.uncounted_match_before
         if cutoff is None:
             return
-        after = 0
-        while True:
-            self._refresh_alert_evidence()
-            rows = self.conn.execute(
-                """
-                SELECT m.id FROM matches m
-                WHERE m.id > ? AND m.confidence < ? AND m.created_at < ?
-                  AND NOT EXISTS (SELECT 1 FROM score_contributions c WHERE c.match_id = m.id)
-                ORDER BY m.id LIMIT ?
-                """,
-                (after, EVENT_CONFIDENCE, to_iso(cutoff), self.batch),
-            ).fetchall()
-            if not rows:
-                return
-            after = int(rows[-1][0])
-            ids = [int(row[0]) for row in rows if int(row[0]) not in self._alert_matches]
+        batches = self._candidates(
+            """
+            SELECT m.id FROM matches m
+            WHERE m.id > ? AND m.confidence < ? AND m.created_at < ?
+              AND NOT EXISTS (SELECT 1 FROM score_contributions c WHERE c.match_id = m.id)
+            ORDER BY m.id LIMIT ?
+            """,
+            (EVENT_CONFIDENCE, to_iso(cutoff)),
+            before_each=self._refresh_alert_evidence,
+        )
+        for batch in batches:
+            ids = [i for i in batch if i not in self._alert_matches]
             if ids:
                 yield self._apply("uncounted_matches", ids, self._delete_matches)
 
@@ -380,21 +391,17 @@ class _Pruner:
         cutoff = self.plan.article_text_before
         if cutoff is None:
             return
-        after = 0
-        while True:
-            self._refresh_alert_evidence()
-            rows = self.conn.execute(
-                f"""
-                SELECT a.id FROM articles a
-                WHERE a.id > ? AND a.first_seen_at < ? AND {_HAS_TEXT} AND NOT {_IS_EVIDENCE}
-                ORDER BY a.id LIMIT ?
-                """,
-                (after, to_iso(cutoff), self.batch),
-            ).fetchall()
-            if not rows:
-                return
-            after = int(rows[-1][0])
-            ids = [int(row[0]) for row in rows if int(row[0]) not in self._alert_articles]
+        batches = self._candidates(
+            f"""
+            SELECT a.id FROM articles a
+            WHERE a.id > ? AND a.first_seen_at < ? AND {_HAS_TEXT} AND NOT {_IS_EVIDENCE}
+            ORDER BY a.id LIMIT ?
+            """,
+            (to_iso(cutoff),),
+            before_each=self._refresh_alert_evidence,
+        )
+        for batch in batches:
+            ids = [i for i in batch if i not in self._alert_articles]
             if ids:
                 yield self._apply("article_text", ids, self._clear_text)
 
@@ -419,17 +426,12 @@ class _Pruner:
         cutoff = self.plan.sent_email_before
         if cutoff is None:
             return
-        after = 0
-        while True:
-            rows = self.conn.execute(
-                "SELECT id FROM outbox WHERE id > ? AND status = 'sent' AND sent_at < ? "
-                "AND message IS NOT NULL ORDER BY id LIMIT ?",
-                (after, to_iso(cutoff), self.batch),
-            ).fetchall()
-            if not rows:
-                return
-            after = int(rows[-1][0])
-            yield self._apply("sent_emails", [int(r[0]) for r in rows], self._clear_bodies)
+        for ids in self._candidates(
+            "SELECT id FROM outbox WHERE id > ? AND status = 'sent' AND sent_at < ? "
+            "AND message IS NOT NULL ORDER BY id LIMIT ?",
+            (to_iso(cutoff),),
+        ):
+            yield self._apply("sent_emails", ids, self._clear_bodies)
 
     def _clear_bodies(self, ids: list[int]) -> int:
         assert self.plan.sent_email_before is not None
@@ -443,26 +445,16 @@ class _Pruner:
 
     def runs(self) -> Iterator[PruneStep]:
         cutoff = self.plan.run_before
-        after = 0
-        while True:
-            rows = self.conn.execute(
-                f"""
-                SELECT id FROM ({_RUNS_RANKED}) WHERE id > ? AND n > 1
-                  AND (n > ? OR (? IS NOT NULL AND finished_at < ?))
-                ORDER BY id LIMIT ?
-                """,
-                (
-                    after,
-                    KEEP_RUNS_PER_JOB,
-                    None if cutoff is None else to_iso(cutoff),
-                    None if cutoff is None else to_iso(cutoff),
-                    self.batch,
-                ),
-            ).fetchall()
-            if not rows:
-                return
-            after = int(rows[-1][0])
-            yield self._apply("runs", [int(r[0]) for r in rows], self._delete_runs)
+        stamp = None if cutoff is None else to_iso(cutoff)
+        for ids in self._candidates(
+            f"""
+            SELECT id FROM ({_RUNS_RANKED}) WHERE id > ? AND n > 1
+              AND (n > ? OR (? IS NOT NULL AND finished_at < ?))
+            ORDER BY id LIMIT ?
+            """,
+            (KEEP_RUNS_PER_JOB, stamp, stamp),
+        ):
+            yield self._apply("runs", ids, self._delete_runs)
 
     def _delete_runs(self, ids: list[int]) -> int:
         # Each job's newest run stays whatever happened since the candidates were read.
