@@ -6,17 +6,12 @@ import pytest
 
 from monitor.errors import ConfigError
 from monitor.listen import parse_listen_address
+from tests.support.http import NON_LOOPBACK
 
 
 @pytest.mark.parametrize(
     "listen",
-    [
-        pytest.param("0.0.0.0:9464", id="any-v4"),
-        pytest.param("[::]:9464", id="any-v6"),
-        pytest.param("192.168.1.5:9464", id="private"),
-        pytest.param("8.8.8.8:9464", id="public"),
-        pytest.param("[::ffff:10.0.0.1]:9464", id="v4-mapped-private"),
-    ],
+    NON_LOOPBACK,
 )
 def test_non_loopback_is_refused_unless_allowed(listen: str) -> None:
     with pytest.raises(ConfigError, match="not a loopback address"):

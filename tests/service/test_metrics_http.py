@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.errors import ConfigError, MonitorError
 from monitor.listen import parse_listen_address
 from monitor.service.metrics_http import Health, MetricsServer, start_metrics_server
+from tests.support.http import NON_LOOPBACK
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_ACCEPT = "application/openmetrics-text; version=1.0.0, text/plain;version=0.0.4;q=0.5"
@@ -349,13 +350,7 @@ def test_values(server: MetricsServer, source: Source, number: float, text: str)
 
 @pytest.mark.parametrize(
     "listen",
-    [
-        pytest.param("0.0.0.0:9464", id="any-v4"),
-        pytest.param("[::]:9464", id="any-v6"),
-        pytest.param("192.168.1.5:9464", id="private"),
-        pytest.param("8.8.8.8:9464", id="public"),
-        pytest.param("[::ffff:10.0.0.1]:9464", id="v4-mapped-private"),
-    ],
+    NON_LOOPBACK,
 )
 def test_non_loopback_is_refused(listen: str) -> None:
     with pytest.raises(ConfigError, match="not a loopback address"):

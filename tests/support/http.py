@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import httpcore
+import pytest
 
 PUBLIC_IP = "93.184.215.14"  # a globally routable address that tests route to a local server
 
@@ -574,3 +575,13 @@ def self_signed_certificate(directory: str, name: str = "localhost") -> tuple[st
         capture_output=True,
     )
     return cert, key
+
+
+# Addresses that are not loopback: refused unless explicitly allowed.
+NON_LOOPBACK = [
+    pytest.param("0.0.0.0:9464", id="any-v4"),
+    pytest.param("[::]:9464", id="any-v6"),
+    pytest.param("192.168.1.5:9464", id="private"),
+    pytest.param("8.8.8.8:9464", id="public"),
+    pytest.param("[::ffff:10.0.0.1]:9464", id="v4-mapped-private"),
+]
