@@ -605,6 +605,19 @@ def _migration_8_story_signs(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_9_story_titles_by_day(db: sqlite_utils.Database) -> None:
+    """Story grouping in memory (issue 17): a writer loads the stored titles of the days its
+    new articles fall in (`story_window.TitleWindow`) and indexes their stems itself, so it
+    reads `story_titles` by language and day, and the stem tables of migration 5 (an index
+    on disk that cost two rows per stem of every new story) are no longer written or read."""
+    db.execute(
+        "CREATE INDEX idx_story_titles_language_published_at "
+        "ON story_titles (language, published_at)"
+    )
+    db.execute("DROP TABLE story_stems")
+    db.execute("DROP TABLE story_stem_counts")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
@@ -614,6 +627,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_6_retention_evidence_index,
     _migration_7_channel_outbox,
     _migration_8_story_signs,
+    _migration_9_story_titles_by_day,
 )
 
 
