@@ -15,17 +15,12 @@ the package it configures is the natural next split.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from monitor import validate as v
-from monitor.deliver.addresses import parse_address
 from monitor.deliver.channels.settings import check_against_watch_list, parse_routes
 from monitor.errors import ConfigError
 from monitor.fetch.netguard import validate_feed_url
@@ -49,7 +44,27 @@ INDICATORS_FILENAME = "indicators.yaml"
 # libyaml's parser when PyYAML was built with it: 8x faster than the pure-Python one (the
 # shipped watch list in 9 ms instead of 135 ms; a 1,000-feed list in 64 ms instead of
 # 540 ms), with the same safe constructor, so the same values (tests/test_config.py).
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Imported on first use, as are TOML, importlib.resources and the address parser (the
+# email package): a query command reads its settings, often no YAML at all, and starts
+# 20-50 ms sooner for it (issue 17). `YAML_LOADER` is set when first asked for.
+YAML_LOADER: Any
+
+
+def __getattr__(name: str) -> Any:
+    if name == "YAML_LOADER":
+        return _yaml_loader()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _yaml_loader() -> Any:
+    loader = globals().get("YAML_LOADER")
+    if loader is None:
+        import yaml
+
+        loader = globals()["YAML_LOADER"] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return loader
+
+
 PASSWORD_CREDENTIAL = "smtp-password"  # name used with systemd LoadCredential=
 
 
@@ -81,6 +96,8 @@ def bundled_indicators_text() -> str:
     naming the way out, when it cannot be read (a checkout in a directory this user cannot
     enter).
     """
+    from importlib import resources
+
     packaged = resources.files("monitor").joinpath(INDICATORS_FILENAME)
     try:
         if packaged.is_file():
@@ -218,15 +235,20 @@ def load_yaml(raw_text: str) -> Any:
     """`yaml.safe_load` through `YAML_LOADER`. A file it refuses is parsed again by the
     pure-Python loader, whose error (message and line) is then the one raised: the same
     error whichever parser the installed PyYAML has."""
+    import yaml
+
+    loader = _yaml_loader()
     try:
-        return yaml.load(raw_text, Loader=YAML_LOADER)
+        return yaml.load(raw_text, Loader=loader)
     except yaml.YAMLError:
-        if YAML_LOADER is yaml.SafeLoader:
+        if loader is yaml.SafeLoader:
             raise
     return yaml.load(raw_text, Loader=yaml.SafeLoader)
 
 
 def _parse_yaml_document(raw_text: str, *, source: str) -> object:
+    import yaml
+
     try:
         document = load_yaml(raw_text)
     except yaml.YAMLError as exc:
@@ -492,6 +514,8 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
     raw: dict[str, Any] = {}
     source = str(path) if path else "settings"
     if path:
+        import tomllib
+
         try:
             raw = tomllib.loads(_read_text(Path(path)))
         except tomllib.TOMLDecodeError as exc:
@@ -685,6 +709,8 @@ def _parse_smtp(
 
 def _check_address(text: str, at: v.Location) -> None:
     """The check rendering makes (`monitor.deliver.addresses`): what loads is what can be sent."""
+    from monitor.deliver.addresses import parse_address
+
     try:
         parse_address(text, "")
     except ValueError as exc:

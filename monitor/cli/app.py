@@ -14,7 +14,6 @@ imported only when it runs; `--help` lists it by the short help recorded here
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 from pathlib import Path
@@ -45,6 +44,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _setup_logging(verbose: int) -> None:
+    import logging  # here, not at the top: `monitor --help` configures no logging
+
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
     wanted = os.environ.get("MONITOR_LOG_LEVEL", "").strip()
     if wanted:
@@ -161,6 +162,7 @@ def main() -> None:
 def run(obj: Context, once: bool) -> None:
     """Run the daemon (or one cycle with --once)."""
     import asyncio
+    import logging
 
     from monitor.service.daemon import Daemon, run_once
 

@@ -19,18 +19,13 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from monitor import models
+from monitor.deliver.sparkline import sparkline  # re-exported: the emails draw it too
 from monitor.models import AlertDecision, Contribution, ScoredMatch, utc
 
 SUBJECT_MAX_CHARS = 200
 
 
 MAX_STORIES = 5
-
-
-SPARKLINE_WIDTH = 28
-
-
-SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
 
 URL_MAX_CHARS = 2048
@@ -139,22 +134,6 @@ def safe_url(url: str | None) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or not host:
         return None
     return url
-
-
-def sparkline(values: Sequence[float], *, width: int = SPARKLINE_WIDTH) -> str:
-    """A Unicode sparkline of index values on the fixed 0–100 scale, at most `width` wide.
-
-    Long series are cut into `width` consecutive buckets and each bucket shows its maximum,
-    so a short spike stays visible.
-    """
-    points = [float(value) for value in values if math.isfinite(value)]
-    if not points:
-        return ""
-    count = len(points)
-    if count > width:
-        points = [max(points[i * count // width : (i + 1) * count // width]) for i in range(width)]
-    top = len(SPARK_CHARS) - 1
-    return "".join(SPARK_CHARS[min(top, max(0, round(p / 100.0 * top)))] for p in points)
 
 
 def fmt_time(dt: datetime) -> str:
