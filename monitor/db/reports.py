@@ -115,18 +115,48 @@ def _theatre_history(
             "WHERE theatre_id = ? AND at BETWEEN ? AND ? ORDER BY at",
             [theatre_id, start, end],
         )
+    first_day, last_day = start[:10], end[:10]
+    if every == "1d" and _has_score_days(store):
+        # Whole days from their summaries (migration 9); the first and the last day,
+        # which the window may cut, from their points.
+        whole = store.query(
+            "SELECT ?1 AS theatre_id, day || 'T00:00:00Z' AS at, peak AS score, "
+            "last_level AS level, stories, points FROM score_days "
+            "WHERE theatre_id = ?1 AND day > ?2 AND day < ?3 ORDER BY day",
+            [theatre_id, first_day, last_day],
+        )
+        cut = _grouped_history(store, theatre_id, start, end, every, "IN (?4, ?5)")
+        return sorted([*cut, *whole], key=lambda row: str(row["at"]))
+    return _grouped_history(store, theatre_id, start, end, every, "BETWEEN ?4 AND ?5")
+
+
+def _has_score_days(store: Store) -> bool:
+    """Whether the database has the day summaries (a file not yet migrated, opened
+    read-only, may not)."""
+    return (
+        store.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'score_days'"
+        ).fetchone()
+        is not None
+    )
+
+
+def _grouped_history(
+    store: Store, theatre_id: str, start: str, end: str, every: str, days: str
+) -> list[dict[str, Any]]:
+    """One row per period of the theatre's points in [start, end] whose day (?4 the
+    window's first, ?5 its last) is `days`."""
     bucket, suffix, bucket_end = HISTORY_BUCKETS[every]
     # The level at a period's end: its last point (at or before `until`), found by one
     # index step rather than by carrying max(at) through the grouping, which costs more
-    # than the grouping itself. The day range lets the day index start at `since`.
+    # than the grouping itself. The day condition lets the day index start at `since`.
     return store.query(
         f"""
         WITH g AS (
           SELECT {bucket} AS bucket, max(score) AS score, max(stories) AS stories,
                  count(*) AS points
           FROM scores
-          WHERE theatre_id = ?1 AND at BETWEEN ?2 AND ?3
-            AND substr(at, 1, 10) BETWEEN substr(?2, 1, 10) AND substr(?3, 1, 10)
+          WHERE theatre_id = ?1 AND at BETWEEN ?2 AND ?3 AND substr(at, 1, 10) {days}
           GROUP BY {bucket}
         )
         SELECT ?1 AS theatre_id, g.bucket || '{suffix}' AS at, g.score,
@@ -137,7 +167,7 @@ def _theatre_history(
                g.stories, g.points
         FROM g ORDER BY g.bucket
         """,
-        [theatre_id, start, end],
+        [theatre_id, start, end, start[:10], end[:10]],
     )
 
 
