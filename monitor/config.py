@@ -688,7 +688,8 @@ def _parse_smtp(
         env_at.child("MONITOR_SMTP_SENDER") if "MONITOR_SMTP_SENDER" in env else at.child("sender")
     )
     sender = v.text(raw.get("sender", defaults.sender), sender_at)
-    _check_address(sender, sender_at)
+    if sender != defaults.sender:  # the default is valid (and its check loads the email package)
+        _check_address(sender, sender_at)
     username = raw.get("username")
     return SmtpSettings(
         host=v.text(raw.get("host", defaults.host), at.child("host")),
