@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from monitor import models
@@ -160,11 +161,17 @@ def indicator_name(indicator_id: str) -> str:
 def name_indicators(text: str, indicator_ids: Sequence[str]) -> str:
     """`text` with each of these indicator ids (as a whole word) replaced by its name, so a
     stored reason ("critical sign border_clash: …") reads "critical sign border clash: …"."""
-    ids = sorted({i for i in indicator_ids if i}, key=len, reverse=True)
+    ids = tuple(sorted({i for i in indicator_ids if i}, key=lambda i: (-len(i), i)))
     if not ids or not text:
         return text
-    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ids)) + r")(?![\w-])")
-    return pattern.sub(lambda found: indicator_name(found.group(1)), text)
+    return _ids_pattern(ids).sub(lambda found: indicator_name(found.group(1)), text)
+
+
+@lru_cache(maxsize=16)
+def _ids_pattern(ids: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of `ids` as a whole word, longest first: built once for a set of ids, not once
+    per text (`monitor alerts` names the indicators of a thousand reasons)."""
+    return re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ids)) + r")(?![\w-])")
 
 
 def _level_label(level: str | None) -> str:
