@@ -96,14 +96,20 @@ def bundled_indicators_text() -> str:
     naming the way out, when it cannot be read (a checkout in a directory this user cannot
     enter).
     """
-    from importlib import resources
-
-    packaged = resources.files("monitor").joinpath(INDICATORS_FILENAME)
+    here = Path(__file__).resolve().parent
     try:
+        if Path(__file__).is_file():
+            # a package on disk: importlib.resources (~10 ms to import) would read beside
+            # this module, as this does
+            packaged: Any = here / INDICATORS_FILENAME
+        else:  # zipped and the like
+            from importlib import resources
+
+            packaged = resources.files("monitor").joinpath(INDICATORS_FILENAME)
         if packaged.is_file():
-            return packaged.read_text(encoding="utf-8")
+            return str(packaged.read_text(encoding="utf-8"))
         # An editable install runs from the source tree, where the file sits at the repo root.
-        source_tree = Path(__file__).resolve().parent.parent / INDICATORS_FILENAME
+        source_tree = here.parent / INDICATORS_FILENAME
         return source_tree.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
