@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -210,6 +209,8 @@ def run(obj: Context, once: bool) -> None:
 @handle_errors
 def demo(obj: Context, out_dir: str) -> None:
     """Run the whole pipeline offline on bundled sample feeds and a simulated clock."""
+    from pathlib import Path
+
     from monitor.lab.demo import run_demo
 
     run_demo(Path(out_dir), db_path=Path(obj.db_path) if obj.db_path else None, echo=click.echo)
@@ -498,6 +499,8 @@ def report(obj: Context, out_dir: str, at_text: str | None, theatre: str | None)
                 param_hint="'--theatre' / '-t'",
             )
         now = at or report_time(store, utcnow())
+        from pathlib import Path
+
         result = build_report(store, config, Path(out_dir), now=now, theatre_id=theatre)
     note = "" if result.charts_available else " (no charts: pip install 'monitor[chart]')"
     click.echo(f"wrote {result.pages} pages and {result.charts} charts{note}")
@@ -512,6 +515,8 @@ def datasette(database: str, datasette_args: tuple[str, ...]) -> None:
     """Serve DATABASE with Datasette and monitor's metadata (titles, descriptions, units,
     canned queries). Needs pip install 'monitor[datasette]'. Extra arguments go to
     `datasette serve` (e.g. --port 8002)."""
+    from pathlib import Path
+
     from monitor.report.datasette import serve
 
     serve(Path(database), list(datasette_args))
