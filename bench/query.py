@@ -25,9 +25,13 @@ load of a shared machine inflates least), the wall time's ratio to both baseline
 its target (wall ≤ 300 ms; `monitor --help` ≤ 150 ms); exits 1 when a command misses
 its target, 2 when one fails.
 
-Run: `.venv/bin/python bench/query.py [--articles N] [--runs N] [--keep DIR]`. With
-`--keep DIR` the database is built there and reused by later runs on the same day with
-the same options (a build takes 2–4 minutes).
+Run: `.venv/bin/python bench/query.py [--articles N] [--runs N] [--keep DIR] [--before DIR]`.
+With `--keep DIR` the database is built there and reused by later runs on the same day
+with the same options (a build takes 2–4 minutes; a reused one gets this monitor's
+migrations first, as the daemon's start would give it). `--before DIR` also times another
+copy of the package (`git archive REV monitor indicators.yaml | tar -x -C DIR`) in the
+same rounds; when that copy is older than the database's schema it reads a copy of the
+database whose `schema_migrations` stops at its version (made once, beside the database).
 """
 
 from __future__ import annotations
