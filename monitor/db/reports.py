@@ -117,7 +117,7 @@ def _theatre_history(
         )
     first_day, last_day = start[:10], end[:10]
     if every == "1d" and _has_score_days(store):
-        # Whole days from their summaries (migration 9); the first and the last day,
+        # Whole days from their summaries (the score_days migration); the first and the last day,
         # which the window may cut, from their points.
         whole = store.query(
             "SELECT ?1 AS theatre_id, day || 'T00:00:00Z' AS at, peak AS score, "

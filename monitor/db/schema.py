@@ -605,6 +605,19 @@ def _migration_8_story_signs(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_9_story_titles_by_day(db: sqlite_utils.Database) -> None:
+    """Story grouping in memory (issue 17): a writer loads the stored titles of the days its
+    new articles fall in (`story_window.TitleWindow`) and indexes their stems itself, so it
+    reads `story_titles` by language and day, and the stem tables of migration 5 (an index
+    on disk that cost two rows per stem of every new story) are no longer written or read."""
+    db.execute(
+        "CREATE INDEX idx_story_titles_language_published_at "
+        "ON story_titles (language, published_at)"
+    )
+    db.execute("DROP TABLE story_stems")
+    db.execute("DROP TABLE story_stem_counts")
+
+
 # `score_days`: a day's summary of a theatre's score points, kept by triggers.
 _SCORE_DAY_KEY = "theatre_id = {t} AND day = substr({at}, 1, 10)"
 
@@ -627,7 +640,7 @@ def _recompute_score_day(t: str, at: str, *, when: str = "1") -> str:
     """
 
 
-def _migration_9_score_days(db: sqlite_utils.Database) -> None:
+def _migration_10_score_days(db: sqlite_utils.Database) -> None:
     """`score_days`: each theatre's day of score points in one row (its peak, its most
     stories, its number of points, its last point and that point's level), kept by
     triggers on `scores`. `monitor history --every 1d` reads a year of five theatres as
@@ -711,7 +724,8 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_6_retention_evidence_index,
     _migration_7_channel_outbox,
     _migration_8_story_signs,
-    _migration_9_score_days,
+    _migration_9_story_titles_by_day,
+    _migration_10_score_days,
 )
 
 
