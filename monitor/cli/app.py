@@ -8,7 +8,7 @@ Start-up is part of every command's latency (issue 17): this module and what it 
 at the top load no HTTP client, scheduler, feed parser, YAML or numpy. A command imports
 the library it calls in its own body, and `replay` (which needs the whole pipeline) is
 imported only when it runs; `--help` lists it by the short help recorded here
-(tests/test_cli_startup.py checks both).
+(tests/cli/test_cli_startup.py checks both).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ time arguments and the `--format` option. Command modules (`cli`, `cli_query`,
 Imports stay light: `monitor --help` and the read-only query commands must answer at
 once (issue 17), so the configuration (YAML, the rule compiler) and the database module
 are imported when a command first needs them, and nothing here pulls in an HTTP client,
-the scheduler, the feed parser or numpy (tests/test_cli_startup.py).
+the scheduler, the feed parser or numpy (tests/cli/test_cli_startup.py).
 """
 
 from __future__ import annotations
