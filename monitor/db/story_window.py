@@ -10,7 +10,9 @@ that stay the truth (`story_titles`, `story_signs`), and follow the same connect
 writes (`add`, `move_story`). The owner (`ArticleStore`) drops both whenever they may be
 stale: a rolled-back transaction, or another connection's commit (`PRAGMA data_version`).
 
-Must not: write anything, or be shared between connections.
+Must not: write anything, be shared between connections, or outlive a rollback that did
+not go through `StoreBase.transaction` (whoever rolls back by hand calls
+`_drop_write_caches`, as `bench/grouping.py` does).
 """
 
 from __future__ import annotations
