@@ -114,6 +114,7 @@ ARTICLE_OTHER_SENSE = 3  # distinct `exclude` words across an article that make 
 
 # Windows, in words.
 PARTICLE_WINDOW = 3
+CORRELATIVE_WINDOW = 8  # "не будет участвовать ни в одном из учений": "ни" continues "не"
 DENIAL_BEFORE_WINDOW = 10
 DENIAL_AFTER_WINDOW = 10
 CONDITIONAL_WINDOW = 25
@@ -839,13 +840,16 @@ class _Judge:
             (max(first, anchor - PARTICLE_WINDOW), anchor, anchor) for anchor in starts
         ]
         windows.append((start + 1, end, None))
+        particles = self.spans_in(cues.negation_particles, sentence)
         for low, high, clause in windows:
-            for cue in self.spans_in(cues.negation_particles, sentence):
+            for cue in particles:
                 position = cue[0]
                 if not low <= position < high or position in matched or position in exceptions:
                     continue
                 if clause is not None and not self.doc.same_clause(position, clause):
                     continue
+                if self._correlative(cue, particles, sentence):
+                    continue  # "не будет участвовать НИ в учениях": the same negative
                 if self.is_cue_word(position, sentence):
                     return self.text(cue)
         denial = self._cue_in(
@@ -863,6 +867,24 @@ class _Judge:
         ):
             denial = None  # "… and has no plans to RETURN": the sign stands
         return self.text(denial) if denial is not None else None
+
+    def _correlative(self, cue: Span, particles: list[Span], sentence: int) -> bool:
+        """A correlative ("ни", "nor") after a negation of its own clause continues that
+        negation ("will NOT take part NI in the drills NI in the summits"): it is no
+        second negation of the match, which already carries (or is) the first."""
+        position = cue[0]
+        correlatives = {
+            c[0]
+            for c in self.cue_spans(
+                "negation_correlatives", self.cues.negation_correlatives, sentence
+            )
+        }
+        return position in correlatives and any(
+            position - CORRELATIVE_WINDOW <= other[0] < position
+            and other[0] not in correlatives
+            and self.doc.same_clause(other[0], position)
+            for other in particles
+        )
 
     def _hypothetical(self, sentence: int, start: int, end: int, matched: set[int]) -> str | None:
         """The cue that makes the match hypothetical, nearest kind first."""

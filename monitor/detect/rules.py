@@ -218,6 +218,8 @@ class Cues:
 
     negation_particles: Node  # within 3 words before, same clause, or inside the match
     negation_exceptions: Node  # "not only", "no longer", "не только": not negations
+    # "ни", "nor" after a negation of their clause: the same negative, not a second one
+    negation_correlatives: Node
     denials_before: Node  # "denied (plans to) …", up to 10 words before
     denials_after: Node  # "… were false", up to 6 words after
     denied_reports: Node  # "denied reports that …": anywhere before, same sentence
@@ -449,6 +451,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "=ни (=разу)",
         "=без (предупреждени*|объяснени*|повод*)",
     ),
+    "negation_correlatives": ("(=ни|=nor)",),
     "denials_before": (
         "(deny|denies|denied|denial|refut*|dismiss*|debunk*)",
         "(опроверг*|опроверж*|отрица*|отверг*)",

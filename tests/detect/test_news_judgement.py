@@ -204,3 +204,31 @@ def test_a_sign_inside_a_whether_clause_stays_hypothetical() -> None:
 def test_a_visit_to_the_graves_of_the_fallen_is_not_a_clash(text: str, language: str) -> None:
     matches = _match(text, "", language)
     assert not {key for key in events(matches) if key.startswith("border_clash")}
+
+
+# --- issue 12, third round: negation, recaps and the setting of other news ---
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "key"),
+    [
+        pytest.param(
+            "Минобороны Казахстана сообщило, что республика не будет участвовать ни в одном"
+            " из учений ОДКБ в этом году.",
+            "ru",
+            "exercise_cancellation@csto",
+            id="ru-ne-then-ni-is-one-negative",
+        ),
+        pytest.param(
+            "Kazakhstan's defence ministry said the country would not host nor join the"
+            " CSTO drills this autumn.",
+            "en",
+            "exercise_cancellation@csto",
+            id="en-not-then-nor-is-one-negative",
+        ),
+    ],
+)
+def test_a_correlative_after_a_negation_is_the_same_negative(
+    text: str, language: str, key: str
+) -> None:
+    assert key in events(_match(text, "", language))
