@@ -570,6 +570,11 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=тогда|тогдашн*)",
         "(=days|=weeks|=months|=years|=day|=week|=month|=year) =later",
         "(=днями|=неделями|=месяцами|=годами) =позже",
+        # a recap of the time since an earlier event: "Since then, Yerevan has boycotted
+        # …", "In the months since, both states have bought …", "С тех пор …"
+        "(=since =then|=ever =since)",
+        "=in =the (=days|=weeks|=months|=years) =since",
+        "(=с =тех =пор|=с =того =времени|=за =прошедшие (=месяцы|=годы|=недели))",
     ),
     # A relative past clause whose object is the match: "six months AFTER deadly
     # fighting", "the purchase COMES weeks AFTER…", "residents WHO FLED the fighting".

@@ -232,3 +232,42 @@ def test_a_correlative_after_a_negation_is_the_same_negative(
     text: str, language: str, key: str
 ) -> None:
     assert key in events(_match(text, "", language))
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language", "key"),
+    [
+        pytest.param(
+            "CSTO defence ministers meet in Minsk",
+            "The ministers discussed air defence. Since then, Yerevan has boycotted the"
+            " bloc's summits and ministerial meetings.",
+            "en",
+            "alliance_withdrawal@csto",
+            id="en-since-then-recaps",
+        ),
+        pytest.param(
+            "Kyrgyz and Tajik delegations meet in Batken",
+            "The talks dealt with water. In the months since, Kyrgyzstan has bought Turkish"
+            " combat drones and Tajikistan Iranian ones.",
+            "en",
+            "arms_delivery@kg-tj",
+            id="en-in-the-months-since-recaps",
+        ),
+        pytest.param(
+            "Делегации Кыргызстана и Таджикистана встретились в Баткене",
+            "Обсуждались вопросы воды. За прошедшие месяцы Кыргызстан закупил турецкие"
+            " ударные беспилотники, а Таджикистан открыл завод иранских дронов.",
+            "ru",
+            "arms_delivery@kg-tj",
+            id="ru-over-the-past-months-recaps",
+        ),
+    ],
+)
+def test_a_sign_recapped_since_an_earlier_event_is_background(
+    title: str, text: str, language: str, key: str
+) -> None:
+    matches = _match(text, title, language)
+    match = find(matches, key)
+    assert match is not None, matches
+    assert key not in events(matches)
+    assert any("background" in q for q in match.qualifiers), match.qualifiers
