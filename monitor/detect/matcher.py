@@ -51,8 +51,11 @@ Theatres. A hit counts for a theatre when the article names it: a pair by both s
 or a disputed place, an alliance by its own names (with one of its members, or its
 names, near the hit). `one_side` indicators need only one side of a pair, named in the
 hit's sentence or the title, and always need a side (arms "used in Karabakh" are not
-arms for either side). When several theatres qualify, those named in the hit's
-own sentence win over those named only in the title, then the lede, then elsewhere.
+arms for either side); even when the article names both sides, the pair must be named
+in the hit's sentence, the one before it or the title (arms for Kuwait in a story that
+recalls the Karabakh war are not Azerbaijan's). When several theatres qualify, those
+named in the hit's own sentence win over those named only in the title, then the lede,
+then elsewhere.
 One Match per (indicator, theatre): the best hit, its confidence nudged up a little
 when other sentences confirm it.
 
@@ -1265,6 +1268,12 @@ def _theatres_for(
             continue  # a pair needs both sides, unless one side suffices and is named here
         if ci.one_side and seen.kind == "pair" and not seen.sides:
             continue  # arms "used in Karabakh": a one-sided sign needs a side, not a place
+        if ci.one_side and seen.kind == "pair" and tier > 1 and sentence - 1 not in seen.local:
+            # arms for a buyer the sentence names, in a story that mentions the pair
+            # elsewhere ("Baykar signed a contract to supply Kuwait …", after a recap of
+            # the Karabakh war): the recipient is named where the sign is, in the
+            # sentence before it, or in the headline
+            continue
         if seen.kind == "alliance" and not (
             sentence in seen.involved
             or (doc.has_title and 0 in seen.involved)

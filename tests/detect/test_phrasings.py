@@ -490,3 +490,45 @@ def test_a_protest_against_a_deal_is_not_de_escalation(title: str, language: str
     match = find(matches, "de_escalation@am-az")
     assert "de_escalation@am-az" not in events(matches)
     assert match is not None and any(q.startswith("protested") for q in match.qualifiers)
+
+
+# --- issue 12, third round ---
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language"),
+    [
+        pytest.param(
+            "Turkish drone maker lands a Gulf export order",
+            "The company's drones made their name in the Karabakh war, when Azerbaijan used"
+            " them against Armenian armour. Experts still debate why. Officials said on Monday"
+            " that Qatar had ordered twenty Akinci combat drones.",
+            "en",
+            id="en-arms-for-an-outside-buyer-in-a-story-recalling-the-pair",
+        ),
+        pytest.param(
+            "Турецкие беспилотники: новый экспортный контракт",
+            "Эти дроны прославились в Карабахе, где их применяла азербайджанская армия"
+            " против армянской бронетехники. Эксперты спорят о причинах успеха. В понедельник"
+            " компания сообщила, что Марокко закупило ударные беспилотники.",
+            "ru",
+            id="ru-arms-for-an-outside-buyer-in-a-story-recalling-the-pair",
+        ),
+    ],
+)
+def test_arms_for_a_buyer_outside_the_region_are_no_pairs_sign(
+    title: str, text: str, language: str
+) -> None:
+    found = {key for key in _events(text, title, language) if key.startswith("arms_delivery")}
+    assert not found
+
+
+def test_arms_whose_buyer_is_named_in_the_sentence_before_stay_the_pairs() -> None:
+    text = (
+        "Uzbekistan published a review of military schools. In Kyrgyzstan, photographs"
+        " showed new aircraft at an airfield near Bishkek. Officials confirmed that the"
+        " combat drones had been delivered to the army."
+    )
+    assert "arms_delivery@kg-tj" in _events(
+        text + " Tajik and Kyrgyz delegations met in Batken.", "Central Asia defence round-up"
+    )
