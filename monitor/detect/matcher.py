@@ -1378,6 +1378,42 @@ def _judge_news(
                 _demote(hit, "background: the headline recalls it as the story's setting")
 
 
+SETTING_WINDOW = 4  # "agreed a ceasefire AFTER this week's border FIGHTING"
+
+
+def _judge_settings(
+    found: list[tuple[CompiledIndicator, list[_Hit]]], doc: _Doc, judge: _Judge
+) -> None:
+    """A sign named as the time or setting of another sign of its sentence is that
+    sign's background: "agreed a ceasefire AFTER this week's border FIGHTING", "Баткен
+    ПОСЛЕ БОЕВ: стороны договорились об отводе войск", "cancelled the drills, weeks after
+    criticism of its silence DURING the FIGHTING". The preposition ("after", "during",
+    "после", "в ходе") comes just before the sign, in its clause; the other sign is news
+    (event-grade) in the same sentence. Only indicators that check for background."""
+    news: dict[int, set[str]] = {}
+    for ci, hits in found:
+        for hit in hits:
+            if hit.confidence >= EVENT_CONFIDENCE:
+                news.setdefault(hit.sentence, set()).add(ci.indicator.id)
+    if not any(len(ids) > 0 for ids in news.values()):
+        return
+    cues = judge.cues
+    for ci, hits in found:
+        if "background" not in ci.non_events:
+            continue
+        for hit in hits:
+            others = news.get(hit.sentence, set()) - {ci.indicator.id}
+            if hit.confidence < EVENT_CONFIDENCE or not others:
+                continue
+            for cue in judge.cue_spans("settings", cues.settings, hit.sentence):
+                if hit.start - SETTING_WINDOW <= cue[1] - 1 < hit.start and doc.same_clause(
+                    cue[0], hit.start
+                ):
+                    other = sorted(others)[0]
+                    _demote(hit, f"background: the setting of {other} ('{judge.text(cue)}')")
+                    break
+
+
 def _demote(hit: _Hit, why: str) -> None:
     hit.confidence *= BACKGROUND_FACTOR
     hit.qualifiers += (why,)
@@ -1496,6 +1532,7 @@ def match_article(article: ArticleText, rules: RuleSet) -> list[Match]:
             continue
         found.append((ci, _hits(ci, candidates[indicator_index], doc, judge)))
     _judge_news(found, doc, judge)
+    _judge_settings(found, doc, judge)
 
     matches: list[Match] = []
     for ci, hits in found:

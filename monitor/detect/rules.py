@@ -248,6 +248,8 @@ class Cues:
     background_close: Node  # "since", "previous", "недавних": right before the match
     background_exceptions: Node  # "followed by", "минувшей ночью": not background
     current: Node  # "on Tuesday", "resumed", "again", "вновь": the match is today's news
+    # "AFTER the fighting", "В ХОДЕ боев": a sign named as the setting of another sign
+    settings: Node
     # In the headline or lede: the article looks back ("anniversary", "two years on",
     # "вспоминают погибших"); signs in its body are its history, not its news.
     retrospective: Node
@@ -616,6 +618,12 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=прошлой|=минувшей|=прошедшей) (=ночью|=ночи)",
         "(=минувшие|=прошедшие|=минувших|=прошедших|=последние) (=сутки|=суток)",
         "(=недавно|=ранее|=прежде) (=сегодня|=утром|=днем|=вечером|=ночью)",
+    ),
+    # Just before a sign, in a sentence whose news is another sign: the time or setting
+    # of that news ("agreed a ceasefire AFTER this week's FIGHTING", "ПОСЛЕ БОЕВ").
+    "settings": (
+        "(=after|=following|=during|=amid|=since)",
+        "(=после|=во =время|=в =ходе|=на =фоне|=по =итогам|=вслед =за)",
     ),
     # Anywhere in the match's own clause, these make it today's news again: a day of
     # this week, or a renewal ("fighting RESUMED days after the truce").

@@ -271,3 +271,39 @@ def test_a_sign_recapped_since_an_earlier_event_is_background(
     assert match is not None, matches
     assert key not in events(matches)
     assert any("background" in q for q in match.qualifiers), match.qualifiers
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Kyrgyz and Tajik security chiefs agreed on Saturday on a ceasefire and the"
+            " withdrawal of troops sent to the border during this week's fighting.",
+            "en",
+            id="en-during-the-fighting-is-the-setting-of-a-ceasefire",
+        ),
+        pytest.param(
+            "После боев на границе министры обороны Армении и Азербайджана договорились"
+            " о прекращении огня, сообщили в среду.",
+            "ru",
+            id="ru-after-the-fighting-is-the-setting-of-a-ceasefire",
+        ),
+    ],
+)
+def test_a_clash_named_as_the_setting_of_another_sign_is_background(
+    text: str, language: str
+) -> None:
+    matches = _match(text, "", language)
+    assert {key for key in events(matches) if key.startswith("de_escalation")}
+    assert not {key for key in events(matches) if key.startswith("border_clash")}
+    clash = next(m for m in matches if m.indicator_id == "border_clash")
+    assert any("setting of de_escalation" in q for q in clash.qualifiers), clash.qualifiers
+
+
+def test_a_clash_reported_in_its_own_sentence_stays_news_beside_its_setting() -> None:
+    text = (
+        "Kyrgyz and Tajik security chiefs agreed on Saturday on a ceasefire after the"
+        " fighting on the border. Hours later Tajik troops opened fire on a Kyrgyz post"
+        " near Vorukh, killing two soldiers."
+    )
+    assert "border_clash@kg-tj" in events(_match(text, ""))
