@@ -532,3 +532,102 @@ def test_arms_whose_buyer_is_named_in_the_sentence_before_stay_the_pairs() -> No
     assert "arms_delivery@kg-tj" in _events(
         text + " Tajik and Kyrgyz delegations met in Batken.", "Central Asia defence round-up"
     )
+
+
+ROUND3_SIGNS = [
+    # de_escalation: prisoners handed over, the border's description agreed, a deal to
+    # end a war
+    pytest.param(
+        "",
+        "На КПП у границы Армении и Азербайджана переданы пятеро военнопленных.",
+        "ru",
+        "de_escalation@am-az",
+        id="ru-prisoners-handed-over-passive",
+    ),
+    pytest.param(
+        "",
+        "Баку освобождает двенадцать армянских военнослужащих, сообщили в Ереване.",
+        "ru",
+        "de_escalation@am-az",
+        id="ru-servicemen-freed",
+    ),
+    pytest.param(
+        "",
+        "Кыргызстан и Таджикистан согласовали описание ещё тридцати километров границы.",
+        "ru",
+        "de_escalation@kg-tj",
+        id="ru-border-description-agreed",
+    ),
+    pytest.param(
+        "",
+        "Kyrgyz and Tajik surveyors approved the description of another 30 km of the border.",
+        "en",
+        "de_escalation@kg-tj",
+        id="en-border-description-approved",
+    ),
+    pytest.param(
+        "",
+        "Armenia and Azerbaijan signed a deal to end the war, the Kremlin said.",
+        "en",
+        "de_escalation@am-az",
+        id="en-deal-to-end-the-war",
+    ),
+    # arms: aid through the alliance's programme is the alliance's
+    pytest.param(
+        "",
+        "Таджикистану по программе ОДКБ переданы бронемашины и зенитные комплексы.",
+        "ru",
+        "arms_delivery@csto",
+        id="ru-arms-under-an-alliance-programme",
+    ),
+]
+
+
+@pytest.mark.parametrize(("title", "text", "language", "key"), ROUND3_SIGNS)
+def test_a_third_round_phrasing_of_a_sign_is_detected(
+    title: str, text: str, language: str, key: str
+) -> None:
+    assert key in _events(text, title, language)
+
+
+ROUND3_NEAR_MISSES = [
+    pytest.param(
+        "",
+        "Перемирие между Арменией и Азербайджаном соблюдается: за ночь нарушений режима"
+        " прекращения огня не зафиксировано.",
+        "ru",
+        "border_clash@am-az",
+        id="ru-no-ceasefire-violations-recorded",
+    ),
+    pytest.param(
+        "",
+        "The ceasefire between Armenia and Azerbaijan held overnight, and violations of the"
+        " truce were not recorded, officials said.",
+        "en",
+        "border_clash@am-az",
+        id="en-no-ceasefire-violations-recorded",
+    ),
+    pytest.param(
+        "",
+        "Under the deal, the Karabakh forces will disarm and hand over their weapons and"
+        " armoured vehicles to Azerbaijan.",
+        "en",
+        "arms_delivery@am-az",
+        id="en-weapons-handed-over-in-disarmament",
+    ),
+    pytest.param(
+        "",
+        "В ходе разоружения карабахские формирования передали азербайджанской армии"
+        " бронетехнику и артиллерию.",
+        "ru",
+        "arms_delivery@am-az",
+        id="ru-weapons-handed-over-in-disarmament",
+    ),
+]
+
+
+@pytest.mark.parametrize(("title", "text", "language", "key"), ROUND3_NEAR_MISSES)
+def test_a_third_round_near_miss_is_not_a_sign(
+    title: str, text: str, language: str, key: str
+) -> None:
+    assert key not in _events(text, title, language)
