@@ -644,6 +644,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(anniversar*|commemorat*|remembranc*|=mourns|=mourn|=mourning|=remembers"
         "|=remembering|=remember)",
         "(=year|=years|=decade|=decades) (=on|=later|=into)",
+        "(=year|=years|=months|=decade|=decades) =since",
         "(=looking|=look|=looks) =back",
         "(=lessons|=legacy) =of",
         "(годовщин*|вспомина*|вспомнил*|=почтили|=почтил|=почтит|=помнят|памят*|=уроки|=урок)",

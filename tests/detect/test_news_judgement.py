@@ -307,3 +307,24 @@ def test_a_clash_reported_in_its_own_sentence_stays_news_beside_its_setting() ->
         " near Vorukh, killing two soldiers."
     )
     assert "border_clash@kg-tj" in events(_match(text, ""))
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language", "key"),
+    [
+        pytest.param(
+            "Armenia marks a year since the start of the war",
+            "Crowds walked to the military cemetery. A Russian-brokered ceasefire between"
+            " Armenia and Azerbaijan took effect on 10 September, two months after the war"
+            " began.",
+            "en",
+            "de_escalation@am-az",
+            id="en-a-year-since-looks-back",
+        ),
+    ],
+)
+def test_an_article_marking_the_time_since_an_event_looks_back(
+    title: str, text: str, language: str, key: str
+) -> None:
+    matches = _match(text, title, language)
+    assert key not in events(matches)

@@ -631,3 +631,108 @@ def test_a_third_round_near_miss_is_not_a_sign(
     title: str, text: str, language: str, key: str
 ) -> None:
     assert key not in _events(text, title, language)
+
+
+ROUND3_MORE_SIGNS = [
+    # exercise_cancellation: a member's absence, said without "cancel" or "refuse"
+    pytest.param(
+        "Казахстанских военных нет на учениях ОДКБ в Таджикистане",
+        "",
+        "ru",
+        "exercise_cancellation@csto",
+        id="ru-a-members-troops-are-not-at-the-drill",
+    ),
+    pytest.param(
+        "",
+        "На учениях ОДКБ под Минском присутствуют подразделения всех государств блока, кроме"
+        " Казахстана.",
+        "ru",
+        "exercise_cancellation@csto",
+        id="ru-all-members-but-one-at-the-drill",
+    ),
+    pytest.param(
+        "",
+        "Учения ОДКБ начались в понедельник в Беларуси с участием пяти государств блока,"
+        " а Армения не направила ни одного военнослужащего.",
+        "ru",
+        "exercise_cancellation@csto",
+        id="ru-a-member-sent-no-officers-to-the-drill",
+    ),
+    pytest.param(
+        "",
+        "Every member of the CSTO sent a contingent to the drills in Belarus except Armenia.",
+        "en",
+        "exercise_cancellation@csto",
+        id="en-all-members-but-one-at-the-drill",
+    ),
+    pytest.param(
+        "",
+        "There were no Kazakh troops at the CSTO drills that opened in Tajikistan on Monday.",
+        "en",
+        "exercise_cancellation@csto",
+        id="en-no-troops-of-a-member-at-the-drill",
+    ),
+    pytest.param(
+        "",
+        "The CSTO exercise in Belarus went ahead without any Armenian personnel, the joint"
+        " staff confirmed.",
+        "en",
+        "exercise_cancellation@csto",
+        id="en-went-ahead-without-a-member",
+    ),
+    # territorial_claim: "will remain ours", "always was and will be ours", "must go to"
+    pytest.param(
+        "",
+        "The Kyrgyz security chief told parliament that the pastures Tajikistan disputes"
+        " belong to Kyrgyzstan and will remain ours.",
+        "en",
+        "territorial_claim@kg-tj",
+        id="en-belongs-and-will-remain-ours",
+    ),
+    pytest.param(
+        "",
+        "Vorukh has always been and will always remain Tajik, Dushanbe replied to Bishkek.",
+        "en",
+        "territorial_claim@kg-tj",
+        id="en-always-was-and-will-remain",
+    ),
+    pytest.param(
+        "",
+        "В Душанбе ответили Бишкеку, что Ворух всегда был и навсегда останется таджикским.",
+        "ru",
+        "territorial_claim@kg-tj",
+        id="ru-always-was-and-will-remain",
+    ),
+    pytest.param(
+        "",
+        "Глава ГКНБ Кыргызстана заявил, что спорный с Таджикистаном участок должен отойти"
+        " Кыргызстану.",
+        "ru",
+        "territorial_claim@kg-tj",
+        id="ru-the-land-must-go-to-one-side",
+    ),
+    pytest.param(
+        "",
+        "The disputed villages must be handed to Azerbaijan, Baku's envoy said of Armenia.",
+        "en",
+        "territorial_claim@am-az",
+        id="en-the-land-must-go-to-one-side",
+    ),
+    # de_escalation: a firm step deep in a story keeps its weight
+    pytest.param(
+        "Kyrgyzstan-Tajikistan: the last kilometres",
+        "For years the talks went nowhere. Villagers quarrelled over water. Roads were"
+        " closed. This month the delegations agreed the description of the entire Kyrgyz"
+        " and Tajik border.",
+        "en",
+        "de_escalation@kg-tj",
+        id="en-border-description-agreed-deep-in-a-story",
+    ),
+]
+
+
+@pytest.mark.parametrize(("title", "text", "language", "key"), ROUND3_MORE_SIGNS)
+def test_a_third_round_indirect_sign_is_detected(
+    title: str, text: str, language: str, key: str
+) -> None:
+    assert key in _events(text, title, language)
