@@ -1338,6 +1338,21 @@ def _judge_news(
             ),
             None,
         )
+    if retrospective is None and doc.is_question(headline):
+        # a headline asking a yes/no or what-if question ("Could the valley burn
+        # again?", "Is the CSTO still an alliance?", "Выйдет ли …?") opens an essay: its
+        # body weighs the past and the possible, and reports news only with a date
+        opening = doc.bounds[headline][0] + SENTENCE_OPENING
+        retrospective = next(
+            (
+                cue
+                for cue in judge.cue_spans(
+                    "speculative_questions", cues.speculative_questions, headline
+                )
+                if cue[0] < opening
+            ),
+            None,
+        )
     if retrospective is not None:  # "two years INTO the freeze": the cue governs it
         for _, hits in found:
             for hit in hits:

@@ -257,6 +257,9 @@ class Cues:
     # после войны …") or an opinion ("Opinion:", "Мнение:"): read as a look back too.
     # Not "Interview:": an official's interview is where news is often announced.
     retrospective_openings: Node
+    # Opening a headline that is a question: an essay ("Could …?", "What if …?",
+    # "Выйдет ли …?"), read as a look back too
+    speculative_questions: Node
     renewal: Node  # "today", "again", "resumed", "вновь": news even in a look back
     reversal: Node  # "…, but it broke down", "но оно было нарушено": after the match
     weapon_types: Node  # "strike drones", "ударные беспилотники": a weapon, not an attack
@@ -654,6 +657,12 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=после|=спустя) ..2 (=войны|=войн|=боев|=конфликта|=столкновений|=боевых)",
         "(=opinion|=op-ed|=oped|=commentary|=column|=viewpoint)",
         "(=мнение|=колонка|=точка =зрения)",
+    ),
+    "speculative_questions": (
+        "=what =if",
+        "(=could|=can|=will|=would|=is|=are|=should|=does|=do|=has|=have|=was|=were)",
+        "(=что =если|=что =будет)",
+        "=ли",
     ),
     # In an article that looks back, only these keep a sign in its body news: it
     # happened today, yesterday or on a day of this week, or it is a renewal ("fighting

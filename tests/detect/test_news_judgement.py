@@ -328,3 +328,50 @@ def test_an_article_marking_the_time_since_an_event_looks_back(
 ) -> None:
     matches = _match(text, title, language)
     assert key not in events(matches)
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language", "key"),
+    [
+        pytest.param(
+            "Is the CSTO still an alliance?",
+            "Members rarely agree. Armenia has boycotted the bloc's summits and stopped paying"
+            " its dues to the CSTO budget.",
+            "en",
+            "alliance_withdrawal@csto",
+            id="en-yes-no-question-headline-is-an-essay",
+        ),
+        pytest.param(
+            "What if the peace deal falters?",
+            "Diplomats are cautious. Armenian and Azerbaijani negotiators agreed the text of"
+            " a peace treaty.",
+            "en",
+            "de_escalation@am-az",
+            id="en-what-if-headline-is-an-essay",
+        ),
+        pytest.param(
+            "Останется ли ОДКБ союзом?",
+            "Эксперты спорят. Ереван не участвует в саммитах ОДКБ и перестал платить взносы"
+            " в бюджет организации.",
+            "ru",
+            "alliance_withdrawal@csto",
+            id="ru-li-question-headline-is-an-essay",
+        ),
+    ],
+)
+def test_a_question_headline_opens_an_essay_whose_undated_signs_are_background(
+    title: str, text: str, language: str, key: str
+) -> None:
+    matches = _match(text, title, language)
+    match = find(matches, key)
+    assert match is not None, matches
+    assert key not in events(matches)
+    assert any("looks back" in q for q in match.qualifiers), match.qualifiers
+
+
+def test_a_dated_sign_under_a_question_headline_stays_news() -> None:
+    text = (
+        "Members rarely agree. On Tuesday Armenia stopped paying its dues to the CSTO"
+        " budget, the finance ministry said."
+    )
+    assert "alliance_withdrawal@csto" in events(_match(text, "Will Armenia leave the CSTO?"))
