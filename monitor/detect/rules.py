@@ -575,6 +575,8 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=тогда|тогдашн*)",
         "(=days|=weeks|=months|=years|=day|=week|=month|=year) =later",
         "(=днями|=неделями|=месяцами|=годами) =позже",
+        "=in =the (=days|=weeks|=months|=years) =that =followed",
+        "(=в =последующие|=в =следующие) (=дни|=недели|=месяцы|=годы)",
         # a recap of the time since an earlier event: "Since then, Yerevan has boycotted
         # …", "In the months since, both states have bought …", "С тех пор …"
         "(=since =then|=ever =since)",

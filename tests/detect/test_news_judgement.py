@@ -375,3 +375,27 @@ def test_a_dated_sign_under_a_question_headline_stays_news() -> None:
         " budget, the finance ministry said."
     )
     assert "alliance_withdrawal@csto" in events(_match(text, "Will Armenia leave the CSTO?"))
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "key"),
+    [
+        pytest.param(
+            "The fighting ended in September. In the months that followed, Kyrgyz and Tajik"
+            " delimitation commissions met regularly.",
+            "en",
+            "de_escalation@kg-tj",
+            id="en-in-the-months-that-followed",
+        ),
+        pytest.param(
+            "Бои закончились в сентябре. В последующие месяцы кыргызские и таджикские"
+            " комиссии по делимитации регулярно встречались.",
+            "ru",
+            "de_escalation@kg-tj",
+            id="ru-in-the-months-that-followed",
+        ),
+    ],
+)
+def test_what_followed_an_earlier_event_is_background(text: str, language: str, key: str) -> None:
+    matches = _match(text, "Analysis: a border that never calmed down", language)
+    assert key not in events(matches)

@@ -736,3 +736,32 @@ def test_a_third_round_indirect_sign_is_detected(
     title: str, text: str, language: str, key: str
 ) -> None:
     assert key in _events(text, title, language)
+
+
+def test_a_demand_that_the_other_side_hand_over_land_is_a_claim() -> None:
+    text = (
+        "Baku's deputy prime minister demanded this week that Armenia immediately hand over"
+        " four villages on the border."
+    )
+    assert "territorial_claim@am-az" in _events(text)
+
+
+def test_pressing_for_villages_is_a_claim() -> None:
+    assert "territorial_claim@am-az" in _events(
+        "", "Azerbaijan presses for four border villages held by Armenia"
+    )
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        pytest.param(
+            "На армяно-азербайджанской границе возобновились бои", id="ru-fighting-resumed"
+        ),
+        pytest.param(
+            "На кыргызско-таджикской границе вновь открыли огонь", id="ru-fire-opened-again"
+        ),
+    ],
+)
+def test_fighting_resumed_at_the_border_is_no_reopening(title: str) -> None:
+    assert not {key for key in _events("", title, "ru") if key.startswith("de_escalation")}
