@@ -862,6 +862,11 @@ class _Judge:
             denial = self._cue_in(
                 cues.denials_after, sentence, end, min(last, end + DENIAL_AFTER_WINDOW), matched
             )
+            if denial is not None and any(
+                span[0] < denial[0] < span[1]
+                for span in self.cue_spans("party_denials", cues.party_denials, sentence)
+            ):
+                denial = None  # "Baku reports Armenian fire, YEREVAN DENIES": contested
         if denial is None:  # "denied reports that …", however far before
             denial = self._cue_in(cues.denied_reports, sentence, first, start, matched)
         if denial is not None and any(

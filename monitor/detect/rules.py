@@ -223,6 +223,9 @@ class Cues:
     denials_before: Node  # "denied (plans to) …", up to 10 words before
     denials_after: Node  # "… were false", up to 6 words after
     denied_reports: Node  # "denied reports that …": anywhere before, same sentence
+    # "…, Yerevan denies": a side's denial after another's report contests it, and the
+    # report stays a report (not a negation of it)
+    party_denials: Node
     # "has no plans to RETURN", "не намерен ВОЗВРАЩАТЬСЯ": refusing to undo a sign affirms it
     denial_exceptions: Node
     conditionals: Node  # "if", "unless", "если": anywhere earlier in the sentence
@@ -488,6 +491,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(опроверг*|отверг*|=не соответству*|=не =соответствующими) ..8"
         " (сообщени*|информаци*|утверждени*|слух*|=данные|заявлени*|публикаци*)",
     ),
+    "party_denials": ("@actor ..1 (deny|denies|denied|refut*|опроверг*|отрица*|отверг*)",),
     "conditionals": (
         "(if|unless)",
         "in (case|the event)",

@@ -399,3 +399,23 @@ def test_a_dated_sign_under_a_question_headline_stays_news() -> None:
 def test_what_followed_an_earlier_event_is_background(text: str, language: str, key: str) -> None:
     matches = _match(text, "Analysis: a border that never calmed down", language)
     assert key not in events(matches)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Azerbaijan says Armenian troops shelled its positions near Kalbajar, Yerevan denies.",
+            "en",
+            id="en-other-sides-denial-contests-the-report",
+        ),
+        pytest.param(
+            "Баку сообщил, что армянские военные обстреляли его позиции у Кельбаджара, Ереван"
+            " это опровергает.",
+            "ru",
+            id="ru-other-sides-denial-contests-the-report",
+        ),
+    ],
+)
+def test_a_report_contested_by_the_other_side_stays_a_report(text: str, language: str) -> None:
+    assert "border_clash@am-az" in events(_match(text, "", language))
