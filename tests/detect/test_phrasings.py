@@ -765,3 +765,24 @@ def test_pressing_for_villages_is_a_claim() -> None:
 )
 def test_fighting_resumed_at_the_border_is_no_reopening(title: str) -> None:
     assert not {key for key in _events("", title, "ru") if key.startswith("de_escalation")}
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Kyrgyzstan's deputy prime minister told parliament that the whole Tajik-run"
+            " pumping station stands on Kyrgyz land.",
+            "en",
+            id="en-a-site-stands-on-our-land",
+        ),
+        pytest.param(
+            "Вице-премьер Кыргызстана сказал депутатам, что вся таджикская насосная станция"
+            " стоит на кыргызской земле.",
+            "ru",
+            id="ru-a-site-stands-on-our-land",
+        ),
+    ],
+)
+def test_a_site_said_to_stand_on_ones_land_is_a_claim(text: str, language: str) -> None:
+    assert "territorial_claim@kg-tj" in _events(text, "", language)
