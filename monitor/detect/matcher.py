@@ -72,7 +72,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from itertools import chain, compress, count
 from operator import itemgetter
@@ -1190,6 +1190,9 @@ class _Presence:
     sides: bool  # a side of a pair is named (not only a disputed place)
     local: set[int]  # sentences naming its actors (an alliance: its own names)
     involved: set[int]  # sentences naming any actor, members of an alliance included
+    both: set[int] = field(default_factory=set)  # a pair: both sides or a disputed place
+    # a pair: sentences naming one of its neighbours with one side and not the other
+    elsewhere: set[int] = field(default_factory=set)
 
 
 def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
@@ -1212,6 +1215,8 @@ def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
             side_a, side_b = (sentences_of(node) for node in ct.sides)
             disputed = sentences_of(ct.disputed)
             local = side_a | side_b | disputed
+            both = (side_a & side_b) | disputed
+            neighbours = sentences_of(ct.neighbours) & local
             presence[ct.theatre.id] = _Presence(
                 "pair",
                 bool(side_a and side_b) or bool(disputed),
@@ -1219,6 +1224,8 @@ def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
                 bool(side_a or side_b),
                 local,
                 local,
+                both,
+                neighbours - both,
             )
         else:
             core = sentences_of(ct.sides[0])
@@ -1273,6 +1280,16 @@ def _theatres_for(
             continue  # a pair needs both sides, unless one side suffices and is named here
         if ci.one_side and seen.kind == "pair" and not seen.sides:
             continue  # arms "used in Karabakh": a one-sided sign needs a side, not a place
+        if (
+            seen.kind == "pair"
+            and not ci.one_side
+            and sentence not in seen.both
+            and (sentence in seen.elsewhere or (doc.has_title and 0 in seen.elsewhere))
+        ):
+            # one side and a neighbour of the pair, without the other side: "Kyrgyz and
+            # Uzbek villagers clashed", or a story the headline sets on that border
+            # ("… the worst Kyrgyz-Uzbek border violence in years")
+            continue
         if ci.one_side and seen.kind == "pair" and tier > 1 and sentence - 1 not in seen.local:
             # arms for a buyer the sentence names, in a story that mentions the pair
             # elsewhere ("Baykar signed a contract to supply Kuwait …", after a recap of

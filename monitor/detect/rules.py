@@ -210,6 +210,9 @@ class CompiledTheatre:
     sides: tuple[Node, ...]
     disputed: Node | None  # places that by themselves point at the pair's dispute
     members: Node | None  # member states of an alliance (locality only)
+    # other states on the pair's borders (a pair): a sign between one side and one of
+    # them ("Kyrgyz and Uzbek villagers clashed") is not the pair's
+    neighbours: Node | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1151,7 +1154,7 @@ class _Compiler:
                 entry,
                 path,
                 required=("name", "kind", "sides"),
-                optional=("recipients", "disputed"),
+                optional=("recipients", "disputed", "neighbours"),
             )
         else:
             self.errors.keys(
@@ -1192,7 +1195,12 @@ class _Compiler:
             disputed = None
             if "disputed" in entry:
                 disputed = self.word_lists(entry["disputed"], f"{path}.disputed", allow_empty=True)
-            return CompiledTheatre(theatre, tuple(sides), disputed, None)
+            neighbours = None
+            if "neighbours" in entry:
+                neighbours = self.word_lists(
+                    entry["neighbours"], f"{path}.neighbours", allow_empty=True
+                )
+            return CompiledTheatre(theatre, tuple(sides), disputed, None, neighbours)
         core = self.word_lists(entry["actors"], f"{path}.actors")
         assert core is not None
         members = None

@@ -786,3 +786,43 @@ def test_fighting_resumed_at_the_border_is_no_reopening(title: str) -> None:
 )
 def test_a_site_said_to_stand_on_ones_land_is_a_claim(text: str, language: str) -> None:
     assert "territorial_claim@kg-tj" in _events(text, "", language)
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language"),
+    [
+        pytest.param(
+            "",
+            "Kyrgyz and Uzbek villagers clashed over a spring near Sokh on Monday, throwing"
+            " stones and firing shots. Tajik officials called for calm.",
+            "en",
+            id="en-one-side-and-a-neighbour-in-the-sentence",
+        ),
+        pytest.param(
+            "The worst Kyrgyz-Uzbek border violence in years",
+            "A quarrel near a Kyrgyz village escalated into a mass brawl in which shots were"
+            " fired. Tajik border guards watched from the hills.",
+            "en",
+            id="en-a-story-the-headline-sets-on-a-neighbours-border",
+        ),
+        pytest.param(
+            "",
+            "В понедельник кыргызские и узбекские жители забросали друг друга камнями у"
+            " границы, пограничники открыли огонь. Таджикская сторона призвала к спокойствию.",
+            "ru",
+            id="ru-one-side-and-a-neighbour-in-the-sentence",
+        ),
+    ],
+)
+def test_a_sign_on_a_neighbours_border_is_not_the_pairs(
+    title: str, text: str, language: str
+) -> None:
+    assert not {k for k in _events(text, title, language) if k.endswith("@kg-tj")}
+
+
+def test_a_sign_between_both_sides_stays_the_pairs_in_a_story_naming_a_neighbour() -> None:
+    text = (
+        "Kyrgyz and Tajik border guards exchanged fire near Vorukh on Monday. Uzbek"
+        " officials offered to mediate."
+    )
+    assert "border_clash@kg-tj" in _events(text, "Shooting on the Kyrgyz-Tajik border")
