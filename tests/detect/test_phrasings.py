@@ -826,3 +826,24 @@ def test_a_sign_between_both_sides_stays_the_pairs_in_a_story_naming_a_neighbour
         " officials offered to mediate."
     )
     assert "border_clash@kg-tj" in _events(text, "Shooting on the Kyrgyz-Tajik border")
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Учения ОДКБ начались в Таджикистане. Казахстан в списке участников учений не"
+            " значится.",
+            "ru",
+            id="ru-a-member-not-on-the-list-of-participants",
+        ),
+        pytest.param(
+            "CSTO drills opened in Tajikistan. Kazakhstan is not mentioned among the"
+            " participants of the exercise.",
+            "en",
+            id="en-a-member-not-mentioned-among-the-participants",
+        ),
+    ],
+)
+def test_a_member_left_off_a_drills_participants_is_staying_away(text: str, language: str) -> None:
+    assert "exercise_cancellation@csto" in _events(text, "", language)
