@@ -847,3 +847,43 @@ def test_a_sign_between_both_sides_stays_the_pairs_in_a_story_naming_a_neighbour
 )
 def test_a_member_left_off_a_drills_participants_is_staying_away(text: str, language: str) -> None:
     assert "exercise_cancellation@csto" in _events(text, "", language)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Azerbaijan's deputy prime minister, who heads Baku's delimitation commission,"
+            " spoke about Armenia in parliament on Monday.",
+            "en",
+            id="en-a-delimitation-commission-named-as-an-office",
+        ),
+        pytest.param(
+            "Глава кыргызской рабочей группы по делимитации обвинил Таджикистан в затягивании"
+            " работы.",
+            "ru",
+            id="ru-a-delimitation-working-group-named-as-an-office",
+        ),
+    ],
+)
+def test_a_delimitation_body_named_as_an_office_is_no_step(text: str, language: str) -> None:
+    assert not {k for k in _events(text, "", language) if k.startswith("de_escalation")}
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "The Kyrgyz and Tajik delimitation commissions met in Batken on Monday.",
+            "en",
+            id="en-delimitation-commissions-met",
+        ),
+        pytest.param(
+            "Рабочие группы Кыргызстана и Таджикистана по делимитации встретились в Баткене.",
+            "ru",
+            id="ru-delimitation-working-groups-met",
+        ),
+    ],
+)
+def test_a_delimitation_body_meeting_is_a_step(text: str, language: str) -> None:
+    assert "de_escalation@kg-tj" in _events(text, "", language)
