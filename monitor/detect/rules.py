@@ -620,6 +620,11 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=минувших|=минувшие|=минувшего|=минувшей|=минувшим|=минувшими)",
         "(недавн*|прежн*|предыдущ*)",
         "=с (=момента|=времени|=тех)",
+        # a distal demonstrative points back at an event told before: "THOSE purchases",
+        # "в ходе ТЕХ событий"
+        "(=those|=тех|=те|=теми)",
+        "(=during|=in) =those (=events|=days|=battles|=clashes)",
+        "(=в =ходе|=во =время) =тех (=событий|=дней|=боев|=столкновений)",
     ),
     # A background cue inside one of these is not one: "followed BY", "said EARLIER".
     "background_exceptions": (
@@ -666,6 +671,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=после|=спустя) ..2 (=войны|=войн|=боев|=конфликта|=столкновений|=боевых)",
         "(=opinion|=op-ed|=oped|=commentary|=column|=viewpoint)",
         "(=мнение|=колонка|=точка =зрения)",
+        "(=book =review|=рецензия)",
     ),
     "speculative_questions": (
         "=what =if",

@@ -419,3 +419,38 @@ def test_what_followed_an_earlier_event_is_background(text: str, language: str, 
 )
 def test_a_report_contested_by_the_other_side_stays_a_report(text: str, language: str) -> None:
     assert "border_clash@am-az" in events(_match(text, "", language))
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language", "key"),
+    [
+        pytest.param(
+            "Baku arms fair draws record crowds",
+            "Azerbaijan bought Israeli and Turkish weapons for years. Analysts say those"
+            " purchases of drones decided the war with Armenia.",
+            "en",
+            "arms_delivery@am-az",
+            id="en-those-purchases-points-back",
+        ),
+        pytest.param(
+            "Российские миротворцы покидают Карабах",
+            "Колонна ушла в сторону Армении. В ходе тех событий погибли и несколько"
+            " азербайджанских военнослужащих.",
+            "ru",
+            "border_clash@am-az",
+            id="ru-during-those-events-points-back",
+        ),
+        pytest.param(
+            "Book review: a history of the Kyrgyz-Tajik border",
+            "The author is a geographer. The 2025 border treaty between Kyrgyzstan and"
+            " Tajikistan was signed after the manuscript went to press.",
+            "en",
+            "de_escalation@kg-tj",
+            id="en-book-review-looks-back",
+        ),
+    ],
+)
+def test_a_sign_pointed_back_at_or_reviewed_is_background(
+    title: str, text: str, language: str, key: str
+) -> None:
+    assert key not in events(_match(text, title, language))
