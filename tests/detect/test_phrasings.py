@@ -887,3 +887,24 @@ def test_a_delimitation_body_named_as_an_office_is_no_step(text: str, language: 
 )
 def test_a_delimitation_body_meeting_is_a_step(text: str, language: str) -> None:
     assert "de_escalation@kg-tj" in _events(text, "", language)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "On Friday the Armenian and Azerbaijani foreign ministers initialled the agreed"
+            " treaty text at the White House.",
+            "en",
+            id="en-a-treaty-text-initialled",
+        ),
+        pytest.param(
+            "В пятницу министры иностранных дел Армении и Азербайджана парафировали"
+            " согласованный текст договора.",
+            "ru",
+            id="ru-a-treaty-text-initialled",
+        ),
+    ],
+)
+def test_a_treaty_text_initialled_is_a_step(text: str, language: str) -> None:
+    assert "de_escalation@am-az" in _events(text, "", language)
