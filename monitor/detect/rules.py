@@ -662,6 +662,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "|=remembering|=remember)",
         "(=year|=years|=decade|=decades) (=on|=later|=into)",
         "(=year|=years|=months|=decade|=decades) =since",
+        "(=год|=года|=лет|=месяц|=месяца|=месяцев|=полгода) =спустя",
         "(=looking|=look|=looks) =back",
         "(=lessons|=legacy) =of",
         "(годовщин*|вспомина*|вспомнил*|=почтили|=почтил|=почтит|=помнят|памят*|=уроки|=урок)",

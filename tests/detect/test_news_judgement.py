@@ -321,6 +321,14 @@ def test_a_clash_reported_in_its_own_sentence_stays_news_beside_its_setting() ->
             "de_escalation@am-az",
             id="en-a-year-since-looks-back",
         ),
+        pytest.param(
+            "Четыре года спустя",
+            "В Ереване и Баку прошли траурные церемонии. Политики обеих стран говорили, что"
+            " мирный договор между Арменией и Азербайджаном согласован.",
+            "ru",
+            "de_escalation@am-az",
+            id="ru-years-later-looks-back",
+        ),
     ],
 )
 def test_an_article_marking_the_time_since_an_event_looks_back(
