@@ -908,3 +908,24 @@ def test_a_delimitation_body_meeting_is_a_step(text: str, language: str) -> None
 )
 def test_a_treaty_text_initialled_is_a_step(text: str, language: str) -> None:
     assert "de_escalation@am-az" in _events(text, "", language)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "The deal provides for the exchange of prisoners and the bodies of soldiers killed"
+            " in the war between Armenia and Azerbaijan.",
+            "en",
+            id="en-bodies-of-the-dead-exchanged",
+        ),
+        pytest.param(
+            "Документ предусматривает обмен пленными и телами погибших военнослужащих Армении"
+            " и Азербайджана.",
+            "ru",
+            id="ru-bodies-of-the-dead-exchanged",
+        ),
+    ],
+)
+def test_an_exchange_of_the_bodies_of_the_dead_is_no_clash(text: str, language: str) -> None:
+    assert "border_clash@am-az" not in _events(text, "", language)
