@@ -461,6 +461,9 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "=не (только|=раз|менее|меньше|позднее|позже|более|=так|исключ*)",
         "=ни (=разу)",
         "=без (предупреждени*|объяснени*|повод*)",
+        # "demanded WITHOUT ANY CONDITIONS that …": a demand's terms, not a negation
+        "=без ..2 (услови*|предуслови*|промедлени*|отлагательств*)",
+        "without ..2 (conditions|preconditions)",
     ),
     "negation_correlatives": ("(=ни|=nor)",),
     "denials_before": (

@@ -929,3 +929,34 @@ def test_a_treaty_text_initialled_is_a_step(text: str, language: str) -> None:
 )
 def test_an_exchange_of_the_bodies_of_the_dead_is_no_clash(text: str, language: str) -> None:
     assert "border_clash@am-az" not in _events(text, "", language)
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "key"),
+    [
+        pytest.param(
+            "Баку потребовал от Еревана без каких-либо условий вернуть восемь сёл, включая"
+            " анклавы.",
+            "ru",
+            "territorial_claim@am-az",
+            id="ru-demanded-without-conditions-to-return-villages",
+        ),
+        pytest.param(
+            "Baku demanded without any preconditions that Armenia hand over eight villages.",
+            "en",
+            "territorial_claim@am-az",
+            id="en-demanded-without-preconditions-to-hand-over-villages",
+        ),
+        pytest.param(
+            "The Kyrgyz and Tajik delegations signed a protocol describing a further"
+            " 24 kilometres of the line.",
+            "en",
+            "de_escalation@kg-tj",
+            id="en-a-protocol-describing-more-kilometres",
+        ),
+    ],
+)
+def test_a_demand_or_a_description_in_other_words_is_detected(
+    text: str, language: str, key: str
+) -> None:
+    assert key in _events(text, "", language)
