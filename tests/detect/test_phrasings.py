@@ -960,3 +960,48 @@ def test_a_demand_or_a_description_in_other_words_is_detected(
     text: str, language: str, key: str
 ) -> None:
     assert key in _events(text, "", language)
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "key"),
+    [
+        pytest.param(
+            "Azerbaijan has signed a contract with Pakistan for JF-17 fighter jets, the"
+            " defence ministry said on Friday.",
+            "en",
+            "arms_delivery@am-az",
+            id="en-a-contract-for-fighter-jets-signed",
+        ),
+        pytest.param(
+            "На авиабазе под Баку прошла церемония приёмки первых истребителей JF-17 Block III"
+            " для ВВС Азербайджана.",
+            "ru",
+            "arms_delivery@am-az",
+            id="ru-fighters-accepted-a-model-name-is-no-blockage",
+        ),
+        pytest.param(
+            "Новые вертолёты включены в состав ВВС Армении, сообщило Минобороны.",
+            "ru",
+            "arms_delivery@am-az",
+            id="ru-aircraft-taken-into-the-air-force",
+        ),
+        pytest.param(
+            "Министр обороны Армении не поедет на заседание совета министров ОДКБ, а армянские"
+            " военные не будут участвовать в учениях.",
+            "ru",
+            "alliance_withdrawal@csto",
+            id="ru-minister-will-not-travel-to-the-alliances-meeting",
+        ),
+        pytest.param(
+            "Armenia's defence minister will not travel to the CSTO ministerial meeting, and"
+            " Armenian troops will skip the bloc's drills.",
+            "en",
+            "alliance_withdrawal@csto",
+            id="en-minister-will-not-travel-to-the-alliances-meeting",
+        ),
+    ],
+)
+def test_a_contract_an_acceptance_or_a_trip_not_made_is_detected(
+    text: str, language: str, key: str
+) -> None:
+    assert key in _events(text, "", language)
