@@ -642,8 +642,8 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
     # Just before a sign, in a sentence whose news is another sign: the time or setting
     # of that news ("agreed a ceasefire AFTER this week's FIGHTING", "ПОСЛЕ БОЕВ").
     "settings": (
-        "(=after|=following|=during|=amid|=since)",
-        "(=после|=во =время|=в =ходе|=на =фоне|=по =итогам|=вслед =за)",
+        "(=after|=following|=during|=amid|=since|=before)",
+        "(=после|=во =время|=в =ходе|=на =фоне|=по =итогам|=вслед =за|=до)",
     ),
     # Anywhere in the match's own clause, these make it today's news again: a day of
     # this week, or a renewal ("fighting RESUMED days after the truce").

@@ -288,6 +288,19 @@ def test_a_sign_recapped_since_an_earlier_event_is_background(
             "ru",
             id="ru-after-the-fighting-is-the-setting-of-a-ceasefire",
         ),
+        pytest.param(
+            "Kyrgyzstan and Tajikistan agreed on Saturday to a mutual withdrawal of troops"
+            " from the border and to restore the situation that existed before this week's"
+            " fighting.",
+            "en",
+            id="en-before-the-fighting-is-the-setting-of-a-withdrawal",
+        ),
+        pytest.param(
+            "Кыргызстан и Таджикистан договорились об отводе войск от границы и восстановлении"
+            " положения, существовавшего до начала боев.",
+            "ru",
+            id="ru-before-the-fighting-is-the-setting-of-a-withdrawal",
+        ),
     ],
 )
 def test_a_clash_named_as_the_setting_of_another_sign_is_background(
