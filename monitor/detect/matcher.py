@@ -131,7 +131,8 @@ YEAR_PAPER_AFTER = 2  # …and so does one just before it ("1920s documents")
 ANNIVERSARY_WINDOW = 3  # "the anniversary of the CEASEFIRE": the match it names
 BACKGROUND_WINDOW = 8  # "comes six months after deadly FIGHTING"
 BACKGROUND_CLOSE_WINDOW = 2  # "since the CLASHES", "прошлых боев"
-BACKGROUND_AFTER_WINDOW = 3  # "the CLASHES last week"
+BACKGROUND_AFTER_WINDOW = 3
+PLUPERFECT_WINDOW = 3  # "the leaders HAD (already) MET"  # "the CLASHES last week"
 REVERSAL_WINDOW = 10  # "a TRUCE, but it quickly broke down"
 MONTHS_BACK = (2, 6)  # a month this many months before publication is background
 # (and the month just before, named without a day, after this day of the publication month)
@@ -772,6 +773,8 @@ class _Judge:
             # a cue may share a word with a further clause ("after DEADLY fighting",
             # pattern "fighting & dead*"), not with the event words themselves
             why = self._background(sentence, starts, end, set(span[2]))
+            if why is None:
+                why = self._pluperfect(sentence, starts)
             if why is not None:
                 factor *= BACKGROUND_FACTOR
                 qualifiers.append(f"background: '{why}'")
@@ -1091,6 +1094,25 @@ class _Judge:
             0 <= i < len(words) and words[i].isdigit() and 1 <= int(words[i]) <= 31
             for i in (position - 1, position + 1)
         )
+
+    def _pluperfect(self, sentence: int, starts: tuple[int, ...]) -> str | None:
+        """The past perfect of narration ("the leaders HAD MET several times and agreed
+        to …"): an event before the story's time, so background; not in reported speech
+        ("troops had opened fire, officials said"), where it tells the news."""
+        cue_name = "pluperfect"
+        found = self.cue_spans(cue_name, self.cues.pluperfect, sentence)
+        if not found:
+            return None
+        for cue in found:
+            if any(
+                0 < anchor - cue[1] + 1 <= PLUPERFECT_WINDOW
+                and self.doc.same_clause(cue[0], anchor)
+                for anchor in starts
+            ):
+                if self.spans_in(self.cues.reporting, sentence):
+                    return None
+                return self.text(cue)
+        return None
 
     def _background(
         self, sentence: int, starts: tuple[int, ...], end: int, matched: set[int]

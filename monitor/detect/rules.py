@@ -253,6 +253,7 @@ class Cues:
     background_relative: Node  # "months after", "comes after", "who fled": before, same clause
     background_close: Node  # "since", "previous", "недавних": right before the match
     background_exceptions: Node  # "followed by", "минувшей ночью": not background
+    pluperfect: Node  # "had": an event before the story's time, outside reported speech
     current: Node  # "on Tuesday", "resumed", "again", "вновь": the match is today's news
     # "AFTER the fighting", "В ХОДЕ боев": a sign named as the setting of another sign
     settings: Node
@@ -586,6 +587,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=days|=weeks|=months|=years|=day|=week|=month|=year) =later",
         "(=днями|=неделями|=месяцами|=годами) =позже",
         "=in =the (=days|=weeks|=months|=years) =that =followed",
+        "(=over|=during) =the (=summer|=spring|=winter|=autumn)",
         "(=в =последующие|=в =следующие) (=дни|=недели|=месяцы|=годы)",
         # a recap of the time since an earlier event: "Since then, Yerevan has boycotted
         # …", "In the months since, both states have bought …", "С тех пор …"
@@ -629,6 +631,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=during|=in) =those (=events|=days|=battles|=clashes)",
         "(=в =ходе|=во =время) =тех (=событий|=дней|=боев|=столкновений)",
     ),
+    "pluperfect": ("(=had|=hadn't)",),
     # A background cue inside one of these is not one: "followed BY", "said EARLIER".
     "background_exceptions": (
         "(=followed|=follows) (=by|=up|=from)",

@@ -475,3 +475,52 @@ def test_a_sign_pointed_back_at_or_reviewed_is_background(
     title: str, text: str, language: str, key: str
 ) -> None:
     assert key not in events(_match(text, title, language))
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        pytest.param(
+            "Night-time shelling hit Jermuk. Armenian and Azerbaijani leaders had met several"
+            " times in Brussels and agreed to set up border commissions.",
+            "de_escalation@am-az",
+            id="en-past-perfect-narrates-what-came-before",
+        ),
+        pytest.param(
+            "Night-time shelling hit Jermuk. Over the summer, officials spoke of momentum in"
+            " talks between Armenia and Azerbaijan.",
+            "de_escalation@am-az",
+            id="en-over-the-summer-recaps",
+        ),
+    ],
+)
+def test_a_sign_told_as_what_came_before_is_background(text: str, key: str) -> None:
+    matches = _match(text, "Armenia-Azerbaijan: a turn for the worse")
+    match = find(matches, key)
+    assert match is not None, matches
+    assert key not in events(matches)
+    assert any("background" in q for q in match.qualifiers), match.qualifiers
+
+
+def test_the_past_perfect_of_reported_speech_is_news() -> None:
+    text = "Kyrgyz officials said Tajik troops had opened fire on a border post near Vorukh."
+    assert "border_clash@kg-tj" in events(_match(text, ""))
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Peace talks between Armenia and Azerbaijan held in Brussels faltered on Monday.",
+            "en",
+            id="en-talks-falter",
+        ),
+        pytest.param(
+            "Мирные переговоры Армении и Азербайджана буксуют, стороны обмениваются упрёками.",
+            "ru",
+            id="ru-talks-stall",
+        ),
+    ],
+)
+def test_talks_that_falter_are_no_step(text: str, language: str) -> None:
+    assert "de_escalation@am-az" not in events(_match(text, "", language))
