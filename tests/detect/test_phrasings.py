@@ -1005,3 +1005,28 @@ def test_a_contract_an_acceptance_or_a_trip_not_made_is_detected(
     text: str, language: str, key: str
 ) -> None:
     assert key in _events(text, "", language)
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language"),
+    [
+        pytest.param(
+            "Armenia signs for French howitzers",
+            "For most of its post-Soviet history Armenia bought its weapons from Russia through"
+            " the CSTO.",
+            "en",
+            id="en-for-most-of-its-history",
+        ),
+        pytest.param(
+            "Армения закупает французские гаубицы",
+            "Большую часть своей истории после распада СССР Армения получала российское"
+            " вооружение по линии ОДКБ.",
+            "ru",
+            id="ru-for-most-of-its-history",
+        ),
+    ],
+)
+def test_a_habit_of_a_countrys_history_is_no_delivery_today(
+    title: str, text: str, language: str
+) -> None:
+    assert "arms_delivery@csto" not in _events(text, title, language)
