@@ -1021,9 +1021,7 @@ class _Judge:
                         for paper in papers
                     )
                 ]
-                if not relevant:
-                    return None
-        if not relevant:
+        if not relevant:  # no year dates it (a paper's year may not): a month still may
             return self._month_before(sentence, governs, distance)
         position, year = min(relevant, key=distance)
         if year < self.published_year:

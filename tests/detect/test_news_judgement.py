@@ -9,6 +9,8 @@ news. Every sentence here is written for these tests.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from monitor.detect.matcher import match_article
@@ -524,3 +526,31 @@ def test_the_past_perfect_of_reported_speech_is_news() -> None:
 )
 def test_talks_that_falter_are_no_step(text: str, language: str) -> None:
     assert "de_escalation@am-az" not in events(_match(text, "", language))
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Armenia and Azerbaijan began working on a peace treaty in 2022, and in April their"
+            " delimitation commissions agreed on a stretch of border.",
+            "en",
+            id="en-a-treatys-year-does-not-hide-the-month",
+        ),
+        pytest.param(
+            "Карты 1920-х годов не помогли, а в апреле комиссии Армении и Азербайджана по"
+            " делимитации согласовали участок границы.",
+            "ru",
+            id="ru-a-treatys-year-does-not-hide-the-month",
+        ),
+    ],
+)
+def test_a_month_dates_a_sign_even_beside_a_documents_year(text: str, language: str) -> None:
+    published = datetime(2024, 5, 10, tzinfo=UTC)
+    matches = match_article(
+        article(text, title="", language=language, published=published), shipped_rules()
+    )
+    match = find(matches, "de_escalation@am-az")
+    assert match is not None, matches
+    assert match.confidence < EVENT_CONFIDENCE
+    assert any("historical" in q for q in match.qualifiers), match.qualifiers
