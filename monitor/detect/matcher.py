@@ -19,7 +19,9 @@ and a qualifier saying which and why:
   of a further clause ("the treaty will NOT be SIGNED"), or inside the match; a denial
   before it ("denied plans to cancel"), after it ("… were false", "не соответствует",
   "никто не планирует", "not on the agenda"), or a denial of reports anywhere before
-  it in the sentence ("denied reports that its troops had shelled …");
+  it in the sentence ("denied reports that its troops had shelled …"); not "ни"/"nor"
+  continuing a negation of their clause ("не будет участвовать НИ в учениях"), nor a
+  denial by a named side after the report ("…, Yerevan denies"), which contests it;
 - hypothetical: a modal just before ("could", "may", "hope", "future", "может", "бы",
   "якобы"; not "considers IT …", a stated view), one just after ("… are not ruled
   out", "не исключены"), "would" outside reported speech, a conditional around it
@@ -35,7 +37,9 @@ and a qualifier saying which and why:
   past clause whose object it is ("comes six months AFTER deadly fighting", "residents
   WHO FLED the fighting", "через месяц ПОСЛЕ конфликта"), or a past adjective right
   before it ("since the clashes", "недавних боев"). A day of this week or a renewal in
-  the match's own clause ("on Tuesday", "resumed", "again", "вновь") keeps it news;
+  the match's own clause ("on Tuesday", "resumed", "again", "вновь") keeps it news.
+  The past perfect of narration ("the leaders HAD MET …"), outside reported speech,
+  is background too;
 - reversed (opt-in, for agreements): a contrast or relative clause after the match
   saying it failed ("a truce, but it quickly broke down", "но оно было нарушено");
 - weapon type (opt-in, for violence): the event word is the modifier of a weapon
@@ -43,6 +47,12 @@ and a qualifier saying which and why:
 - deep mention (opt-in per indicator, `deep_mentions`): weak evidence after the first
   few sentences of the text is the story's context, not its news ("delegations meet
   regularly" in the fifth paragraph of an analysis).
+
+Then, over the whole article (`_judge_news`, `_judge_settings`): a look back (an
+anniversary, "two years on", an opinion, a question headline such as "Could …?")
+makes the body's undated signs background; a sign the headline recalls as a setting is
+background in the body too; and a sign named as the setting of another sign of its
+sentence ("agreed a ceasefire AFTER this week's FIGHTING") is that sign's background.
 
 A pattern's further clauses ("x & y") each need a word of their own: one word cannot
 be both the event and its confirmation ("agreements" for "agreement & agre*").
