@@ -1375,8 +1375,10 @@ def _judge_news(
         return
     headline = 0 if doc.has_title else doc.lede
     cues = judge.cues
-    retrospective: Span | None = next(
-        iter(judge.cue_spans("retrospective", cues.retrospective, headline)), None
+    retrospective: Span | None = min(  # the headline's first cue names the look back
+        judge.cue_spans("retrospective", cues.retrospective, headline),
+        key=itemgetter(0),
+        default=None,
     )
     if retrospective is None:
         opening = doc.bounds[headline][0] + SENTENCE_OPENING
