@@ -25,9 +25,13 @@ load of a shared machine inflates least), the wall time's ratio to both baseline
 its target (wall ≤ 300 ms; `monitor --help` ≤ 150 ms); exits 1 when a command misses
 its target, 2 when one fails.
 
-Run: `.venv/bin/python bench/query.py [--articles N] [--runs N] [--keep DIR]`. With
-`--keep DIR` the database is built there and reused by later runs on the same day with
-the same options (a build takes 2–4 minutes).
+Run: `.venv/bin/python bench/query.py [--articles N] [--runs N] [--keep DIR] [--before DIR]`.
+With `--keep DIR` the database is built there and reused by later runs on the same day
+with the same options (a build takes 2–4 minutes; a reused one gets this monitor's
+migrations first, as the daemon's start would give it). `--before DIR` also times another
+copy of the package (`git archive REV monitor indicators.yaml | tar -x -C DIR`) in the
+same rounds; when that copy is older than the database's schema it reads a copy of the
+database whose `schema_migrations` stops at its version (made once, beside the database).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -342,17 +347,48 @@ class Command:
     pythonpath: str | None = None  # another copy of monitor to run (--before)
 
 
-def with_before(cases: list[Command], source: Path) -> list[Command]:
-    """Each monitor command twice: as installed, then from the copy of the package at
-    `source` (no target: a comparison in the same rounds)."""
+def with_before(cases: list[Command], before: list[Command], source: Path) -> list[Command]:
+    """Each monitor command twice: as installed, then (from `before`, the same commands on
+    the database that copy reads) from the copy of the package at `source` (no target: a
+    comparison in the same rounds)."""
     twins = []
-    for case in cases:
+    for case, old in zip(cases, before, strict=True):
         twins.append(case)
         if case.target_ms is not None:
             twins.append(
-                Command(f"{case.name} [before]", case.argv, None, case.ok_exits, str(source))
+                Command(f"{case.name} [before]", old.argv, None, case.ok_exits, str(source))
             )
     return twins
+
+
+def before_database(path: Path, source: Path) -> Path:
+    """The database the `--before` copy of monitor at `source` reads: `path` itself when
+    that copy knows its schema; else a copy beside it whose `schema_migrations` stops at
+    the copy's version (made once per build). The newer migrations' tables, triggers and
+    indexes stay in it: the older code's queries do not use them, and they only ever make
+    the before figures better, never worse."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    known = int(
+        subprocess.run(
+            [sys.executable, "-c", "from monitor.db.schema import SCHEMA_VERSION as v; print(v)"],
+            env=env, cwd=source, capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    with db.Store.open(path, readonly=True) as store:
+        version, key = store.schema_version(), store.get_meta(BUILD_META_KEY)
+    if version <= known:
+        return path
+    copy = path.with_name(f"{path.stem}-schema-{known}{path.suffix}")
+    if copy.exists():
+        with db.Store.open(copy, readonly=True) as store:
+            if store.get_meta(BUILD_META_KEY) == key and store.schema_version() == known:
+                return copy
+    shutil.copyfile(path, copy)
+    conn = sqlite3.connect(copy)
+    with conn:
+        conn.execute("DELETE FROM schema_migrations WHERE version > ?", (known,))
+    conn.close()
+    return copy
 
 
 def commands(path: Path) -> list[Command]:
@@ -541,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "year.db"
         how = ensure_database(path, args, end=end)
+        # a database reused from an older build gets this monitor's migrations, as the
+        # daemon's first start would give it
+        db.Store.open(path).close()
         with db.Store.open(path, readonly=True) as store:
             (last,) = store.conn.execute("SELECT max(at) FROM scores").fetchone()
         print(
@@ -552,7 +591,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{os.cpu_count()} CPUs; load average at start: {load()}")  # fmt: skip
         cases = commands(path)
         if args.before is not None:
-            cases = with_before(cases, args.before.resolve())
+            source = args.before.resolve()
+            old = before_database(path, source)
+            if old != path:
+                print(f"--before reads {old.name}: a copy at its schema version")
+            cases = with_before(cases, commands(old), source)
         cwd = Path(tmp) / "cwd"  # no indicators.yaml here: the built-in configuration
         cwd.mkdir(exist_ok=True)
         try:

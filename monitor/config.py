@@ -15,17 +15,12 @@ the package it configures is the natural next split.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from monitor import validate as v
-from monitor.deliver.addresses import parse_address
 from monitor.deliver.channels.settings import check_against_watch_list, parse_routes
 from monitor.errors import ConfigError
 from monitor.fetch.netguard import validate_feed_url
@@ -49,7 +44,27 @@ INDICATORS_FILENAME = "indicators.yaml"
 # libyaml's parser when PyYAML was built with it: 8x faster than the pure-Python one (the
 # shipped watch list in 9 ms instead of 135 ms; a 1,000-feed list in 64 ms instead of
 # 540 ms), with the same safe constructor, so the same values (tests/test_config.py).
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Imported on first use, as are TOML, importlib.resources and the address parser (the
+# email package): a query command reads its settings, often no YAML at all, and starts
+# 20-50 ms sooner for it (issue 17). `YAML_LOADER` is set when first asked for.
+YAML_LOADER: Any
+
+
+def __getattr__(name: str) -> Any:
+    if name == "YAML_LOADER":
+        return _yaml_loader()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _yaml_loader() -> Any:
+    loader = globals().get("YAML_LOADER")
+    if loader is None:
+        import yaml
+
+        loader = globals()["YAML_LOADER"] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return loader
+
+
 PASSWORD_CREDENTIAL = "smtp-password"  # name used with systemd LoadCredential=
 
 
@@ -81,12 +96,20 @@ def bundled_indicators_text() -> str:
     naming the way out, when it cannot be read (a checkout in a directory this user cannot
     enter).
     """
-    packaged = resources.files("monitor").joinpath(INDICATORS_FILENAME)
+    here = Path(__file__).resolve().parent
     try:
+        if Path(__file__).is_file():
+            # a package on disk: importlib.resources (~10 ms to import) would read beside
+            # this module, as this does
+            packaged: Any = here / INDICATORS_FILENAME
+        else:  # zipped and the like
+            from importlib import resources
+
+            packaged = resources.files("monitor").joinpath(INDICATORS_FILENAME)
         if packaged.is_file():
-            return packaged.read_text(encoding="utf-8")
+            return str(packaged.read_text(encoding="utf-8"))
         # An editable install runs from the source tree, where the file sits at the repo root.
-        source_tree = Path(__file__).resolve().parent.parent / INDICATORS_FILENAME
+        source_tree = here.parent / INDICATORS_FILENAME
         return source_tree.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
@@ -218,15 +241,20 @@ def load_yaml(raw_text: str) -> Any:
     """`yaml.safe_load` through `YAML_LOADER`. A file it refuses is parsed again by the
     pure-Python loader, whose error (message and line) is then the one raised: the same
     error whichever parser the installed PyYAML has."""
+    import yaml
+
+    loader = _yaml_loader()
     try:
-        return yaml.load(raw_text, Loader=YAML_LOADER)
+        return yaml.load(raw_text, Loader=loader)
     except yaml.YAMLError:
-        if YAML_LOADER is yaml.SafeLoader:
+        if loader is yaml.SafeLoader:
             raise
     return yaml.load(raw_text, Loader=yaml.SafeLoader)
 
 
 def _parse_yaml_document(raw_text: str, *, source: str) -> object:
+    import yaml
+
     try:
         document = load_yaml(raw_text)
     except yaml.YAMLError as exc:
@@ -492,6 +520,8 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -
     raw: dict[str, Any] = {}
     source = str(path) if path else "settings"
     if path:
+        import tomllib
+
         try:
             raw = tomllib.loads(_read_text(Path(path)))
         except tomllib.TOMLDecodeError as exc:
@@ -664,7 +694,8 @@ def _parse_smtp(
         env_at.child("MONITOR_SMTP_SENDER") if "MONITOR_SMTP_SENDER" in env else at.child("sender")
     )
     sender = v.text(raw.get("sender", defaults.sender), sender_at)
-    _check_address(sender, sender_at)
+    if sender != defaults.sender:  # the default is valid (and its check loads the email package)
+        _check_address(sender, sender_at)
     username = raw.get("username")
     return SmtpSettings(
         host=v.text(raw.get("host", defaults.host), at.child("host")),
@@ -685,6 +716,8 @@ def _parse_smtp(
 
 def _check_address(text: str, at: v.Location) -> None:
     """The check rendering makes (`monitor.deliver.addresses`): what loads is what can be sent."""
+    from monitor.deliver.addresses import parse_address
+
     try:
         parse_address(text, "")
     except ValueError as exc:

@@ -8,16 +8,14 @@ Start-up is part of every command's latency (issue 17): this module and what it 
 at the top load no HTTP client, scheduler, feed parser, YAML or numpy. A command imports
 the library it calls in its own body, and `replay` (which needs the whole pipeline) is
 imported only when it runs; `--help` lists it by the short help recorded here
-(tests/test_cli_startup.py checks both).
+(tests/cli/test_cli_startup.py checks both).
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -45,6 +43,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _setup_logging(verbose: int) -> None:
+    import logging  # here, not at the top: `monitor --help` configures no logging
+
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
     wanted = os.environ.get("MONITOR_LOG_LEVEL", "").strip()
     if wanted:
@@ -161,6 +161,7 @@ def main() -> None:
 def run(obj: Context, once: bool) -> None:
     """Run the daemon (or one cycle with --once)."""
     import asyncio
+    import logging
 
     from monitor.service.daemon import Daemon, run_once
 
@@ -208,6 +209,8 @@ def run(obj: Context, once: bool) -> None:
 @handle_errors
 def demo(obj: Context, out_dir: str) -> None:
     """Run the whole pipeline offline on bundled sample feeds and a simulated clock."""
+    from pathlib import Path
+
     from monitor.lab.demo import run_demo
 
     run_demo(Path(out_dir), db_path=Path(obj.db_path) if obj.db_path else None, echo=click.echo)
@@ -496,6 +499,8 @@ def report(obj: Context, out_dir: str, at_text: str | None, theatre: str | None)
                 param_hint="'--theatre' / '-t'",
             )
         now = at or report_time(store, utcnow())
+        from pathlib import Path
+
         result = build_report(store, config, Path(out_dir), now=now, theatre_id=theatre)
     note = "" if result.charts_available else " (no charts: pip install 'monitor[chart]')"
     click.echo(f"wrote {result.pages} pages and {result.charts} charts{note}")
@@ -510,6 +515,8 @@ def datasette(database: str, datasette_args: tuple[str, ...]) -> None:
     """Serve DATABASE with Datasette and monitor's metadata (titles, descriptions, units,
     canned queries). Needs pip install 'monitor[datasette]'. Extra arguments go to
     `datasette serve` (e.g. --port 8002)."""
+    from pathlib import Path
+
     from monitor.report.datasette import serve
 
     serve(Path(database), list(datasette_args))

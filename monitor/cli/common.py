@@ -5,7 +5,7 @@ time arguments and the `--format` option. Command modules (`cli`, `cli_query`,
 Imports stay light: `monitor --help` and the read-only query commands must answer at
 once (issue 17), so the configuration (YAML, the rule compiler) and the database module
 are imported when a command first needs them, and nothing here pulls in an HTTP client,
-the scheduler, the feed parser or numpy (tests/test_cli_startup.py).
+the scheduler, the feed parser or numpy (tests/cli/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -25,6 +24,8 @@ from monitor.cli.timeparse import TimeArgumentError, parse_time
 from monitor.errors import MonitorError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from monitor import db
     from monitor.config import Config
     from monitor.models import AlertSettings, Settings
@@ -77,6 +78,8 @@ class Context:
     def db_path_for_reading(self) -> Path:
         """The database path, without reading the watch list when only the path is needed."""
         if self.db_path:
+            from pathlib import Path
+
             return Path(self.db_path)
         return self.settings.db_path
 

@@ -9,7 +9,6 @@ pauses between them; backup reads one snapshot through SQLite's online backup AP
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -41,6 +40,8 @@ def prune_command(obj: Context, dry_run: bool, fmt: str) -> None:
 
     config = obj.config
     settings = config.settings
+    from pathlib import Path
+
     path = Path(settings.db_path)
     if not path.exists():
         raise DatabaseError(f"{path}: no database here yet (nothing to prune)")
@@ -100,6 +101,8 @@ def backup_command(obj: Context, path: str) -> None:
     PATH must not exist; its folder must. Exit 0 copied and checked, 1 the copy failed
     (nothing is left at PATH), 2 PATH is unusable. Restoring: docs/operations.md.
     """
+    from pathlib import Path
+
     from monitor.service.backup import backup_database
 
     result = backup_database(obj.db_path_for_reading(), Path(path))

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from monitor.cli.common import Context, format_option, handle_errors, utcnow
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # What the output of every feed-list edit says: the daemon reloads its watch list on
 # SIGHUP (config.RELOAD_NOTE); `run --once` syncs it at its start.
@@ -37,6 +40,8 @@ APPLY_NOTE = (
 def init(folder: str) -> None:
     """Write a commented monitor.toml and a copy of the built-in indicators.yaml into
     FOLDER (default: here). Never overwrites: exits 1 if either file exists."""
+    from pathlib import Path
+
     from monitor.ops.files import init_deployment
 
     result = init_deployment(Path(folder))
@@ -201,6 +206,8 @@ def feeds_import(obj: Context, opml_file: str, dry_run: bool) -> None:
 
     Feeds already watched, repeated, or with an address that is refused are skipped, each
     with a reason on stderr; the others are added in one edit."""
+    from pathlib import Path
+
     from monitor.ops.feedlist import add_feeds, read_text_exact, write_text_atomically
     from monitor.ops.opml import read_opml
 
@@ -250,6 +257,8 @@ def feeds_export(obj: Context, out_file: str | None) -> None:
         click.echo(document, nl=False)
         return
     try:
+        from pathlib import Path
+
         Path(out_file).write_text(document, encoding="utf-8")
     except OSError as exc:
         from monitor.errors import MonitorError

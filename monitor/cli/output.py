@@ -40,8 +40,7 @@ def render_rows(
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(names)
-        for row in rows:
-            writer.writerow(["" if row.get(k) is None else row.get(k) for k in names])
+        writer.writerows(["" if v is None else v for v in map(row.get, names)] for row in rows)
         return buffer.getvalue().rstrip("\n")
     if not rows:
         return empty

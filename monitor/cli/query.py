@@ -24,6 +24,8 @@ HISTORY_PERIOD_HEADERS = {
     "level": "level_at_end",
     "change": "peak_change",
 }
+# What `history` shows of a raw score point (besides the change it computes).
+HISTORY_SHOWN = ("theatre_id", "at", "score", "level", "stories")
 HISTORY_PERIOD_NOTE = (
     "(period: when it starts; peak: its highest score; level_at_end: the level at its last "
     "score point, which may be lower than the peak's; peak_change: since the previous "
@@ -40,7 +42,14 @@ def history_report(
     every: str | None,
     fmt: str,
 ) -> str:
-    rows = db.history_rows(store, theatre_id=theatre_id, since=since, until=until, every=every)
+    rows = db.history_rows(
+        store,
+        theatre_id=theatre_id,
+        since=since,
+        until=until,
+        every=every,
+        columns=HISTORY_SHOWN,  # a raw point's other columns are not shown
+    )
     previous: dict[str, float] = {}
     for row in rows:
         last = previous.get(row["theatre_id"])
@@ -53,7 +62,7 @@ def history_report(
         return output.render_rows(rows, columns=columns, fmt=fmt)
     if not rows:
         return f"(no score points between {to_iso(since)} and {to_iso(until)})"
-    from monitor.deliver.content import sparkline
+    from monitor.deliver.sparkline import sparkline  # not the mail composition
 
     if every:
         table = output.render_rows(

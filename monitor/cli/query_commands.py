@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from pathlib import Path
 
 import click
 
@@ -129,6 +128,8 @@ def chart(
     from monitor.report import plot as charts
 
     theatre_id = chosen_theatre(theatre, old_theatre, command="chart")
+    from pathlib import Path
+
     out = Path(out_path)
     try:
         charts.check_output_path(out)

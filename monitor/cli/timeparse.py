@@ -10,6 +10,10 @@ import re
 from datetime import datetime, timedelta
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w|y)\s*$", re.IGNORECASE)
+# 2024-09-14, 2024-09-14T08:30, 2024-09-14T08:30:15, each with Z or ±hh:mm or nothing
+_PLAIN_ISO = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?$", re.ASCII
+)
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
@@ -41,7 +45,14 @@ def parse_time(text: str, *, now: datetime) -> datetime:
             ) from None
     if text.strip().lower() == "now":
         return utc(now)
-    from dateutil import parser as date_parser  # only dates and timestamps need it
+    if _PLAIN_ISO.match(text.strip()):
+        # the usual forms, read by the standard library as dateutil reads them (dateutil
+        # costs 25-45 ms to import; it reads every other ISO 8601 form)
+        try:
+            return utc(datetime.fromisoformat(text.strip()))
+        except (ValueError, OverflowError):
+            pass  # e.g. a 31st of June: dateutil words the error
+    from dateutil import parser as date_parser  # only unusual dates and timestamps need it
 
     try:
         return utc(date_parser.isoparse(text.strip()))

@@ -31,7 +31,6 @@ from monitor.db.alerts import AlertStore, OutboxItem
 from monitor.db.articles import (
     CROSS_LANGUAGE_CANDIDATES,
     NAMES_CACHE_MAX,
-    STEM_COUNT_CACHE,
     STORY_WINDOW_DAYS,
     ArticleStore,
     StoredArticle,
@@ -88,7 +87,6 @@ __all__ = [
     "NAMES_CACHE_MAX",
     "SCHEMA_VERSION",
     "STATUS_CYCLE_JOBS",
-    "STEM_COUNT_CACHE",
     "STORY_WINDOW_DAYS",
     "OutboxItem",
     "Store",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from monitor.models import (
@@ -21,14 +21,10 @@ from monitor.score.stories import (
     CROSS_LANGUAGE_WINDOW_HOURS,
     EventStory,
     GroupingFacts,
-    StoryTitle,
     article_names_text,
     choose_event_story,
-    choose_story,
-    is_same_fingerprint,
+    fingerprint_text,
     names_by_theatre,
-    parse_fingerprint,
-    probe_stems,
     title_fingerprint,
 )
 
@@ -36,7 +32,7 @@ if TYPE_CHECKING:
     from monitor.detect.rules import RuleSet
 
 from monitor.db.base import StoreBase
-from monitor.db.schema import _index_story_title
+from monitor.db.story_window import DROP, PASS, SKIP, Sign
 
 STORY_WINDOW_DAYS = 3
 
@@ -47,44 +43,12 @@ STORY_WINDOW_DAYS = 3
 CROSS_LANGUAGE_CANDIDATES = 64
 
 
-# One side of the walk of `story_signs` from a new event story's time (`_event_candidates`):
-# each row checked against the story and its matches as they are now (a row's
-# published_at is its story's, which never changes once the story is stored).
-_SIGN_SIDE_SQL = """
-    SELECT DISTINCT g.story_id, g.published_at,
-           abs(julianday(g.published_at) - julianday(:at)) AS distance
-    FROM story_signs g JOIN stories s ON s.id = g.story_id
-    WHERE g.theatre_id = :theatre AND g.indicator_id = :indicator AND {side}
-      AND g.language != :language
-      AND g.story_id != :new AND s.merged_into IS NULL
-      AND EXISTS (SELECT 1 FROM matches m INDEXED BY idx_matches_story_id_confidence
-                  WHERE m.story_id = g.story_id
-                  AND m.confidence >= :events AND m.theatre_id = :theatre
-                  AND m.indicator_id = :indicator AND m.occurred_at BETWEEN :low AND :high)
-      AND NOT EXISTS (SELECT 1 FROM articles a
-                      WHERE a.story_id = g.story_id AND a.language = :language)
-    {order}
-"""
-_LATER = {
-    "side": "g.published_at BETWEEN :at AND :until",
-    "order": "ORDER BY g.published_at, g.story_id LIMIT :limit",
-}
-_EARLIER = {
-    "side": "g.published_at >= :since AND g.published_at < :at",
-    "order": "ORDER BY g.published_at DESC, g.story_id DESC LIMIT :limit",
-}
-_TIED = {"side": "g.published_at = :boundary AND g.published_at < :at", "order": ""}
-
-
 def _text_key(text: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 NAMES_CACHE_MAX = 100_000  # article texts (by digest) whose names the join remembers
 _NO_NAMES: Mapping[str, frozenset[str]] = {}
-
-
-STEM_COUNT_CACHE = 200_000  # (language, stem) counts a connection remembers (~20 MB at most)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +132,7 @@ class ArticleStore(StoreBase):
                         article_id,
                     ),
                 )
+                self._event_stories.pop(story_id, None)  # its names may have changed
                 fresh.append(_stored(article_id, story_id, feed.id, entry, from_iso(first_seen)))
                 continue
             if fact is None:
@@ -195,6 +160,7 @@ class ArticleStore(StoreBase):
             )
             article_id = int(cursor.lastrowid or 0)
             self._refresh_story_sources(story_id)
+            self._event_stories.pop(story_id, None)
             fresh.append(_stored(article_id, story_id, feed.id, entry, now))
         return fresh
 
@@ -222,12 +188,13 @@ class ArticleStore(StoreBase):
         found = self._indexed_story(fingerprint, entry.language, entry.published_at)
         if found is not None:
             return found
+        published = to_iso(entry.published_at)
         cursor = self.conn.execute(
             "INSERT INTO stories (first_seen_at, published_at, title, language, canonical_url, "
             "sources, source_weight) VALUES (?, ?, ?, ?, ?, 1, ?)",
             (
                 to_iso(now),
-                to_iso(entry.published_at),
+                published,
                 entry.title,
                 entry.language,
                 canonical,
@@ -235,62 +202,23 @@ class ArticleStore(StoreBase):
             ),
         )
         story_id = int(cursor.lastrowid or 0)
-        _index_story_title(
-            self.conn, story_id, fingerprint, entry.language, to_iso(entry.published_at)
+        cursor = self.conn.execute(
+            "INSERT INTO story_titles (story_id, language, published_at, fingerprint) "
+            "VALUES (?, ?, ?, ?)",
+            (story_id, entry.language, published, fingerprint_text(fingerprint)),
         )
-        for stem in fingerprint:
-            key = (entry.language, stem)
-            if key in self._stem_counts:
-                self._stem_counts[key] += 1
+        titles, _ = self._windows()
+        titles.add(int(cursor.lastrowid or 0), story_id, entry.language, published, fingerprint)
         return story_id
-
-    def _stem_frequency(self, language: str, stems: frozenset[str]) -> dict[str, int]:
-        """How many story titles hold each stem, remembered by this connection (only to
-        pick the rarest stems: a count that is off costs speed, never a decision)."""
-        missing = sorted(stem for stem in stems if (language, stem) not in self._stem_counts)
-        if missing:
-            if len(self._stem_counts) > STEM_COUNT_CACHE:
-                self._stem_counts.clear()
-            marks = ", ".join("?" * len(missing))
-            found = dict(
-                self.conn.execute(
-                    "SELECT stem, titles FROM story_stem_counts "
-                    f"WHERE language = ? AND stem IN ({marks})",
-                    (language, *missing),
-                ).fetchall()
-            )
-            for stem in missing:
-                self._stem_counts[(language, stem)] = int(found.get(stem, 0))
-        return {stem: self._stem_counts.get((language, stem), 0) for stem in stems}
 
     def _indexed_story(
         self, fingerprint: frozenset[str], language: str, published_at: datetime
     ) -> int | None:
         """The story a title joins (`stories.choose_story`), among the stored titles of its
-        language in the window that hold enough of its `probe_stems`: a few index look-ups,
-        however many stories the window holds."""
-        if not fingerprint:
-            return None
-        frequency = self._stem_frequency(language, fingerprint)
-        probe = probe_stems(fingerprint, frequency)
-        marks = ", ".join("?" * len(probe.stems))
-        low = to_iso(published_at - timedelta(days=STORY_WINDOW_DAYS))
-        high = to_iso(published_at + timedelta(days=STORY_WINDOW_DAYS))
-        # The fingerprint test first (most candidates fail it), then `choose_story`.
-        titles = [
-            StoryTitle(int(story_id), from_iso(published), stored)
-            for story_id, published, text in self.conn.execute(
-                f"""
-                SELECT t.story_id, t.published_at, t.fingerprint FROM story_titles t
-                WHERE t.id IN (SELECT title_id FROM story_stems WHERE language = ?
-                               AND stem IN ({marks}) AND published_at BETWEEN ? AND ?
-                               GROUP BY title_id HAVING count(*) >= ?)
-                """,
-                (language, *probe.stems, low, high, probe.min_hits),
-            )
-            if is_same_fingerprint(fingerprint, stored := parse_fingerprint(text))
-        ]
-        return choose_story(fingerprint, published_at, titles, window_days=STORY_WINDOW_DAYS)
+        language in the window, through the window's stem index in memory
+        (`story_window.TitleWindow`): a few look-ups, however many stories it holds."""
+        titles, _ = self._windows()
+        return titles.story_for(fingerprint, language, published_at, window_days=STORY_WINDOW_DAYS)
 
     def join_across_languages(
         self, articles: Sequence[StoredArticle], rules: RuleSet, *, now: datetime
@@ -317,6 +245,15 @@ class ArticleStore(StoreBase):
                 "UPDATE stories SET merged_into = ?, sources = 0 WHERE id = ?", (target, story_id)
             )
             self._refresh_story_sources(target)
+            # What the UPDATEs (and `story_signs`' triggers) did, in the windows too.
+            titles, signs = self._windows()
+            titles.move_story(story_id, target)
+            published = self._story_published(target)
+            if published is not None:
+                for sign in new.events:
+                    signs.add(sign, published, target)
+            self._event_stories.pop(target, None)
+            self._event_stories[story_id] = None  # merged: never a candidate again
             joined[story_id] = target
         return joined
 
@@ -336,46 +273,53 @@ class ArticleStore(StoreBase):
         return story
 
     def _event_candidates(self, new: EventStory, rules: RuleSet) -> list[EventStory]:
-        """Stories with an event match of one of `new`'s signs in the time window, in no
-        language of `new`'s (what `shared_event_names` refuses anyway is ruled out in SQL,
-        before any story's names are read); at most CROSS_LANGUAGE_CANDIDATES of them,
-        the nearest in time, so a burst of one sign costs each new story a bounded look.
+        """Stories with an event match of one of `new`'s signs within
+        CROSS_LANGUAGE_WINDOW_HOURS, in no language of `new`'s and not joined into
+        another; at most CROSS_LANGUAGE_CANDIDATES of them, the nearest in time (then the
+        smaller id), so a burst of one sign costs each new story a bounded look.
 
-        Found through `story_signs`, walked outward from `new`'s time on each side and
-        stopped at the nearest CROSS_LANGUAGE_CANDIDATES that pass: the same stories as
-        sorting every story of the sign in the window by (distance, id), at a cost that
-        does not grow with the window."""
-        span = timedelta(hours=CROSS_LANGUAGE_WINDOW_HOURS)
+        Found through the sign window in memory (`story_window.SignWindow`, loaded from
+        `story_signs`), walked outward from `new`'s time and stopped at the nearest that
+        pass, each candidate read once per connection (`_cached_event_story`)."""
+        _, signs = self._windows()
         [language] = new.languages  # a new event story is in one language
-        params: dict[str, object] = {
-            "at": to_iso(new.published_at),
-            "since": to_iso(new.published_at - span),
-            "until": to_iso(new.published_at + span),
-            # occurred_at is the earlier of publication and first sight: a day of slack
-            "low": to_iso(new.published_at - span - timedelta(days=1)),
-            "high": to_iso(new.published_at + span),
-            "events": EVENT_CONFIDENCE,
-            "new": new.story_id,
-            "language": language,
-            "limit": CROSS_LANGUAGE_CANDIDATES,
-        }
-        found: dict[int, tuple[float, str]] = {}
-        for theatre_id, indicator_id in sorted(new.events):
-            sign = {**params, "theatre": theatre_id, "indicator": indicator_id}
-            later = self.conn.execute(_SIGN_SIDE_SQL.format(**_LATER), sign).fetchall()
-            earlier = self.conn.execute(_SIGN_SIDE_SQL.format(**_EARLIER), sign).fetchall()
-            if len(earlier) == CROSS_LANGUAGE_CANDIDATES:
-                # Walked newest first, ties broken by the larger id: the stories tied
-                # with the last one at its time may hold a smaller id that sorts first.
-                tied = {**sign, "boundary": earlier[-1][1]}
-                earlier += self.conn.execute(_SIGN_SIDE_SQL.format(**_TIED), tied).fetchall()
-            for story_id, story_published, distance in (*later, *earlier):
-                found[int(story_id)] = (float(distance), str(story_published))
-        nearest = sorted(found.items(), key=lambda item: (item[1][0], item[0]))
-        return [
-            self._event_story(story_id, from_iso(story_published), rules)
-            for story_id, (_, story_published) in nearest[:CROSS_LANGUAGE_CANDIDATES]
-        ]
+        found: dict[int, float] = {}
+        for sign in sorted(new.events):
+
+            def verdict(story_id: int, sign: Sign = sign) -> int:
+                if story_id == new.story_id:
+                    return SKIP
+                story = self._cached_event_story(story_id, rules)
+                if story is None or language in story.languages:
+                    return DROP  # joined into another story, or has this language now
+                return PASS if sign in story.events else SKIP
+
+            for distance, story_id in signs.nearest(
+                sign,
+                new.published_at,
+                CROSS_LANGUAGE_WINDOW_HOURS,
+                language,
+                verdict,
+                limit=CROSS_LANGUAGE_CANDIDATES,
+            ):
+                found[story_id] = distance
+        nearest = sorted(found.items(), key=lambda item: (item[1], item[0]))
+        stories = (self._cached_event_story(story_id, rules) for story_id, _ in nearest)
+        return [story for story in stories if story is not None][:CROSS_LANGUAGE_CANDIDATES]
+
+    def _cached_event_story(self, story_id: int, rules: RuleSet) -> EventStory | None:
+        """`_event_story` of a stored story, remembered until this connection changes it
+        (None: joined into another story, or gone)."""
+        if story_id in self._event_stories:
+            return self._event_stories[story_id]
+        row = self.conn.execute(
+            "SELECT published_at, merged_into FROM stories WHERE id = ?", (story_id,)
+        ).fetchone()
+        story = None
+        if row is not None and row[0] is not None and row[1] is None:
+            story = self._event_story(story_id, from_iso(row[0]), rules)
+        self._event_stories[story_id] = story
+        return story
 
     def _event_story(self, story_id: int, published_at: datetime, rules: RuleSet) -> EventStory:
         texts = self.conn.execute(

@@ -25,6 +25,11 @@ from monitor.models import (
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from monitor.db.story_window import SignWindow, TitleWindow
+    from monitor.score.stories import EventStory
+
+    StoryWindows = tuple[TitleWindow, SignWindow, int]
+
 
 from monitor.db.connection import connect
 from monitor.db.schema import MIGRATIONS, SCHEMA_VERSION
@@ -49,7 +54,11 @@ class StoreBase:
         self.conn = conn
         self.path = str(path)
         self.readonly = readonly
-        self._stem_counts: dict[tuple[str, str], int] = {}
+        # The story window in memory (`story_window`) and the event stories the
+        # cross-language join has read, for this connection's writes: dropped whenever
+        # they may be stale (`_drop_write_caches`).
+        self._story_windows: StoryWindows | None = None
+        self._event_stories: dict[int, EventStory | None] = {}
         # The names each article text holds for a theatre (`stories.names_in`), for the
         # cross-language join: every candidate story's texts are read again for each new
         # event story, and finding names is the costly part. Keyed by the rule set's
@@ -134,10 +143,33 @@ class StoreBase:
         try:
             yield
         except BaseException:
+            self._drop_write_caches()  # they may hold what the rollback undoes
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def _drop_write_caches(self) -> None:
+        """Forget what this connection keeps in memory of stories (read again on use)."""
+        self._story_windows = None
+        self._event_stories.clear()
+
+    def _story_published(self, story_id: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT published_at FROM stories WHERE id = ?", (story_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def _windows(self) -> tuple[TitleWindow, SignWindow]:
+        """The story windows, new if another connection committed since they were made
+        (`PRAGMA data_version` changes only for other connections' commits)."""
+        from monitor.db.story_window import SignWindow, TitleWindow
+
+        version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        if self._story_windows is None or self._story_windows[2] != version:
+            self._event_stories.clear()
+            self._story_windows = (TitleWindow(self.conn), SignWindow(self.conn), version)
+        return self._story_windows[0], self._story_windows[1]
 
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])

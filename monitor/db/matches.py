@@ -36,6 +36,18 @@ class MatchStore(StoreBase):
         occurred = min(article.published_at, article.first_seen_at)
         ids: list[int] = []
         keys = set()
+        # The story's event signs may change: what the join remembers of it is stale, and
+        # an event match adds the story to its sign (as `story_signs`' trigger does).
+        self._event_stories.pop(article.story_id, None)
+        events = sorted(
+            {(m.theatre_id, m.indicator_id) for m in matches if m.confidence >= EVENT_CONFIDENCE}
+        )
+        if events:
+            published = self._story_published(article.story_id)
+            if published is not None:
+                _, signs = self._windows()
+                for sign in events:
+                    signs.add(sign, published, article.story_id)
         for match in matches:
             keys.add((match.indicator_id, match.theatre_id))
             self.conn.execute(

@@ -21,15 +21,54 @@ if TYPE_CHECKING:
 from monitor.db.schema import FEED_HEALTH_SQL
 
 # Period -> (the SQL expression that names a point's period, the suffix that makes the
-# name a timestamp). The day expression is also indexed (migration 2), so a year of
-# daily history is grouped in index order, without sorting 35,000 points.
+# name a timestamp, the SQL expression of the first instant after the period). The day
+# expression is also indexed (migration 2), so a year of daily history is grouped in
+# index order, without sorting 35,000 points.
 HISTORY_BUCKETS = {
-    "1h": ("substr(at, 1, 13)", ":00:00Z"),
-    "1d": ("substr(at, 1, 10)", "T00:00:00Z"),
+    # an hour and a day are prefixes of the ISO text: the period's points sort from
+    # the prefix up to the prefix followed by "~" (after every digit, "T", ":" and "Z")
+    "1h": ("substr(at, 1, 13)", ":00:00Z", "g.bucket || '~'"),
+    "1d": ("substr(at, 1, 10)", "T00:00:00Z", "g.bucket || '~'"),
     # Weeks start on Monday: step back 6 days, then forward to the next Monday (a Monday
     # stays in its own week).
-    "1w": ("date(substr(at, 1, 10), '-6 days', 'weekday 1')", "T00:00:00Z"),
+    "1w": (
+        "date(substr(at, 1, 10), '-6 days', 'weekday 1')",
+        "T00:00:00Z",
+        "date(g.bucket, '+7 days')",
+    ),
 }
+# The columns of a raw history row.
+HISTORY_COLUMNS = (
+    "theatre_id",
+    "at",
+    "score",
+    "level",
+    "change_24h",
+    "change_7d",
+    "baseline",
+    "surge",
+    "stories",
+    "methodology_version",
+)
+
+
+def score_theatre_ids(store: Store) -> list[str]:
+    """The theatres that have score points, sorted (a skip scan of the scores' theatre
+    index: one index step per theatre, not per point)."""
+    return [
+        str(row[0])
+        for row in store.conn.execute(
+            """
+            WITH RECURSIVE t(id) AS (
+              SELECT min(theatre_id) FROM scores
+              UNION ALL
+              SELECT (SELECT min(theatre_id) FROM scores WHERE theatre_id > t.id)
+              FROM t WHERE t.id IS NOT NULL
+            )
+            SELECT id FROM t WHERE id IS NOT NULL
+            """
+        )
+    ]
 
 
 def history_rows(
@@ -39,42 +78,115 @@ def history_rows(
     since: datetime,
     until: datetime,
     every: str | None = None,
+    columns: Sequence[str] = HISTORY_COLUMNS,
 ) -> list[dict[str, Any]]:
-    """Score points in [since, until]; with `every`, one row per period (its peak score,
-    the level of its last point, its number of points), so a year of 15-minute points
-    reads as 365 days."""
-    where = "at BETWEEN ? AND ?"
-    params: list[Any] = [to_iso(since), to_iso(until)]
-    if theatre_id is not None:
-        where += " AND theatre_id = ?"
-        params.append(theatre_id)
+    """Score points in [since, until], ordered by theatre and time; with `every`, one row
+    per period (its peak score, the level of its last point, its number of points), so a
+    year of 15-minute points reads as 365 days. `columns` picks a raw row's columns (of
+    HISTORY_COLUMNS; a caller that shows a few reads only those).
+
+    Each theatre is read on its own, through its index range: one query over every
+    theatre would walk the whole index (a year of every theatre) to find a month.
+    """
+    theatres = [theatre_id] if theatre_id is not None else score_theatre_ids(store)
+    rows: list[dict[str, Any]] = []
+    for theatre in theatres:
+        rows.extend(_theatre_history(store, theatre, since=since, until=until, every=every,
+                                     columns=columns))  # fmt: skip
+    return rows
+
+
+def _theatre_history(
+    store: Store,
+    theatre_id: str,
+    *,
+    since: datetime,
+    until: datetime,
+    every: str | None,
+    columns: Sequence[str],
+) -> list[dict[str, Any]]:
+    start, end = to_iso(since), to_iso(until)
     if every is None:
+        unknown = set(columns) - set(HISTORY_COLUMNS)
+        if unknown:
+            raise ValueError(f"not a history column: {', '.join(sorted(unknown))}")
         return store.query(
-            f"SELECT theatre_id, at, score, level, change_24h, change_7d, baseline, surge, stories, "
-            f"methodology_version FROM scores WHERE {where} ORDER BY theatre_id, at",
-            params,
+            f"SELECT {', '.join(columns)} FROM scores "
+            "WHERE theatre_id = ? AND at BETWEEN ? AND ? ORDER BY at",
+            [theatre_id, start, end],
         )
-    bucket, suffix = HISTORY_BUCKETS[every]
+    first_day, last_day = start[:10], end[:10]
+    if every == "1d" and _has_score_days(store):
+        # Whole days from their summaries (the score_days migration); the first and the last day,
+        # which the window may cut, from their points.
+        whole = store.query(
+            "SELECT ?1 AS theatre_id, day || 'T00:00:00Z' AS at, peak AS score, "
+            "last_level AS level, stories, points FROM score_days "
+            "WHERE theatre_id = ?1 AND day > ?2 AND day < ?3 ORDER BY day",
+            [theatre_id, first_day, last_day],
+        )
+        cut = _grouped_history(store, theatre_id, start, end, every, "IN (?4, ?5)")
+        return sorted([*cut, *whole], key=lambda row: str(row["at"]))
+    return _grouped_history(store, theatre_id, start, end, every, "BETWEEN ?4 AND ?5")
+
+
+def _has_score_days(store: Store) -> bool:
+    """Whether the database has the day summaries (a file not yet migrated, opened
+    read-only, may not)."""
+    return (
+        store.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'score_days'"
+        ).fetchone()
+        is not None
+    )
+
+
+def _grouped_history(
+    store: Store, theatre_id: str, start: str, end: str, every: str, days: str
+) -> list[dict[str, Any]]:
+    """One row per period of the theatre's points in [start, end] whose day (?4 the
+    window's first, ?5 its last) is `days`."""
+    bucket, suffix, bucket_end = HISTORY_BUCKETS[every]
+    # The level at a period's end: its last point (at or before `until`), found by one
+    # index step rather than by carrying max(at) through the grouping, which costs more
+    # than the grouping itself. The day condition lets the day index start at `since`.
     return store.query(
         f"""
         WITH g AS (
-          SELECT theatre_id, {bucket} AS bucket, max(score) AS score, max(stories) AS stories,
-                 count(*) AS points, max(at) AS last_at
-          FROM scores WHERE {where} GROUP BY theatre_id, {bucket}
+          SELECT {bucket} AS bucket, max(score) AS score, max(stories) AS stories,
+                 count(*) AS points
+          FROM scores
+          WHERE theatre_id = ?1 AND at BETWEEN ?2 AND ?3 AND substr(at, 1, 10) {days}
+          GROUP BY {bucket}
         )
-        SELECT g.theatre_id, g.bucket || '{suffix}' AS at, g.score, s.level, g.stories, g.points
-        FROM g JOIN scores s ON s.theatre_id = g.theatre_id AND s.at = g.last_at
-        ORDER BY g.theatre_id, g.bucket
+        SELECT ?1 AS theatre_id, g.bucket || '{suffix}' AS at, g.score,
+               (SELECT s.level FROM scores s
+                WHERE s.theatre_id = ?1 AND s.at >= g.bucket AND s.at < {bucket_end}
+                  AND s.at <= ?3
+                ORDER BY s.at DESC LIMIT 1) AS level,
+               g.stories, g.points
+        FROM g ORDER BY g.bucket
         """,
-        params,
+        [theatre_id, start, end, start[:10], end[:10]],
     )
 
 
 def indicator_ids(store: Store) -> tuple[str, ...]:
-    """Every indicator id the database has matches for (read from an index)."""
+    """Every indicator id the database has matches for, sorted (a skip scan of the
+    matches' indicator index: one index step per indicator, not per match)."""
     return tuple(
         str(row[0])
-        for row in store.conn.execute("SELECT DISTINCT indicator_id FROM matches ORDER BY 1")
+        for row in store.conn.execute(
+            """
+            WITH RECURSIVE t(id) AS (
+              SELECT min(indicator_id) FROM matches
+              UNION ALL
+              SELECT (SELECT min(indicator_id) FROM matches WHERE indicator_id > t.id)
+              FROM t WHERE t.id IS NOT NULL
+            )
+            SELECT id FROM t WHERE id IS NOT NULL
+            """
+        )
     )
 
 

@@ -225,6 +225,7 @@ class _Pruner:
             return PruneStep(rule, len(ids))
         with self.store.transaction():
             rows = write(list(ids))
+        self.store._drop_write_caches()  # what grouping remembers may name what went
         return PruneStep(rule, rows)
 
     def _candidates(

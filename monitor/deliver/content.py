@@ -16,21 +16,17 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from monitor import models
+from monitor.deliver.sparkline import sparkline  # re-exported: the emails draw it too
 from monitor.models import AlertDecision, Contribution, ScoredMatch, utc
 
 SUBJECT_MAX_CHARS = 200
 
 
 MAX_STORIES = 5
-
-
-SPARKLINE_WIDTH = 28
-
-
-SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
 
 URL_MAX_CHARS = 2048
@@ -141,22 +137,6 @@ def safe_url(url: str | None) -> str | None:
     return url
 
 
-def sparkline(values: Sequence[float], *, width: int = SPARKLINE_WIDTH) -> str:
-    """A Unicode sparkline of index values on the fixed 0–100 scale, at most `width` wide.
-
-    Long series are cut into `width` consecutive buckets and each bucket shows its maximum,
-    so a short spike stays visible.
-    """
-    points = [float(value) for value in values if math.isfinite(value)]
-    if not points:
-        return ""
-    count = len(points)
-    if count > width:
-        points = [max(points[i * count // width : (i + 1) * count // width]) for i in range(width)]
-    top = len(SPARK_CHARS) - 1
-    return "".join(SPARK_CHARS[min(top, max(0, round(p / 100.0 * top)))] for p in points)
-
-
 def fmt_time(dt: datetime) -> str:
     return utc(dt).strftime("%d %b %Y %H:%M UTC")
 
@@ -181,11 +161,17 @@ def indicator_name(indicator_id: str) -> str:
 def name_indicators(text: str, indicator_ids: Sequence[str]) -> str:
     """`text` with each of these indicator ids (as a whole word) replaced by its name, so a
     stored reason ("critical sign border_clash: …") reads "critical sign border clash: …"."""
-    ids = sorted({i for i in indicator_ids if i}, key=len, reverse=True)
+    ids = tuple(sorted({i for i in indicator_ids if i}, key=lambda i: (-len(i), i)))
     if not ids or not text:
         return text
-    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ids)) + r")(?![\w-])")
-    return pattern.sub(lambda found: indicator_name(found.group(1)), text)
+    return _ids_pattern(ids).sub(lambda found: indicator_name(found.group(1)), text)
+
+
+@lru_cache(maxsize=16)
+def _ids_pattern(ids: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of `ids` as a whole word, longest first: built once for a set of ids, not once
+    per text (`monitor alerts` names the indicators of a thousand reasons)."""
+    return re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ids)) + r")(?![\w-])")
 
 
 def _level_label(level: str | None) -> str:

@@ -422,14 +422,23 @@ def _level_ranks(levels: Sequence[Level]) -> dict[str, int]:
 def _critical_groups(
     theatre: str, matches: Sequence[ScoredMatch]
 ) -> list[tuple[tuple[int, str], list[ScoredMatch]]]:
+    """Critical event matches by (story, indicator), in an order of their content (the
+    earliest report first; then link, title, outlet): ids follow the order in which
+    feeds happened to finish, so ordering by them made the same news read differently
+    from one run to the next."""
     groups: dict[tuple[int, str], list[ScoredMatch]] = {}
     for m in matches:
         if m.theatre_id == theatre and m.confidence >= EVENT_CONFIDENCE:
             groups.setdefault((m.story_id, m.indicator_id), []).append(m)
-    return [
-        (key, sorted(group, key=lambda m: (-m.confidence, m.match_id)))
-        for key, group in sorted(groups.items())
+    ordered = [
+        (key, sorted(group, key=lambda m: (-m.confidence, *_content(m), m.match_id)))
+        for key, group in groups.items()
     ]
+    return sorted(ordered, key=lambda item: (*_content(item[1][0]), item[0]))
+
+
+def _content(m: ScoredMatch) -> tuple[datetime, str, str, str, str]:
+    return (m.occurred_at, m.url or "", m.title, m.outlet, m.indicator_id)
 
 
 def _points(point: ScorePoint) -> str:

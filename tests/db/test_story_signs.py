@@ -61,14 +61,16 @@ def add_story(
 
 def reference(store: db.Store, new: EventStory) -> list[int]:
     """The candidates as the join chose them before `story_signs`: every story of the
-    sign in the window, sorted by distance then id, the nearest CROSS_LANGUAGE_CANDIDATES."""
+    sign in the window, sorted by distance then id, the nearest CROSS_LANGUAGE_CANDIDATES.
+    (Distances in whole seconds: julianday differences carry rounding noise that would
+    break ties between stories equally far away.)"""
     span = timedelta(hours=CROSS_LANGUAGE_WINDOW_HOURS)
     [language] = new.languages
     found: dict[int, float] = {}
     for theatre_id, indicator_id in sorted(new.events):
         for story_id, distance in store.conn.execute(
             """
-            SELECT s.id, abs(julianday(s.published_at) - julianday(?)) AS distance
+            SELECT s.id, abs(round((julianday(s.published_at) - julianday(?)) * 86400)) AS distance
             FROM stories s
             WHERE s.id IN (SELECT story_id FROM matches WHERE theatre_id = ?
                            AND indicator_id = ? AND occurred_at BETWEEN ? AND ?

@@ -329,6 +329,32 @@ def test_critical_once_per_story_and_indicator() -> None:
     )
 
 
+def test_the_critical_email_names_the_same_story_whatever_order_the_feeds_finished() -> None:
+    # Ids follow the order in which feeds happened to finish; the email must not.
+    def reason(first_id: int, second_id: int) -> str:
+        early = replace(
+            critical(first_id, story_id=first_id),
+            title="Clash at Vorukh",
+            url="https://a.example/1",
+            occurred_at=T0 - timedelta(hours=2),
+        )
+        late = replace(
+            critical(second_id, story_id=second_id), title="Shots at Kok-Tash", url="https://b/2"
+        )
+        _, [decision] = decide_alerts(
+            AlertState(THEATRE, "high", T0 - timedelta(days=1)),
+            point(60, T0, level="high"),
+            now=T0,
+            settings=ALERTS,
+            levels=LEVELS,
+            critical_matches=(early, late),
+        )
+        return decision.reason
+
+    assert reason(11, 12) == reason(12, 11)
+    assert reason(12, 11).startswith("critical sign shots_fired: Clash at Vorukh")
+
+
 def test_critical_rides_on_a_level_up_of_the_same_cycle() -> None:
     state = AlertState(THEATRE, "low", T0 - timedelta(days=1))
     _, decisions = decide_alerts(

@@ -12,7 +12,6 @@ Classification (the same as for feeds and SMTP, issue 13):
 
 from __future__ import annotations
 
-import email.utils
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -68,6 +67,8 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     value = value.strip()
     if value.isdigit():
         return min(float(value), MAX_RETRY_AFTER_SECONDS)
+    import email.utils  # here: the settings import this module, and email costs 20-30 ms
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
