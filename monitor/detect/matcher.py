@@ -19,7 +19,9 @@ and a qualifier saying which and why:
   of a further clause ("the treaty will NOT be SIGNED"), or inside the match; a denial
   before it ("denied plans to cancel"), after it ("… were false", "не соответствует",
   "никто не планирует", "not on the agenda"), or a denial of reports anywhere before
-  it in the sentence ("denied reports that its troops had shelled …");
+  it in the sentence ("denied reports that its troops had shelled …"); not "ни"/"nor"
+  continuing a negation of their clause ("не будет участвовать НИ в учениях"), nor a
+  denial by a named side after the report ("…, Yerevan denies"), which contests it;
 - hypothetical: a modal just before ("could", "may", "hope", "future", "может", "бы",
   "якобы"; not "considers IT …", a stated view), one just after ("… are not ruled
   out", "не исключены"), "would" outside reported speech, a conditional around it
@@ -35,7 +37,9 @@ and a qualifier saying which and why:
   past clause whose object it is ("comes six months AFTER deadly fighting", "residents
   WHO FLED the fighting", "через месяц ПОСЛЕ конфликта"), or a past adjective right
   before it ("since the clashes", "недавних боев"). A day of this week or a renewal in
-  the match's own clause ("on Tuesday", "resumed", "again", "вновь") keeps it news;
+  the match's own clause ("on Tuesday", "resumed", "again", "вновь") keeps it news.
+  The past perfect of narration ("the leaders HAD MET …"), outside reported speech,
+  is background too;
 - reversed (opt-in, for agreements): a contrast or relative clause after the match
   saying it failed ("a truce, but it quickly broke down", "но оно было нарушено");
 - weapon type (opt-in, for violence): the event word is the modifier of a weapon
@@ -44,6 +48,12 @@ and a qualifier saying which and why:
   few sentences of the text is the story's context, not its news ("delegations meet
   regularly" in the fifth paragraph of an analysis).
 
+Then, over the whole article (`_judge_news`, `_judge_settings`): a look back (an
+anniversary, "two years on", an opinion, a question headline such as "Could …?")
+makes the body's undated signs background; a sign the headline recalls as a setting is
+background in the body too; and a sign named as the setting of another sign of its
+sentence ("agreed a ceasefire AFTER this week's FIGHTING") is that sign's background.
+
 A pattern's further clauses ("x & y") each need a word of their own: one word cannot
 be both the event and its confirmation ("agreements" for "agreement & agre*").
 
@@ -51,8 +61,11 @@ Theatres. A hit counts for a theatre when the article names it: a pair by both s
 or a disputed place, an alliance by its own names (with one of its members, or its
 names, near the hit). `one_side` indicators need only one side of a pair, named in the
 hit's sentence or the title, and always need a side (arms "used in Karabakh" are not
-arms for either side). When several theatres qualify, those named in the hit's
-own sentence win over those named only in the title, then the lede, then elsewhere.
+arms for either side); even when the article names both sides, the pair must be named
+in the hit's sentence, the one before it or the title (arms for Kuwait in a story that
+recalls the Karabakh war are not Azerbaijan's). When several theatres qualify, those
+named in the hit's own sentence win over those named only in the title, then the lede,
+then elsewhere.
 One Match per (indicator, theatre): the best hit, its confidence nudged up a little
 when other sentences confirm it.
 
@@ -69,7 +82,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from itertools import chain, compress, count
 from operator import itemgetter
@@ -114,6 +127,7 @@ ARTICLE_OTHER_SENSE = 3  # distinct `exclude` words across an article that make 
 
 # Windows, in words.
 PARTICLE_WINDOW = 3
+CORRELATIVE_WINDOW = 8  # "не будет участвовать ни в одном из учений": "ни" continues "не"
 DENIAL_BEFORE_WINDOW = 10
 DENIAL_AFTER_WINDOW = 10
 CONDITIONAL_WINDOW = 25
@@ -127,7 +141,8 @@ YEAR_PAPER_AFTER = 2  # …and so does one just before it ("1920s documents")
 ANNIVERSARY_WINDOW = 3  # "the anniversary of the CEASEFIRE": the match it names
 BACKGROUND_WINDOW = 8  # "comes six months after deadly FIGHTING"
 BACKGROUND_CLOSE_WINDOW = 2  # "since the CLASHES", "прошлых боев"
-BACKGROUND_AFTER_WINDOW = 3  # "the CLASHES last week"
+BACKGROUND_AFTER_WINDOW = 3
+PLUPERFECT_WINDOW = 3  # "the leaders HAD (already) MET"  # "the CLASHES last week"
 REVERSAL_WINDOW = 10  # "a TRUCE, but it quickly broke down"
 MONTHS_BACK = (2, 6)  # a month this many months before publication is background
 # (and the month just before, named without a day, after this day of the publication month)
@@ -768,6 +783,8 @@ class _Judge:
             # a cue may share a word with a further clause ("after DEADLY fighting",
             # pattern "fighting & dead*"), not with the event words themselves
             why = self._background(sentence, starts, end, set(span[2]))
+            if why is None:
+                why = self._pluperfect(sentence, starts)
             if why is not None:
                 factor *= BACKGROUND_FACTOR
                 qualifiers.append(f"background: '{why}'")
@@ -839,13 +856,16 @@ class _Judge:
             (max(first, anchor - PARTICLE_WINDOW), anchor, anchor) for anchor in starts
         ]
         windows.append((start + 1, end, None))
+        particles = self.spans_in(cues.negation_particles, sentence)
         for low, high, clause in windows:
-            for cue in self.spans_in(cues.negation_particles, sentence):
+            for cue in particles:
                 position = cue[0]
                 if not low <= position < high or position in matched or position in exceptions:
                     continue
                 if clause is not None and not self.doc.same_clause(position, clause):
                     continue
+                if self._correlative(cue, particles, sentence):
+                    continue  # "не будет участвовать НИ в учениях": the same negative
                 if self.is_cue_word(position, sentence):
                     return self.text(cue)
         denial = self._cue_in(
@@ -855,6 +875,11 @@ class _Judge:
             denial = self._cue_in(
                 cues.denials_after, sentence, end, min(last, end + DENIAL_AFTER_WINDOW), matched
             )
+            if denial is not None and any(
+                span[0] < denial[0] < span[1]
+                for span in self.cue_spans("party_denials", cues.party_denials, sentence)
+            ):
+                denial = None  # "Baku reports Armenian fire, YEREVAN DENIES": contested
         if denial is None:  # "denied reports that …", however far before
             denial = self._cue_in(cues.denied_reports, sentence, first, start, matched)
         if denial is not None and any(
@@ -863,6 +888,24 @@ class _Judge:
         ):
             denial = None  # "… and has no plans to RETURN": the sign stands
         return self.text(denial) if denial is not None else None
+
+    def _correlative(self, cue: Span, particles: list[Span], sentence: int) -> bool:
+        """A correlative ("ни", "nor") after a negation of its own clause continues that
+        negation ("will NOT take part NI in the drills NI in the summits"): it is no
+        second negation of the match, which already carries (or is) the first."""
+        position = cue[0]
+        correlatives = {
+            c[0]
+            for c in self.cue_spans(
+                "negation_correlatives", self.cues.negation_correlatives, sentence
+            )
+        }
+        return position in correlatives and any(
+            position - CORRELATIVE_WINDOW <= other[0] < position
+            and other[0] not in correlatives
+            and self.doc.same_clause(other[0], position)
+            for other in particles
+        )
 
     def _hypothetical(self, sentence: int, start: int, end: int, matched: set[int]) -> str | None:
         """The cue that makes the match hypothetical, nearest kind first."""
@@ -988,9 +1031,7 @@ class _Judge:
                         for paper in papers
                     )
                 ]
-                if not relevant:
-                    return None
-        if not relevant:
+        if not relevant:  # no year dates it (a paper's year may not): a month still may
             return self._month_before(sentence, governs, distance)
         position, year = min(relevant, key=distance)
         if year < self.published_year:
@@ -1061,6 +1102,25 @@ class _Judge:
             0 <= i < len(words) and words[i].isdigit() and 1 <= int(words[i]) <= 31
             for i in (position - 1, position + 1)
         )
+
+    def _pluperfect(self, sentence: int, starts: tuple[int, ...]) -> str | None:
+        """The past perfect of narration ("the leaders HAD MET several times and agreed
+        to …"): an event before the story's time, so background; not in reported speech
+        ("troops had opened fire, officials said"), where it tells the news."""
+        cue_name = "pluperfect"
+        found = self.cue_spans(cue_name, self.cues.pluperfect, sentence)
+        if not found:
+            return None
+        for cue in found:
+            if any(
+                0 < anchor - cue[1] + 1 <= PLUPERFECT_WINDOW
+                and self.doc.same_clause(cue[0], anchor)
+                for anchor in starts
+            ):
+                if self.spans_in(self.cues.reporting, sentence):
+                    return None
+                return self.text(cue)
+        return None
 
     def _background(
         self, sentence: int, starts: tuple[int, ...], end: int, matched: set[int]
@@ -1160,6 +1220,9 @@ class _Presence:
     sides: bool  # a side of a pair is named (not only a disputed place)
     local: set[int]  # sentences naming its actors (an alliance: its own names)
     involved: set[int]  # sentences naming any actor, members of an alliance included
+    both: set[int] = field(default_factory=set)  # a pair: both sides or a disputed place
+    # a pair: sentences naming one of its neighbours with one side and not the other
+    elsewhere: set[int] = field(default_factory=set)
 
 
 def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
@@ -1182,6 +1245,8 @@ def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
             side_a, side_b = (sentences_of(node) for node in ct.sides)
             disputed = sentences_of(ct.disputed)
             local = side_a | side_b | disputed
+            both = (side_a & side_b) | disputed
+            neighbours = sentences_of(ct.neighbours) & local
             presence[ct.theatre.id] = _Presence(
                 "pair",
                 bool(side_a and side_b) or bool(disputed),
@@ -1189,6 +1254,8 @@ def _presence(doc: _Doc, rules: RuleSet) -> dict[str, _Presence]:
                 bool(side_a or side_b),
                 local,
                 local,
+                both,
+                neighbours - both,
             )
         else:
             core = sentences_of(ct.sides[0])
@@ -1243,6 +1310,22 @@ def _theatres_for(
             continue  # a pair needs both sides, unless one side suffices and is named here
         if ci.one_side and seen.kind == "pair" and not seen.sides:
             continue  # arms "used in Karabakh": a one-sided sign needs a side, not a place
+        if (
+            seen.kind == "pair"
+            and not ci.one_side
+            and sentence not in seen.both
+            and (sentence in seen.elsewhere or (doc.has_title and 0 in seen.elsewhere))
+        ):
+            # one side and a neighbour of the pair, without the other side: "Kyrgyz and
+            # Uzbek villagers clashed", or a story the headline sets on that border
+            # ("… the worst Kyrgyz-Uzbek border violence in years")
+            continue
+        if ci.one_side and seen.kind == "pair" and tier > 1 and sentence - 1 not in seen.local:
+            # arms for a buyer the sentence names, in a story that mentions the pair
+            # elsewhere ("Baykar signed a contract to supply Kuwait …", after a recap of
+            # the Karabakh war): the recipient is named where the sign is, in the
+            # sentence before it, or in the headline
+            continue
         if seen.kind == "alliance" and not (
             sentence in seen.involved
             or (doc.has_title and 0 in seen.involved)
@@ -1292,8 +1375,10 @@ def _judge_news(
         return
     headline = 0 if doc.has_title else doc.lede
     cues = judge.cues
-    retrospective: Span | None = next(
-        iter(judge.cue_spans("retrospective", cues.retrospective, headline)), None
+    retrospective: Span | None = min(  # the headline's first cue names the look back
+        judge.cue_spans("retrospective", cues.retrospective, headline),
+        key=itemgetter(0),
+        default=None,
     )
     if retrospective is None:
         opening = doc.bounds[headline][0] + SENTENCE_OPENING
@@ -1302,6 +1387,21 @@ def _judge_news(
                 cue
                 for cue in judge.cue_spans(
                     "retrospective_openings", cues.retrospective_openings, headline
+                )
+                if cue[0] < opening
+            ),
+            None,
+        )
+    if retrospective is None and doc.is_question(headline):
+        # a headline asking a yes/no or what-if question ("Could the valley burn
+        # again?", "Is the CSTO still an alliance?", "Выйдет ли …?") opens an essay: its
+        # body weighs the past and the possible, and reports news only with a date
+        opening = doc.bounds[headline][0] + SENTENCE_OPENING
+        retrospective = next(
+            (
+                cue
+                for cue in judge.cue_spans(
+                    "speculative_questions", cues.speculative_questions, headline
                 )
                 if cue[0] < opening
             ),
@@ -1345,6 +1445,42 @@ def _judge_news(
                     _demote(hit, f"background: the article looks back ('{cue}' in the headline)")
             elif recalled and not judge.cue_spans("current", cues.current, hit.sentence):
                 _demote(hit, "background: the headline recalls it as the story's setting")
+
+
+SETTING_WINDOW = 4  # "agreed a ceasefire AFTER this week's border FIGHTING"
+
+
+def _judge_settings(
+    found: list[tuple[CompiledIndicator, list[_Hit]]], doc: _Doc, judge: _Judge
+) -> None:
+    """A sign named as the time or setting of another sign of its sentence is that
+    sign's background: "agreed a ceasefire AFTER this week's border FIGHTING", "Баткен
+    ПОСЛЕ БОЕВ: стороны договорились об отводе войск", "cancelled the drills, weeks after
+    criticism of its silence DURING the FIGHTING". The preposition ("after", "during",
+    "после", "в ходе") comes just before the sign, in its clause; the other sign is news
+    (event-grade) in the same sentence. Only indicators that check for background."""
+    news: dict[int, set[str]] = {}
+    for ci, hits in found:
+        for hit in hits:
+            if hit.confidence >= EVENT_CONFIDENCE:
+                news.setdefault(hit.sentence, set()).add(ci.indicator.id)
+    if not any(len(ids) > 0 for ids in news.values()):
+        return
+    cues = judge.cues
+    for ci, hits in found:
+        if "background" not in ci.non_events:
+            continue
+        for hit in hits:
+            others = news.get(hit.sentence, set()) - {ci.indicator.id}
+            if hit.confidence < EVENT_CONFIDENCE or not others:
+                continue
+            for cue in judge.cue_spans("settings", cues.settings, hit.sentence):
+                if hit.start - SETTING_WINDOW <= cue[1] - 1 < hit.start and doc.same_clause(
+                    cue[0], hit.start
+                ):
+                    other = sorted(others)[0]
+                    _demote(hit, f"background: the setting of {other} ('{judge.text(cue)}')")
+                    break
 
 
 def _demote(hit: _Hit, why: str) -> None:
@@ -1465,6 +1601,7 @@ def match_article(article: ArticleText, rules: RuleSet) -> list[Match]:
             continue
         found.append((ci, _hits(ci, candidates[indicator_index], doc, judge)))
     _judge_news(found, doc, judge)
+    _judge_settings(found, doc, judge)
 
     matches: list[Match] = []
     for ci, hits in found:

@@ -210,6 +210,9 @@ class CompiledTheatre:
     sides: tuple[Node, ...]
     disputed: Node | None  # places that by themselves point at the pair's dispute
     members: Node | None  # member states of an alliance (locality only)
+    # other states on the pair's borders (a pair): a sign between one side and one of
+    # them ("Kyrgyz and Uzbek villagers clashed") is not the pair's
+    neighbours: Node | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +221,14 @@ class Cues:
 
     negation_particles: Node  # within 3 words before, same clause, or inside the match
     negation_exceptions: Node  # "not only", "no longer", "не только": not negations
+    # "ни", "nor" after a negation of their clause: the same negative, not a second one
+    negation_correlatives: Node
     denials_before: Node  # "denied (plans to) …", up to 10 words before
     denials_after: Node  # "… were false", up to 6 words after
     denied_reports: Node  # "denied reports that …": anywhere before, same sentence
+    # "…, Yerevan denies": a side's denial after another's report contests it, and the
+    # report stays a report (not a negation of it)
+    party_denials: Node
     # "has no plans to RETURN", "не намерен ВОЗВРАЩАТЬСЯ": refusing to undo a sign affirms it
     denial_exceptions: Node
     conditionals: Node  # "if", "unless", "если": anywhere earlier in the sentence
@@ -245,7 +253,10 @@ class Cues:
     background_relative: Node  # "months after", "comes after", "who fled": before, same clause
     background_close: Node  # "since", "previous", "недавних": right before the match
     background_exceptions: Node  # "followed by", "минувшей ночью": not background
+    pluperfect: Node  # "had": an event before the story's time, outside reported speech
     current: Node  # "on Tuesday", "resumed", "again", "вновь": the match is today's news
+    # "AFTER the fighting", "В ХОДЕ боев": a sign named as the setting of another sign
+    settings: Node
     # In the headline or lede: the article looks back ("anniversary", "two years on",
     # "вспоминают погибших"); signs in its body are its history, not its news.
     retrospective: Node
@@ -253,6 +264,9 @@ class Cues:
     # после войны …") or an opinion ("Opinion:", "Мнение:"): read as a look back too.
     # Not "Interview:": an official's interview is where news is often announced.
     retrospective_openings: Node
+    # Opening a headline that is a question: an essay ("Could …?", "What if …?",
+    # "Выйдет ли …?"), read as a look back too
+    speculative_questions: Node
     renewal: Node  # "today", "again", "resumed", "вновь": news even in a look back
     reversal: Node  # "…, but it broke down", "но оно было нарушено": after the match
     weapon_types: Node  # "strike drones", "ударные беспилотники": a weapon, not an attack
@@ -448,7 +462,11 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "=не (только|=раз|менее|меньше|позднее|позже|более|=так|исключ*)",
         "=ни (=разу)",
         "=без (предупреждени*|объяснени*|повод*)",
+        # "demanded WITHOUT ANY CONDITIONS that …": a demand's terms, not a negation
+        "=без ..2 (услови*|предуслови*|промедлени*|отлагательств*)",
+        "without ..2 (conditions|preconditions)",
     ),
+    "negation_correlatives": ("(=ни|=nor)",),
     "denials_before": (
         "(deny|denies|denied|denial|refut*|dismiss*|debunk*)",
         "(опроверг*|опроверж*|отрица*|отверг*)",
@@ -480,6 +498,7 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(опроверг*|отверг*|=не соответству*|=не =соответствующими) ..8"
         " (сообщени*|информаци*|утверждени*|слух*|=данные|заявлени*|публикаци*)",
     ),
+    "party_denials": ("@actor ..1 (deny|denies|denied|refut*|опроверг*|отрица*|отверг*)",),
     "conditionals": (
         "(if|unless)",
         "in (case|the event)",
@@ -538,6 +557,8 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=прежние|=прошлые|=предыдущие|=минувшие|=прошедшие|=последние) (=годы|=десятилетия)",
         "(=напомним|=напомню|=напоминаем)",
         "=for ..2 (=decades|=years)",
+        "(=for|=throughout) (=most =of|=much =of) ..3 (=history|=existence|=independence)",
+        "(=большую =часть|=на =протяжении|=за =всю) ..3 (истори*|независимост*|существовани*)",
         "(=на =протяжении|=в =течение) ..2 (десятилети*|=лет)",
         "(=десятилетиями|=годами)",
         "(=as =a =reminder|=it =will =be =recalled)",
@@ -567,6 +588,14 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=тогда|тогдашн*)",
         "(=days|=weeks|=months|=years|=day|=week|=month|=year) =later",
         "(=днями|=неделями|=месяцами|=годами) =позже",
+        "=in =the (=days|=weeks|=months|=years) =that =followed",
+        "(=over|=during) =the (=summer|=spring|=winter|=autumn)",
+        "(=в =последующие|=в =следующие) (=дни|=недели|=месяцы|=годы)",
+        # a recap of the time since an earlier event: "Since then, Yerevan has boycotted
+        # …", "In the months since, both states have bought …", "С тех пор …"
+        "(=since =then|=ever =since)",
+        "=in =the (=days|=weeks|=months|=years) =since",
+        "(=с =тех =пор|=с =того =времени|=за =прошедшие (=месяцы|=годы|=недели))",
     ),
     # A relative past clause whose object is the match: "six months AFTER deadly
     # fighting", "the purchase COMES weeks AFTER…", "residents WHO FLED the fighting".
@@ -598,7 +627,13 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=минувших|=минувшие|=минувшего|=минувшей|=минувшим|=минувшими)",
         "(недавн*|прежн*|предыдущ*)",
         "=с (=момента|=времени|=тех)",
+        # a distal demonstrative points back at an event told before: "THOSE purchases",
+        # "в ходе ТЕХ событий"
+        "(=those|=тех|=те|=теми)",
+        "(=during|=in) =those (=events|=days|=battles|=clashes)",
+        "(=в =ходе|=во =время) =тех (=событий|=дней|=боев|=столкновений)",
     ),
+    "pluperfect": ("(=had|=hadn't)",),
     # A background cue inside one of these is not one: "followed BY", "said EARLIER".
     "background_exceptions": (
         "(=followed|=follows) (=by|=up|=from)",
@@ -608,6 +643,12 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=прошлой|=минувшей|=прошедшей) (=ночью|=ночи)",
         "(=минувшие|=прошедшие|=минувших|=прошедших|=последние) (=сутки|=суток)",
         "(=недавно|=ранее|=прежде) (=сегодня|=утром|=днем|=вечером|=ночью)",
+    ),
+    # Just before a sign, in a sentence whose news is another sign: the time or setting
+    # of that news ("agreed a ceasefire AFTER this week's FIGHTING", "ПОСЛЕ БОЕВ").
+    "settings": (
+        "(=after|=following|=during|=amid|=since|=before)",
+        "(=после|=во =время|=в =ходе|=на =фоне|=по =итогам|=вслед =за|=до)",
     ),
     # Anywhere in the match's own clause, these make it today's news again: a day of
     # this week, or a renewal ("fighting RESUMED days after the truce").
@@ -628,6 +669,8 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(anniversar*|commemorat*|remembranc*|=mourns|=mourn|=mourning|=remembers"
         "|=remembering|=remember)",
         "(=year|=years|=decade|=decades) (=on|=later|=into)",
+        "(=year|=years|=months|=decade|=decades) =since",
+        "(=год|=года|=лет|=месяц|=месяца|=месяцев|=полгода) =спустя",
         "(=looking|=look|=looks) =back",
         "(=lessons|=legacy) =of",
         "(годовщин*|вспомина*|вспомнил*|=почтили|=почтил|=почтит|=помнят|памят*|=уроки|=урок)",
@@ -637,6 +680,13 @@ _CUE_VOCABULARY: dict[str, tuple[str, ...]] = {
         "(=после|=спустя) ..2 (=войны|=войн|=боев|=конфликта|=столкновений|=боевых)",
         "(=opinion|=op-ed|=oped|=commentary|=column|=viewpoint)",
         "(=мнение|=колонка|=точка =зрения)",
+        "(=book =review|=рецензия)",
+    ),
+    "speculative_questions": (
+        "=what =if",
+        "(=could|=can|=will|=would|=is|=are|=should|=does|=do|=has|=have|=was|=were)",
+        "(=что =если|=что =будет)",
+        "=ли",
     ),
     # In an article that looks back, only these keep a sign in its body news: it
     # happened today, yesterday or on a day of this week, or it is a renewal ("fighting
@@ -1119,7 +1169,7 @@ class _Compiler:
                 entry,
                 path,
                 required=("name", "kind", "sides"),
-                optional=("recipients", "disputed"),
+                optional=("recipients", "disputed", "neighbours"),
             )
         else:
             self.errors.keys(
@@ -1160,7 +1210,12 @@ class _Compiler:
             disputed = None
             if "disputed" in entry:
                 disputed = self.word_lists(entry["disputed"], f"{path}.disputed", allow_empty=True)
-            return CompiledTheatre(theatre, tuple(sides), disputed, None)
+            neighbours = None
+            if "neighbours" in entry:
+                neighbours = self.word_lists(
+                    entry["neighbours"], f"{path}.neighbours", allow_empty=True
+                )
+            return CompiledTheatre(theatre, tuple(sides), disputed, None, neighbours)
         core = self.word_lists(entry["actors"], f"{path}.actors")
         assert core is not None
         members = None

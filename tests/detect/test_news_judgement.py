@@ -9,6 +9,8 @@ news. Every sentence here is written for these tests.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from monitor.detect.matcher import match_article
@@ -204,3 +206,351 @@ def test_a_sign_inside_a_whether_clause_stays_hypothetical() -> None:
 def test_a_visit_to_the_graves_of_the_fallen_is_not_a_clash(text: str, language: str) -> None:
     matches = _match(text, "", language)
     assert not {key for key in events(matches) if key.startswith("border_clash")}
+
+
+# --- issue 12, third round: negation, recaps and the setting of other news ---
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "key"),
+    [
+        pytest.param(
+            "Минобороны Казахстана сообщило, что республика не будет участвовать ни в одном"
+            " из учений ОДКБ в этом году.",
+            "ru",
+            "exercise_cancellation@csto",
+            id="ru-ne-then-ni-is-one-negative",
+        ),
+        pytest.param(
+            "Kazakhstan's defence ministry said the country would not host nor join the"
+            " CSTO drills this autumn.",
+            "en",
+            "exercise_cancellation@csto",
+            id="en-not-then-nor-is-one-negative",
+        ),
+    ],
+)
+def test_a_correlative_after_a_negation_is_the_same_negative(
+    text: str, language: str, key: str
+) -> None:
+    assert key in events(_match(text, "", language))
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language", "key"),
+    [
+        pytest.param(
+            "CSTO defence ministers meet in Minsk",
+            "The ministers discussed air defence. Since then, Yerevan has boycotted the"
+            " bloc's summits and ministerial meetings.",
+            "en",
+            "alliance_withdrawal@csto",
+            id="en-since-then-recaps",
+        ),
+        pytest.param(
+            "Kyrgyz and Tajik delegations meet in Batken",
+            "The talks dealt with water. In the months since, Kyrgyzstan has bought Turkish"
+            " combat drones and Tajikistan Iranian ones.",
+            "en",
+            "arms_delivery@kg-tj",
+            id="en-in-the-months-since-recaps",
+        ),
+        pytest.param(
+            "Делегации Кыргызстана и Таджикистана встретились в Баткене",
+            "Обсуждались вопросы воды. За прошедшие месяцы Кыргызстан закупил турецкие"
+            " ударные беспилотники, а Таджикистан открыл завод иранских дронов.",
+            "ru",
+            "arms_delivery@kg-tj",
+            id="ru-over-the-past-months-recaps",
+        ),
+    ],
+)
+def test_a_sign_recapped_since_an_earlier_event_is_background(
+    title: str, text: str, language: str, key: str
+) -> None:
+    matches = _match(text, title, language)
+    match = find(matches, key)
+    assert match is not None, matches
+    assert key not in events(matches)
+    assert any("background" in q for q in match.qualifiers), match.qualifiers
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Kyrgyz and Tajik security chiefs agreed on Saturday on a ceasefire and the"
+            " withdrawal of troops sent to the border during this week's fighting.",
+            "en",
+            id="en-during-the-fighting-is-the-setting-of-a-ceasefire",
+        ),
+        pytest.param(
+            "После боев на границе министры обороны Армении и Азербайджана договорились"
+            " о прекращении огня, сообщили в среду.",
+            "ru",
+            id="ru-after-the-fighting-is-the-setting-of-a-ceasefire",
+        ),
+        pytest.param(
+            "Kyrgyzstan and Tajikistan agreed on Saturday to a mutual withdrawal of troops"
+            " from the border and to restore the situation that existed before this week's"
+            " fighting.",
+            "en",
+            id="en-before-the-fighting-is-the-setting-of-a-withdrawal",
+        ),
+        pytest.param(
+            "Кыргызстан и Таджикистан договорились об отводе войск от границы и восстановлении"
+            " положения, существовавшего до начала боев.",
+            "ru",
+            id="ru-before-the-fighting-is-the-setting-of-a-withdrawal",
+        ),
+    ],
+)
+def test_a_clash_named_as_the_setting_of_another_sign_is_background(
+    text: str, language: str
+) -> None:
+    matches = _match(text, "", language)
+    assert {key for key in events(matches) if key.startswith("de_escalation")}
+    assert not {key for key in events(matches) if key.startswith("border_clash")}
+    clash = next(m for m in matches if m.indicator_id == "border_clash")
+    assert any("setting of de_escalation" in q for q in clash.qualifiers), clash.qualifiers
+
+
+def test_a_clash_reported_in_its_own_sentence_stays_news_beside_its_setting() -> None:
+    text = (
+        "Kyrgyz and Tajik security chiefs agreed on Saturday on a ceasefire after the"
+        " fighting on the border. Hours later Tajik troops opened fire on a Kyrgyz post"
+        " near Vorukh, killing two soldiers."
+    )
+    assert "border_clash@kg-tj" in events(_match(text, ""))
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language", "key"),
+    [
+        pytest.param(
+            "Armenia marks a year since the start of the war",
+            "Crowds walked to the military cemetery. A Russian-brokered ceasefire between"
+            " Armenia and Azerbaijan took effect on 10 September, two months after the war"
+            " began.",
+            "en",
+            "de_escalation@am-az",
+            id="en-a-year-since-looks-back",
+        ),
+        pytest.param(
+            "Четыре года спустя",
+            "В Ереване и Баку прошли траурные церемонии. Политики обеих стран говорили, что"
+            " мирный договор между Арменией и Азербайджаном согласован.",
+            "ru",
+            "de_escalation@am-az",
+            id="ru-years-later-looks-back",
+        ),
+    ],
+)
+def test_an_article_marking_the_time_since_an_event_looks_back(
+    title: str, text: str, language: str, key: str
+) -> None:
+    matches = _match(text, title, language)
+    assert key not in events(matches)
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language", "key"),
+    [
+        pytest.param(
+            "Is the CSTO still an alliance?",
+            "Members rarely agree. Armenia has boycotted the bloc's summits and stopped paying"
+            " its dues to the CSTO budget.",
+            "en",
+            "alliance_withdrawal@csto",
+            id="en-yes-no-question-headline-is-an-essay",
+        ),
+        pytest.param(
+            "What if the peace deal falters?",
+            "Diplomats are cautious. Armenian and Azerbaijani negotiators agreed the text of"
+            " a peace treaty.",
+            "en",
+            "de_escalation@am-az",
+            id="en-what-if-headline-is-an-essay",
+        ),
+        pytest.param(
+            "Останется ли ОДКБ союзом?",
+            "Эксперты спорят. Ереван не участвует в саммитах ОДКБ и перестал платить взносы"
+            " в бюджет организации.",
+            "ru",
+            "alliance_withdrawal@csto",
+            id="ru-li-question-headline-is-an-essay",
+        ),
+    ],
+)
+def test_a_question_headline_opens_an_essay_whose_undated_signs_are_background(
+    title: str, text: str, language: str, key: str
+) -> None:
+    matches = _match(text, title, language)
+    match = find(matches, key)
+    assert match is not None, matches
+    assert key not in events(matches)
+    assert any("looks back" in q for q in match.qualifiers), match.qualifiers
+
+
+def test_a_dated_sign_under_a_question_headline_stays_news() -> None:
+    text = (
+        "Members rarely agree. On Tuesday Armenia stopped paying its dues to the CSTO"
+        " budget, the finance ministry said."
+    )
+    assert "alliance_withdrawal@csto" in events(_match(text, "Will Armenia leave the CSTO?"))
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "key"),
+    [
+        pytest.param(
+            "The fighting ended in September. In the months that followed, Kyrgyz and Tajik"
+            " delimitation commissions met regularly.",
+            "en",
+            "de_escalation@kg-tj",
+            id="en-in-the-months-that-followed",
+        ),
+        pytest.param(
+            "Бои закончились в сентябре. В последующие месяцы кыргызские и таджикские"
+            " комиссии по делимитации регулярно встречались.",
+            "ru",
+            "de_escalation@kg-tj",
+            id="ru-in-the-months-that-followed",
+        ),
+    ],
+)
+def test_what_followed_an_earlier_event_is_background(text: str, language: str, key: str) -> None:
+    matches = _match(text, "Analysis: a border that never calmed down", language)
+    assert key not in events(matches)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Azerbaijan says Armenian troops shelled its positions near Kalbajar, Yerevan denies.",
+            "en",
+            id="en-other-sides-denial-contests-the-report",
+        ),
+        pytest.param(
+            "Баку сообщил, что армянские военные обстреляли его позиции у Кельбаджара, Ереван"
+            " это опровергает.",
+            "ru",
+            id="ru-other-sides-denial-contests-the-report",
+        ),
+    ],
+)
+def test_a_report_contested_by_the_other_side_stays_a_report(text: str, language: str) -> None:
+    assert "border_clash@am-az" in events(_match(text, "", language))
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "language", "key"),
+    [
+        pytest.param(
+            "Baku arms fair draws record crowds",
+            "Azerbaijan bought Israeli and Turkish weapons for years. Analysts say those"
+            " purchases of drones decided the war with Armenia.",
+            "en",
+            "arms_delivery@am-az",
+            id="en-those-purchases-points-back",
+        ),
+        pytest.param(
+            "Российские миротворцы покидают Карабах",
+            "Колонна ушла в сторону Армении. В ходе тех событий погибли и несколько"
+            " азербайджанских военнослужащих.",
+            "ru",
+            "border_clash@am-az",
+            id="ru-during-those-events-points-back",
+        ),
+        pytest.param(
+            "Book review: a history of the Kyrgyz-Tajik border",
+            "The author is a geographer. The 2025 border treaty between Kyrgyzstan and"
+            " Tajikistan was signed after the manuscript went to press.",
+            "en",
+            "de_escalation@kg-tj",
+            id="en-book-review-looks-back",
+        ),
+    ],
+)
+def test_a_sign_pointed_back_at_or_reviewed_is_background(
+    title: str, text: str, language: str, key: str
+) -> None:
+    assert key not in events(_match(text, title, language))
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        pytest.param(
+            "Night-time shelling hit Jermuk. Armenian and Azerbaijani leaders had met several"
+            " times in Brussels and agreed to set up border commissions.",
+            "de_escalation@am-az",
+            id="en-past-perfect-narrates-what-came-before",
+        ),
+        pytest.param(
+            "Night-time shelling hit Jermuk. Over the summer, officials spoke of momentum in"
+            " talks between Armenia and Azerbaijan.",
+            "de_escalation@am-az",
+            id="en-over-the-summer-recaps",
+        ),
+    ],
+)
+def test_a_sign_told_as_what_came_before_is_background(text: str, key: str) -> None:
+    matches = _match(text, "Armenia-Azerbaijan: a turn for the worse")
+    match = find(matches, key)
+    assert match is not None, matches
+    assert key not in events(matches)
+    assert any("background" in q for q in match.qualifiers), match.qualifiers
+
+
+def test_the_past_perfect_of_reported_speech_is_news() -> None:
+    text = "Kyrgyz officials said Tajik troops had opened fire on a border post near Vorukh."
+    assert "border_clash@kg-tj" in events(_match(text, ""))
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Peace talks between Armenia and Azerbaijan held in Brussels faltered on Monday.",
+            "en",
+            id="en-talks-falter",
+        ),
+        pytest.param(
+            "Мирные переговоры Армении и Азербайджана буксуют, стороны обмениваются упрёками.",
+            "ru",
+            id="ru-talks-stall",
+        ),
+    ],
+)
+def test_talks_that_falter_are_no_step(text: str, language: str) -> None:
+    assert "de_escalation@am-az" not in events(_match(text, "", language))
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        pytest.param(
+            "Armenia and Azerbaijan began working on a peace treaty in 2022, and in April their"
+            " delimitation commissions agreed on a stretch of border.",
+            "en",
+            id="en-a-treatys-year-does-not-hide-the-month",
+        ),
+        pytest.param(
+            "Карты 1920-х годов не помогли, а в апреле комиссии Армении и Азербайджана по"
+            " делимитации согласовали участок границы.",
+            "ru",
+            id="ru-a-treatys-year-does-not-hide-the-month",
+        ),
+    ],
+)
+def test_a_month_dates_a_sign_even_beside_a_documents_year(text: str, language: str) -> None:
+    published = datetime(2024, 5, 10, tzinfo=UTC)
+    matches = match_article(
+        article(text, title="", language=language, published=published), shipped_rules()
+    )
+    match = find(matches, "de_escalation@am-az")
+    assert match is not None, matches
+    assert match.confidence < EVENT_CONFIDENCE
+    assert any("historical" in q for q in match.qualifiers), match.qualifiers

@@ -401,7 +401,7 @@ BAD = [
     pytest.param(
         _set("theatres.kg-tj.actors", {"en": ["csto"]}),
         "indicators.yaml: theatres.kg-tj.actors: unknown key (expected one of: disputed,"
-        " kind, name, recipients, sides)",
+        " kind, name, neighbours, recipients, sides)",
         id="pair-with-actors",
     ),
     pytest.param(
