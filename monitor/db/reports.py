@@ -52,23 +52,28 @@ HISTORY_COLUMNS = (
 )
 
 
-def score_theatre_ids(store: Store) -> list[str]:
-    """The theatres that have score points, sorted (a skip scan of the scores' theatre
-    index: one index step per theatre, not per point)."""
+def _distinct(store: Store, table: str, column: str) -> list[str]:
+    """The distinct values of an indexed column, sorted, by a skip scan of its index: one
+    index step per value, not per row."""
     return [
         str(row[0])
         for row in store.conn.execute(
-            """
+            f"""
             WITH RECURSIVE t(id) AS (
-              SELECT min(theatre_id) FROM scores
+              SELECT min({column}) FROM {table}
               UNION ALL
-              SELECT (SELECT min(theatre_id) FROM scores WHERE theatre_id > t.id)
+              SELECT (SELECT min({column}) FROM {table} WHERE {column} > t.id)
               FROM t WHERE t.id IS NOT NULL
             )
             SELECT id FROM t WHERE id IS NOT NULL
             """
         )
     ]
+
+
+def score_theatre_ids(store: Store) -> list[str]:
+    """The theatres that have score points, sorted (`_distinct`)."""
+    return _distinct(store, "scores", "theatre_id")
 
 
 def history_rows(
@@ -172,22 +177,8 @@ def _grouped_history(
 
 
 def indicator_ids(store: Store) -> tuple[str, ...]:
-    """Every indicator id the database has matches for, sorted (a skip scan of the
-    matches' indicator index: one index step per indicator, not per match)."""
-    return tuple(
-        str(row[0])
-        for row in store.conn.execute(
-            """
-            WITH RECURSIVE t(id) AS (
-              SELECT min(indicator_id) FROM matches
-              UNION ALL
-              SELECT (SELECT min(indicator_id) FROM matches WHERE indicator_id > t.id)
-              FROM t WHERE t.id IS NOT NULL
-            )
-            SELECT id FROM t WHERE id IS NOT NULL
-            """
-        )
-    )
+    """Every indicator id the database has matches for, sorted (`_distinct`)."""
+    return tuple(_distinct(store, "matches", "indicator_id"))
 
 
 def alert_rows(

@@ -1380,33 +1380,21 @@ def _judge_news(
         key=itemgetter(0),
         default=None,
     )
-    if retrospective is None:
-        opening = doc.bounds[headline][0] + SENTENCE_OPENING
-        retrospective = next(
-            (
-                cue
-                for cue in judge.cue_spans(
-                    "retrospective_openings", cues.retrospective_openings, headline
-                )
-                if cue[0] < opening
-            ),
-            None,
+    opening = doc.bounds[headline][0] + SENTENCE_OPENING
+
+    def opening_cue(name: str, node: Node) -> Span | None:
+        """The headline's first cue of `name` that opens it."""
+        return next(
+            (cue for cue in judge.cue_spans(name, node, headline) if cue[0] < opening), None
         )
+
+    if retrospective is None:
+        retrospective = opening_cue("retrospective_openings", cues.retrospective_openings)
     if retrospective is None and doc.is_question(headline):
         # a headline asking a yes/no or what-if question ("Could the valley burn
         # again?", "Is the CSTO still an alliance?", "Выйдет ли …?") opens an essay: its
         # body weighs the past and the possible, and reports news only with a date
-        opening = doc.bounds[headline][0] + SENTENCE_OPENING
-        retrospective = next(
-            (
-                cue
-                for cue in judge.cue_spans(
-                    "speculative_questions", cues.speculative_questions, headline
-                )
-                if cue[0] < opening
-            ),
-            None,
-        )
+        retrospective = opening_cue("speculative_questions", cues.speculative_questions)
     if retrospective is not None:  # "two years INTO the freeze": the cue governs it
         for _, hits in found:
             for hit in hits:
