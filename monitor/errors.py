@@ -31,6 +31,12 @@ class AlreadyRunningError(MonitorError):
     """Another `monitor run` already holds the lock on this database."""
 
 
+class StoppedBySignal(MonitorError):
+    """`monitor run --once` was told to stop (SIGTERM) mid-cycle; what it recorded stays."""
+
+    exit_code = 143  # 128 + SIGTERM, what a shell and systemd expect of a stopped process
+
+
 class FetchError(MonitorError):
     """A feed could not be fetched; `kind` is a stable short code such as `ssrf_blocked`."""
 

@@ -45,7 +45,7 @@ from monitor.config import Config, settings_needing_restart
 from monitor.db import Store
 from monitor.db.retention import PRUNE_PAUSE_SECONDS, PruneResult, prune_steps, retention_plan
 from monitor.deliver.smtp import DeliveryStop
-from monitor.errors import ConfigError, MonitorError
+from monitor.errors import ConfigError, MonitorError, StoppedBySignal
 from monitor.fetch.fetcher import Fetcher
 from monitor.fetch.parse_sandbox import ParserPool
 from monitor.models import ScheduleSettings, to_iso
@@ -663,8 +663,37 @@ async def _in_daemon_thread(func: Callable[[], _T]) -> _T:
 
 async def run_once(config: Config, *, now: datetime | None = None) -> pipeline.CycleSummary:
     """`monitor run --once`: one full cycle (poll what is due, score, digest, send) and exit."""
-    settings = config.settings
     _warn_if_undeliverable(config)
+    # SIGTERM (systemd stopping monitor-once.service, a shell's `kill`) cancels the cycle
+    # as the daemon's stop does: each feed is recorded whole or not at all, the parser
+    # workers and the writer end, and the exit says so (`StoppedBySignal`).
+    loop = asyncio.get_running_loop()
+    cycle = asyncio.current_task()
+    stopped: list[int] = []
+
+    def stop(signum: int) -> None:
+        if cycle is not None and not stopped:
+            stopped.append(signum)
+            cycle.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGTERM, stop, signal.SIGTERM)
+    try:
+        return await _run_once(config, now=now)
+    except asyncio.CancelledError:
+        if not stopped:
+            raise
+        raise StoppedBySignal(
+            "stopped by SIGTERM during the cycle: what was recorded is kept; "
+            "the feeds not yet recorded are polled again next time"
+        ) from None
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _run_once(config: Config, *, now: datetime | None) -> pipeline.CycleSummary:
+    settings = config.settings
     with acquire_instance_lock(settings.db_path), Store.open(settings.db_path) as store:
         moment = now or utcnow()
         with store.transaction():
