@@ -113,7 +113,7 @@ def score_theatre(
     if not settings.saturation > 0:
         raise ValueError(f"scoring.saturation must be > 0, got {settings.saturation!r}")
     now = utc(now)
-    strongest: dict[tuple[int, str], tuple[float, int]] = {}
+    strongest: dict[tuple[int, str], tuple[float, ScoredMatch]] = {}
     for m in matches:
         if m.theatre_id != theatre_id:
             continue
@@ -122,15 +122,15 @@ def score_theatre(
             continue
         key = (m.story_id, m.indicator_id)
         held = strongest.get(key)
-        if held is None or _strength(points, m.match_id) < _strength(*held):
-            strongest[key] = (points, m.match_id)
-    contributions = sorted(
-        (
-            Contribution(story_id=story_id, match_id=match_id, indicator_id=indicator_id, points=p)
-            for (story_id, indicator_id), (p, match_id) in strongest.items()
-        ),
-        key=lambda c: (-abs(c.points), c.story_id, c.indicator_id, c.match_id),
+        if held is None or _strength(points, m) < _strength(*held):
+            strongest[key] = (points, m)
+    ordered = sorted(
+        strongest.items(), key=lambda item: (_strength(*item[1]), item[0][1], item[0][0])
     )
+    contributions = [
+        Contribution(story_id=story_id, match_id=m.match_id, indicator_id=indicator_id, points=p)
+        for (story_id, indicator_id), (p, m) in ordered
+    ]
     raw = max(0.0, math.fsum(c.points for c in contributions))
     index = min(100.0, max(0.0, -100.0 * math.expm1(-raw / settings.saturation)))
 
@@ -176,9 +176,11 @@ def _corroboration(sources: int, settings: ScoringSettings) -> float:
     return 1.0 + settings.corroboration * (counted - 1)
 
 
-def _strength(points: float, match_id: int) -> tuple[float, float, int]:
-    """Sort key: smaller is stronger (most points by size, then fixed tie-breaks)."""
-    return (-abs(points), points, match_id)
+def _strength(points: float, m: ScoredMatch) -> tuple[float, float, datetime, str, str, int]:
+    """Sort key: smaller is stronger (most points by size), then ties broken by content
+    (the earlier report, then its link and title) before ids, which follow the order in
+    which feeds happened to finish: the same news ranks the same from run to run."""
+    return (-abs(points), points, m.occurred_at, m.url or "", m.title, m.match_id)
 
 
 def _ordered_levels(levels: Sequence[Level]) -> list[Level]:

@@ -184,6 +184,21 @@ def test_story_counted_once_per_indicator_strongest_match_wins() -> None:
     assert point.raw == pytest.approx(points(strong))
 
 
+def test_ties_are_broken_by_the_reports_not_by_ids_that_follow_feed_order() -> None:
+    # One story in two languages (equal points), and two stories of equal points: the
+    # story's evidence and the order of the stories are the same whichever ids the
+    # articles got (ids follow the order in which feeds happened to finish).
+    def evidence(ids: tuple[int, int, int]) -> list[str]:
+        english = replace(scored(ids[0], story_id=7), url="https://a.example/en", title="Clash")
+        russian = replace(scored(ids[1], story_id=7), url="https://b.example/ru", title="Бой")
+        other = replace(scored(ids[2]), url="https://c.example/x", title="Other")
+        by_id = {m.match_id: m.title for m in (english, russian, other)}
+        return [by_id[c.match_id] for c in score([english, russian, other]).contributions]
+
+    assert evidence((1, 2, 3)) == evidence((2, 1, 3)) == evidence((3, 2, 1))
+    assert evidence((2, 1, 3)) == ["Clash", "Other"]
+
+
 @pytest.mark.parametrize(
     ("pairs", "expected_contributions"),
     [
