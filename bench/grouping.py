@@ -183,7 +183,7 @@ def warm(store: db.Store, batch: Sequence[tuple[Feed, Entry]]) -> None:
     """Load the story window's days for these entries, as earlier polls would have."""
     titles, _ = store._windows()
     for _, entry in batch:
-        titles.story_for(frozenset({"\x00"}), entry.language, entry.published_at, window_days=3)
+        titles.load_around(entry.language, entry.published_at, window_days=db.STORY_WINDOW_DAYS)
 
 
 def scan_story(store: db.Store, entry: Entry) -> int | None:

@@ -40,16 +40,12 @@ def server() -> Iterator[FeedServer]:
 def deployment_config(tmp_path: Path, feeds: dict[str, str], *, patient: bool = False) -> Config:
     """`patient`: a fetch may last five minutes, so a hanging feed keeps the poll running
     however slowly a busy machine records the others."""
-    deployment = write_deployment(tmp_path / "deploy", feeds=feeds, smtp_port=1)
-    if patient:
-        text = deployment.settings.read_text(encoding="utf-8")
-        deployment.settings.write_text(
-            text.replace(
-                "total_deadline_seconds = 10.0",
-                "total_deadline_seconds = 300.0\nread_timeout = 300.0",
-            ),
-            encoding="utf-8",
-        )
+    deployment = write_deployment(
+        tmp_path / "deploy",
+        feeds=feeds,
+        smtp_port=1,
+        fetch_deadline_seconds=300.0 if patient else 10.0,
+    )
     return load_config(
         indicators_path=deployment.indicators, settings_path=deployment.settings, env={}
     )

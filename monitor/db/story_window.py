@@ -89,7 +89,7 @@ class TitleWindow:
             return None
         at = published_at.timestamp()
         span = window_days * DAY
-        self._load(language, at - span, at + span)
+        self.load_around(language, published_at, window_days=window_days)
         postings = self._postings
         frequency = {stem: len(postings.get((language, stem), ())) for stem in fingerprint}
         probe = probe_stems(fingerprint, frequency, budget=PROBE_BUDGET)
@@ -117,6 +117,11 @@ class TitleWindow:
                     StoryTitle(title.story_id, datetime.fromtimestamp(title.at, UTC), other)
                 )
         return choose_story(fingerprint, published_at, titles, window_days=window_days)
+
+    def load_around(self, language: str, at: datetime, *, window_days: float) -> None:
+        """Have the titles of `language` within `window_days` of `at` in memory."""
+        when = at.timestamp()
+        self._load(language, when - window_days * DAY, when + window_days * DAY)
 
     def add(
         self,

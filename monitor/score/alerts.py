@@ -74,6 +74,7 @@ from monitor.models import (
     to_iso,
     utc,
 )
+from monitor.score.scoring import report_order
 
 __all__ = [
     "alerted_signs",
@@ -422,23 +423,18 @@ def _level_ranks(levels: Sequence[Level]) -> dict[str, int]:
 def _critical_groups(
     theatre: str, matches: Sequence[ScoredMatch]
 ) -> list[tuple[tuple[int, str], list[ScoredMatch]]]:
-    """Critical event matches by (story, indicator), in an order of their content (the
-    earliest report first; then link, title, outlet): ids follow the order in which
-    feeds happened to finish, so ordering by them made the same news read differently
-    from one run to the next."""
+    """Critical event matches by (story, indicator), in `scoring.report_order` of each
+    group's strongest match: ids follow the order in which feeds happened to finish, so
+    ordering by them made the same news read differently from one run to the next."""
     groups: dict[tuple[int, str], list[ScoredMatch]] = {}
     for m in matches:
         if m.theatre_id == theatre and m.confidence >= EVENT_CONFIDENCE:
             groups.setdefault((m.story_id, m.indicator_id), []).append(m)
     ordered = [
-        (key, sorted(group, key=lambda m: (-m.confidence, *_content(m), m.match_id)))
+        (key, sorted(group, key=lambda m: (-m.confidence, *report_order(m), m.match_id)))
         for key, group in groups.items()
     ]
-    return sorted(ordered, key=lambda item: (*_content(item[1][0]), item[0]))
-
-
-def _content(m: ScoredMatch) -> tuple[datetime, str, str, str, str]:
-    return (m.occurred_at, m.url or "", m.title, m.outlet, m.indicator_id)
+    return sorted(ordered, key=lambda item: (*report_order(item[1][0]), item[0][1], item[0][0]))
 
 
 def _points(point: ScorePoint) -> str:

@@ -176,11 +176,16 @@ def _corroboration(sources: int, settings: ScoringSettings) -> float:
     return 1.0 + settings.corroboration * (counted - 1)
 
 
+def report_order(m: ScoredMatch) -> tuple[datetime, str, str]:
+    """A match's place among equals by what it reports (the earlier report, then its link
+    and title), used before ids, which follow the order in which feeds happened to
+    finish: the same news reads and ranks the same from run to run."""
+    return (m.occurred_at, m.url or "", m.title)
+
+
 def _strength(points: float, m: ScoredMatch) -> tuple[float, float, datetime, str, str, int]:
-    """Sort key: smaller is stronger (most points by size), then ties broken by content
-    (the earlier report, then its link and title) before ids, which follow the order in
-    which feeds happened to finish: the same news ranks the same from run to run."""
-    return (-abs(points), points, m.occurred_at, m.url or "", m.title, m.match_id)
+    """Sort key: smaller is stronger (most points by size), then `report_order`."""
+    return (-abs(points), points, *report_order(m), m.match_id)
 
 
 def _ordered_levels(levels: Sequence[Level]) -> list[Level]:

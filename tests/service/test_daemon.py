@@ -120,17 +120,13 @@ def test_sighup_applies_metrics_listen_and_the_schedule_and_names_what_needs_a_r
         try:
             notify.wait_for("READY=1", timeout=30)
             assert httpx.get(f"http://127.0.0.1:{first_port}/healthz", timeout=10).status_code
-            moved = write_deployment(
+            write_deployment(
                 tmp_path / "deploy-reload",
                 feeds=feeds,
                 smtp_port=sink.port,
                 metrics_port=second_port,
                 poll_tick_seconds=3,
-            )
-            text = moved.settings.read_text(encoding="utf-8")
-            moved.settings.write_text(
-                text.replace("total_deadline_seconds = 10.0", "total_deadline_seconds = 12.0"),
-                encoding="utf-8",
+                fetch_deadline_seconds=12.0,
             )
             mark = len(daemon.log())
             daemon.signal(signal.SIGHUP)

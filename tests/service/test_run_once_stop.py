@@ -47,13 +47,8 @@ def test_sigterm_stops_run_once_and_keeps_what_it_recorded(
         feeds[f"feed{n}"] = server.url(f"/f{n}.xml")
     server.script("/stuck.xml", hang)  # keeps the cycle in its poll until the signal
     feeds["stuck"] = server.url("/stuck.xml")
-    deployment = write_deployment(tmp_path / "deploy", feeds=feeds, smtp_port=1)
-    settings = deployment.settings.read_text(encoding="utf-8")
-    deployment.settings.write_text(
-        settings.replace(
-            "total_deadline_seconds = 10.0", "total_deadline_seconds = 300.0\nread_timeout = 300.0"
-        ),
-        encoding="utf-8",
+    deployment = write_deployment(
+        tmp_path / "deploy", feeds=feeds, smtp_port=1, fetch_deadline_seconds=300.0
     )
     child = ChildProcess(deployment.args("run", "--once"), cwd=tmp_path)
     try:

@@ -53,8 +53,11 @@ def write_deployment(
     score_tick_seconds: int = 2,
     outbox_tick_seconds: int = 1,
     metrics_port: int | None = None,
+    fetch_deadline_seconds: float = 10.0,
 ) -> Deployment:
-    """Settings + indicators for a daemon that polls `feeds` (id -> URL) and mails to a sink."""
+    """Settings + indicators for a daemon that polls `feeds` (id -> URL) and mails to a sink.
+    `fetch_deadline_seconds`: how long one fetch may last (a test whose hanging feed must
+    outlast a slow machine's work on the others gives it minutes)."""
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "monitor.db"
     settings = folder / "monitor.toml"
@@ -73,7 +76,8 @@ timeout_seconds = 5.0
 [http]
 allow_private_networks = ["127.0.0.0/8"]
 per_host_min_interval_seconds = 0.0
-total_deadline_seconds = 10.0
+total_deadline_seconds = {fetch_deadline_seconds}
+read_timeout = {max(20.0, fetch_deadline_seconds)}
 
 [schedule]
 poll_tick_seconds = {poll_tick_seconds}
