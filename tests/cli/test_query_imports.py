@@ -128,3 +128,34 @@ def test_the_default_sender_needs_no_check_at_load() -> None:
     from monitor.models import SmtpSettings
 
     parse_address(SmtpSettings().sender, "")  # raises ValueError for a bad address
+
+
+# The commands of other modules load only when one of them runs (`LAZY_COMMANDS`).
+COMMAND_MODULES = (
+    "monitor.cli.query_commands",
+    "monitor.cli.ops_commands",
+    "monitor.cli.data_commands",
+    "monitor.cli.replay_command",
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "needs"),
+    [
+        (["--help"], set()),
+        (["history", "--help"], set()),
+        (["--db", "{db}", "history", "--since", "2022-09-01"], set()),
+        (["--db", "{db}", "explain", "-t", "kg-tj"], set()),
+        (["--db", "{db}", "alerts"], set()),
+        (["--db", "{db}", "feeds"], {"monitor.cli.ops_commands"}),
+        (["--db", "{db}", "articles", "--since", "2022-09-01"], {"monitor.cli.query_commands"}),
+        (["--db", "{db}", "status"], {"monitor.cli.query_commands"}),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
+)
+def test_a_command_imports_no_other_command_module(
+    args: list[str], needs: set[str], database: Path, tmp_path: Path
+) -> None:
+    code, modules = modules_after([a.format(db=database) for a in args], cwd=tmp_path)
+    assert code in ((0, 1, 2) if "status" in args else (0,))
+    assert loaded(modules, *COMMAND_MODULES) == needs
