@@ -6,7 +6,6 @@ It reads through `db` functions only (no SQL here) and never writes.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -159,10 +158,8 @@ def explain_report(store: db.Store, *, theatre_id: str, at: datetime | None, fmt
         "url",
     ]
     if fmt == "json":
-        return json.dumps(
-            {"score": point, "contributions": [{k: r.get(k) for k in columns} for r in rows]},
-            ensure_ascii=False,
-            indent=2,
+        return output.json_text(
+            {"score": point, "contributions": [{k: r.get(k) for k in columns} for r in rows]}
         )
     if fmt != "table":
         return output.render_rows(rows, columns=columns, fmt=fmt)
