@@ -39,6 +39,10 @@ EXIT_ALL_FEEDS_FAILED = 75
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Read-only queries whose code logs nothing (tests/cli/test_query_imports.py checks that
+# they never import `logging`): without -v or MONITOR_LOG_LEVEL they configure no logging,
+# which would only cost its import (issue 17).
+LOGLESS_COMMANDS = frozenset({"history", "alerts", "explain", "articles", "feeds"})
 
 
 def _setup_logging(verbose: int) -> None:
@@ -194,7 +198,12 @@ def cli(
     verbose: int,
 ) -> None:
     """monitor: escalation-risk early warning from news feeds."""
-    _setup_logging(verbose)
+    if (
+        verbose
+        or os.environ.get("MONITOR_LOG_LEVEL", "").strip()
+        or ctx.invoked_subcommand not in LOGLESS_COMMANDS
+    ):
+        _setup_logging(verbose)
     ctx.obj = Context(config_path, indicators_path, db_path)
 
 

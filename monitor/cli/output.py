@@ -38,7 +38,11 @@ def render_rows(
     columns: Sequence[str] | None = None,
     fmt: str = "table",
     empty: str = "(nothing to show)",
+    headers: Mapping[str, str] | None = None,
 ) -> str:
+    """`rows` as a table, CSV or JSON: the `columns` given (default: the first row's keys),
+    a row without one showing None. `headers` renames columns in a table's header only
+    (CSV and JSON keep the keys scripts read)."""
     names = list(columns) if columns is not None else (list(rows[0].keys()) if rows else [])
     if fmt == "json":
         return json_text([{k: row.get(k) for k in names} for row in rows])
@@ -50,13 +54,14 @@ def render_rows(
         return buffer.getvalue().rstrip("\n")
     if not rows:
         return empty
-    fast = _simple_table([[row.get(k) for k in names] for row in rows], names)
+    shown = names if headers is None else [headers.get(k, k) for k in names]
+    fast = _simple_table([[row.get(k) for k in names] for row in rows], shown)
     if fast is not None:
         return fast
     from tabulate import tabulate  # imported only for unusual cells: it costs 40-90 ms
 
     return tabulate(
-        [[_cell(row.get(k)) for k in names] for row in rows], headers=names, tablefmt="simple"
+        [[_cell(row.get(k)) for k in names] for row in rows], headers=shown, tablefmt="simple"
     )
 
 

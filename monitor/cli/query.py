@@ -65,9 +65,7 @@ def history_report(
 
     if every:
         table = output.render_rows(
-            [{HISTORY_PERIOD_HEADERS.get(k, k): v for k, v in row.items()} for row in rows],
-            columns=[HISTORY_PERIOD_HEADERS.get(c, c) for c in columns],
-            fmt="table",
+            rows, columns=columns, fmt="table", headers=HISTORY_PERIOD_HEADERS
         )
         table += "\n" + HISTORY_PERIOD_NOTE
     else:
