@@ -419,8 +419,12 @@ def alerts(
     else:
         from monitor.deliver.content import name_indicators
 
+        named: dict[str, str] = {}  # reasons repeat ("entered HIGH"): each named once
         for row in rows:
-            row["reason"] = name_indicators(row["reason"] or "", ids)
+            reason = row["reason"] or ""
+            if reason not in named:
+                named[reason] = name_indicators(reason, ids)
+            row["reason"] = named[reason]
     click.echo(output.render_rows(rows, columns=columns, fmt=fmt, empty="(no alerts)"))
 
 
