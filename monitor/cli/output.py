@@ -108,13 +108,21 @@ def _column_texts(values: list[Any]) -> tuple[list[str], bool] | None:
         else:
             if not all(math.isfinite(v) for v in values if v is not None):
                 return None
-            # as tabulate shows `_cell`'s one decimal: parsed back, in the "g" format
-            shown = [
-                ""
-                if v is None
-                else format(float(f"{v:.1f}") if type(v) is float else float(v), "g")
-                for v in values
-            ]
+            # as tabulate shows `_cell`'s one decimal: parsed back, in the "g" format (once
+            # per distinct one-decimal text: a column of scores repeats them)
+            memo: dict[str, str] = {}
+            shown = []
+            for v in values:
+                if v is None:
+                    shown.append("")
+                elif type(v) is float:
+                    one_decimal = f"{v:.1f}"
+                    text = memo.get(one_decimal)
+                    if text is None:
+                        text = memo[one_decimal] = format(float(one_decimal), "g")
+                    shown.append(text)
+                else:
+                    shown.append(format(float(v), "g"))
         return _decimal_aligned(shown), True
     if kinds <= {str, _NONE}:
         checked: dict[str, bool] = {"": True}
@@ -161,9 +169,10 @@ def _simple_table(cells: list[list[Any]], headers: Sequence[str]) -> str | None:
 
 def _decimal_aligned(texts: list[str]) -> list[str]:
     """Pad numbers on the right so their decimal points line up (tabulate's "decimal")."""
-    after = [_after_point(t) for t in texts]
-    most = max(after)
-    return [t + " " * (most - a) for t, a in zip(texts, after, strict=True)]
+    after = {t: _after_point(t) for t in set(texts)}  # a column repeats its texts
+    most = max(after.values())
+    padded = {t: t + " " * (most - a) for t, a in after.items()}
+    return [padded[t] for t in texts]
 
 
 def _after_point(text: str) -> int:

@@ -148,3 +148,12 @@ def test_csv_and_json_rows_are_the_modules_own(
         [{k: row.get(k) for k in columns} for row in rows], ensure_ascii=False, indent=2
     )
     assert output.render_rows(rows, columns=columns, fmt="json") == expected
+
+
+def test_repeated_and_signed_zero_scores_are_laid_out_as_tabulate_does() -> None:
+    # the layout formats each distinct one-decimal text once: -0.04 shows "-0", 0.04 "0"
+    values = [-0.04, 0.04, -0.0, 0.0, 0.05, 0.04, 99999.96, 123456.7, 12, None, -0.04, 1e-7]
+    rows = [{"score": v, "level": "low"} for v in values]
+    table = output.render_rows(rows, columns=["score", "level"], fmt="table")
+    assert table == by_tabulate(rows, ["score", "level"])
+    assert table.splitlines()[2].split() == ["-0", "low"]
