@@ -90,9 +90,17 @@ def _is_plain_text(cell: str) -> bool:
         pass
     if cell.isascii():
         return cell.isprintable()
-    return cell.isprintable() and not any(
-        unicodedata.east_asian_width(ch) in "WF" or unicodedata.combining(ch) for ch in cell
-    )
+    if not cell.isprintable():
+        return False
+    # each distinct character looked up once per process (Russian titles repeat theirs)
+    new = set(cell) - _NARROW
+    if any(unicodedata.east_asian_width(ch) in "WF" or unicodedata.combining(ch) for ch in new):
+        return False
+    _NARROW.update(new)
+    return True
+
+
+_NARROW: set[str] = set()  # characters seen one column wide and not combining
 
 
 _NONE = type(None)

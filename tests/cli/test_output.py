@@ -157,3 +157,10 @@ def test_repeated_and_signed_zero_scores_are_laid_out_as_tabulate_does() -> None
     table = output.render_rows(rows, columns=["score", "level"], fmt="table")
     assert table == by_tabulate(rows, ["score", "level"])
     assert table.splitlines()[2].split() == ["-0", "low"]
+
+
+def test_a_wide_or_combining_character_among_known_ones_still_goes_to_tabulate() -> None:
+    assert output._simple_table([["граница"]], ["x"]) is not None  # its letters now known
+    assert output._simple_table([["граница日"]], ["x"]) is None
+    assert output._simple_table([["гранича\u0301"]], ["x"]) is None  # a combining accent
+    assert output._simple_table([["граница"]], ["x"]) is not None
