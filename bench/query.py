@@ -22,8 +22,12 @@ alike. Baselines measured in the same rounds:
 
 Prints each command's median wall time, its median CPU time (user + system: what the
 load of a shared machine inflates least), the wall time's ratio to both baselines, and
-its target (wall ≤ 300 ms; `monitor --help` ≤ 150 ms); exits 1 when a command misses
-its target, 2 when one fails.
+its target, issue 17's: every query command ≤ 300 ms, `monitor --help` (and a command's
+own `--help`) ≤ 150 ms, as a whole process. A command misses its target when its median
+wall time or its median CPU time is over it (the CPU time alone says what the code costs
+on a busy machine; the wall time is what the operator waits, on a quiet one). Exits 1
+when a command misses its target, 2 when one fails. `check-config` is timed too but has
+no target: it is not a query, and compiling the watch list's patterns is its job.
 
 Run: `.venv/bin/python bench/query.py [--articles N] [--runs N] [--keep DIR] [--before DIR]`.
 With `--keep DIR` the database is built there and reused by later runs on the same day
@@ -345,6 +349,7 @@ class Command:
     target_ms: float | None  # None: a baseline
     ok_exits: tuple[int, ...] = (0,)
     pythonpath: str | None = None  # another copy of monitor to run (--before)
+    untargeted: str | None = None  # a monitor command timed without a target: why
 
 
 def with_before(cases: list[Command], before: list[Command], source: Path) -> list[Command]:
@@ -354,7 +359,7 @@ def with_before(cases: list[Command], before: list[Command], source: Path) -> li
     twins = []
     for case, old in zip(cases, before, strict=True):
         twins.append(case)
-        if case.target_ms is not None:
+        if case.target_ms is not None or case.untargeted is not None:
             twins.append(
                 Command(f"{case.name} [before]", old.argv, None, case.ok_exits, str(source))
             )
@@ -415,8 +420,8 @@ def commands(path: Path) -> list[Command]:
         run("history --every 1h (30 days)", "--db", at, "history", "--every", "1h"),
         run("history -t kg-tj (30 days raw)", "--db", at, "history", "-t", "kg-tj"),
         run("history --format csv (30 days raw)", "--db", at, "history", "--format", "csv"),
-        run("explain kg-tj", "--db", at, "explain", "kg-tj"),
-        run("explain kg-tj --format json", "--db", at, "explain", "kg-tj", "--format", "json"),
+        run("explain -t kg-tj", "--db", at, "explain", "-t", "kg-tj"),
+        run("explain -t kg-tj --format json", "--db", at, "explain", "-t", "kg-tj", "--format", "json"),
         run("articles", "--db", at, "articles"),
         run("articles --search Vorukh", "--db", at, "articles", "--search", "Vorukh"),
         run("articles --search border", "--db", at, "articles", "--search", "border"),
@@ -428,7 +433,8 @@ def commands(path: Path) -> list[Command]:
         # 0 ok, 1 degraded (the data has failing feeds), 2 down (a reused build's last
         # cycle is hours old): each is a full answer.
         run("status", "--db", at, "status", exits=(0, 1, 2)),
-        run("check-config", "check-config"),
+        Command("check-config", ("-m", "monitor", "check-config"), None,
+                untargeted="(no target: not a query)"),
     ]  # fmt: skip
 
 
@@ -467,7 +473,7 @@ def run_once(command: Command, *, cwd: Path, env: dict[str, str]) -> Timing:
         out.seek(0)
         err.seek(0)
         printed = out.read().strip()
-        expects_output = command.target_ms is not None or command.pythonpath is not None
+        expects_output = command.argv[:2] == ("-m", "monitor")
         if child.returncode not in command.ok_exits or (expects_output and not printed):
             raise CommandFailed(
                 f"{command.name}: exit {child.returncode}: "
@@ -508,13 +514,17 @@ def report(cases: Sequence[Command], medians: dict[str, Timing]) -> list[str]:
         wall, cpu = medians[case.name].wall_ms, medians[case.name].cpu_ms
         if case.pythonpath is not None:
             verdict = "(before)"
+        elif case.untargeted is not None:
+            verdict = case.untargeted
         elif case.target_ms is None:
             verdict = "(baseline)"
-        elif wall <= case.target_ms:
-            verdict = f"≤ {case.target_ms:.0f} ms ok"
         else:
-            verdict = f"≤ {case.target_ms:.0f} ms MISSED"
-            missed.append(case.name)
+            over = [what for what, ms in (("wall", wall), ("CPU", cpu)) if ms > case.target_ms]
+            verdict = f"≤ {case.target_ms:.0f} ms " + (
+                f"MISSED ({' and '.join(over)})" if over else "ok"
+            )
+            if over:
+                missed.append(case.name)
         print(
             f"{case.name:<52} {wall:>8.0f} {cpu:>7.0f} {wall / floor:>8.1f}x "
             f"{wall / query_floor:>9.1f}x  {verdict}"

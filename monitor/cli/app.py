@@ -6,14 +6,14 @@ error's exit status (2 for configuration errors), never as a traceback.
 
 Start-up is part of every command's latency (issue 17): this module and what it imports
 at the top load no HTTP client, scheduler, feed parser, YAML or numpy. A command imports
-the library it calls in its own body, and `replay` (which needs the whole pipeline) is
-imported only when it runs; `--help` lists it by the short help recorded here
-(tests/cli/test_cli_startup.py checks both).
+the library it calls in its own body. The commands of the other modules
+(`query_commands`, `ops_commands`, `data_commands`, and `replay`, which needs the whole
+pipeline) are imported only when one of them runs: `--help` lists them by the help
+recorded in LAZY_COMMANDS (tests/cli/test_cli_startup.py checks both).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from typing import Any
@@ -21,8 +21,7 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.cli import data_commands, ops_commands, output
-from monitor.cli import query_commands as cli_query
+from monitor.cli import output
 from monitor.cli.common import Context, format_option, handle_errors, time_option, utcnow
 from monitor.cli.conventions import (
     TIME_HELP,
@@ -40,6 +39,10 @@ EXIT_ALL_FEEDS_FAILED = 75
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Read-only queries whose code logs nothing (tests/cli/test_query_imports.py checks that
+# they never import `logging`): without -v or MONITOR_LOG_LEVEL they configure no logging,
+# which would only cost its import (issue 17).
+LOGLESS_COMMANDS = frozenset({"history", "alerts", "explain", "articles", "feeds"})
 
 
 def _setup_logging(verbose: int) -> None:
@@ -64,9 +67,12 @@ def _setup_logging(verbose: int) -> None:
 
 
 class LazyGroup(click.Group):
-    """A group whose heavy commands are imported when they run, not when listed.
+    """A group whose commands in other modules are imported when they run, not when listed.
 
-    `lazy_commands` maps a command's name to ("module:attribute", its short help).
+    `lazy_commands` maps a command's name to ("module:attribute", the first paragraph of
+    its help). `monitor --help` lists such a command by a stand-in made from that text,
+    which click shortens to the same line as the command's own help; running the command
+    (or asking for its own `--help`) imports its module and nothing else's.
     """
 
     def __init__(self, *args: Any, lazy_commands: dict[str, tuple[str, str]], **kwargs: Any):
@@ -79,11 +85,10 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.lazy_commands:
-            target, short_help = self.lazy_commands[cmd_name]
+            target, summary = self.lazy_commands[cmd_name]
             if self._listing:  # `monitor --help`: a stand-in with the recorded help
-                return click.Command(cmd_name, short_help=short_help)
-            module, attribute = target.split(":")
-            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+                return click.Command(cmd_name, help=summary)
+            self.add_command(load_command(target), cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -94,10 +99,67 @@ class LazyGroup(click.Group):
             self._listing = False
 
 
+def load_command(target: str) -> click.Command:
+    """The command at "module:attribute". (Through `__import__`, the import statement's
+    own path, so that `python -X importtime` lists the module: `importlib.import_module`
+    is not reported there.)"""
+    module, attribute = target.split(":")
+    command = getattr(__import__(module, fromlist=[attribute]), attribute)
+    assert isinstance(command, click.Command), target
+    return command
+
+
+# The commands that live in their own modules: name -> ("module:attribute", the first
+# paragraph of the command's help, on one line). Each module is imported only when one of
+# its commands runs, so `monitor --help` and every command start without the others
+# (issue 17); tests/cli/test_cli_startup.py keeps these texts equal to the commands' own.
 LAZY_COMMANDS = {
+    "articles": (
+        "monitor.cli.query_commands:articles",
+        "Stored articles, newest first, with the indicators detected in each (default: all, "
+        "the newest --limit).",
+    ),
+    "backup": (
+        "monitor.cli.data_commands:backup_command",
+        "Copy the database to PATH (a new file) while the daemon may be writing, then check "
+        "the copy with PRAGMA integrity_check.",
+    ),
+    "chart": (
+        "monitor.cli.query_commands:chart",
+        "Draw a theatre's score over time with level bands, alerts and top stories.",
+    ),
+    "config": (
+        "monitor.cli.ops_commands:config_group",
+        "The configuration in force (`monitor check-config` validates it).",
+    ),
+    "feeds": (
+        "monitor.cli.ops_commands:feeds",
+        "Each feed's name, URL and state: status, last success, last error, failures, next "
+        "check. Subcommands change the watch list: add, remove, import, export.",
+    ),
+    "init": (
+        "monitor.cli.ops_commands:init",
+        "Write a commented monitor.toml and a copy of the built-in indicators.yaml into "
+        "FOLDER (default: here). Never overwrites: exits 1 if either file exists.",
+    ),
+    "poll-now": (
+        "monitor.cli.ops_commands:poll_now",
+        "Make FEED (id, URL or name), or --all feeds, due now: a running daemon polls them at "
+        "its next look for due feeds (schedule.poll_tick_seconds), else the next `run --once`. "
+        "Needs write access to the database (run it as the daemon's user).",
+    ),
+    "prune": (
+        "monitor.cli.data_commands:prune_command",
+        "Apply the [retention] settings now: downsample old score points, drop old text, "
+        "matches that never counted, sent email bodies and old job log rows.",
+    ),
     "replay": (
         "monitor.cli.replay_command:replay_command",
         "Replay a dated corpus through matching, scoring and alert rules; send nothing.",
+    ),
+    "status": (
+        "monitor.cli.query_commands:status",
+        "Is the service alive and well? Prints a report; the exit status says it.",
     ),
 }
 
@@ -136,7 +198,12 @@ def cli(
     verbose: int,
 ) -> None:
     """monitor: escalation-risk early warning from news feeds."""
-    _setup_logging(verbose)
+    if (
+        verbose
+        or os.environ.get("MONITOR_LOG_LEVEL", "").strip()
+        or ctx.invoked_subcommand not in LOGLESS_COMMANDS
+    ):
+        _setup_logging(verbose)
     ctx.obj = Context(config_path, indicators_path, db_path)
 
 
@@ -352,8 +419,12 @@ def alerts(
     else:
         from monitor.deliver.content import name_indicators
 
+        named: dict[str, str] = {}  # reasons repeat ("entered HIGH"): each named once
         for row in rows:
-            row["reason"] = name_indicators(row["reason"] or "", ids)
+            reason = row["reason"] or ""
+            if reason not in named:
+                named[reason] = name_indicators(reason, ids)
+            row["reason"] = named[reason]
     click.echo(output.render_rows(rows, columns=columns, fmt=fmt, empty="(no alerts)"))
 
 
@@ -520,12 +591,6 @@ def datasette(database: str, datasette_args: tuple[str, ...]) -> None:
     from monitor.report.datasette import serve
 
     serve(Path(database), list(datasette_args))
-
-
-# Commands that live in their own modules (`replay`: LAZY_COMMANDS above).
-cli_query.register(cli)
-ops_commands.register(cli)  # init, config, feeds, poll-now
-data_commands.register(cli)  # prune, backup
 
 
 if __name__ == "__main__":  # pragma: no cover

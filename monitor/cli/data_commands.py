@@ -111,8 +111,3 @@ def backup_command(obj: Context, path: str) -> None:
         f"({result.pages} pages, schema {result.schema_version}) in {result.seconds:.1f} s; "
         "integrity_check ok"
     )
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(prune_command, "prune")
-    cli.add_command(backup_command, "backup")

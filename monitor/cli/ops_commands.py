@@ -1,10 +1,10 @@
 """`monitor init`, `monitor config dump`, `monitor feeds …` and `monitor poll-now`: starting
 and shaping a deployment.
 
-A thin click layer like `monitor.cli.app` (which registers these through `register`):
-parse, call `monitor.ops` (files, feed list, OPML, dump) or the database, print. Only
-`feeds` with no subcommand and `config dump` read; `init`, `feeds add/remove/import`
-write files and `poll-now` writes the database. Imports stay light for `monitor --help`
+A thin click layer like `monitor.cli.app` (which lists these in `LAZY_COMMANDS` and
+imports this module when one of them runs): parse, call `monitor.ops` (files, feed list,
+OPML, dump) or the database, print. Only `feeds` with no subcommand and `config dump`
+read; `init`, `feeds add/remove/import` write files and `poll-now` writes the database. Imports stay light for `monitor --help`
 and for `monitor feeds` (a query command, tests/cli/test_cli_startup.py): the library is
 imported in the command bodies.
 """
@@ -325,12 +325,3 @@ def poll_now(obj: Context, feed_keys: tuple[str, ...], every: bool) -> None:
         f"{'it' if len(made_due) == 1 else 'them'} within {tick} s, "
         "else the next `monitor run --once`"
     )
-
-
-COMMANDS = (init, config_group, feeds, poll_now)
-
-
-def register(group: click.Group) -> None:
-    """Add these commands to the `monitor` group (called at the end of monitor.cli.app)."""
-    for command in COMMANDS:
-        group.add_command(command)

@@ -9,6 +9,11 @@ out here, the way tabulate lays them out, character for character
 needs no import of it: a year of daily history of five theatres is 1,830 rows, which
 tabulate took 0.3 s to lay out. Any other cell (text that reads as a number or a
 boolean, several lines, terminal escapes, wide characters) goes to tabulate itself.
+
+JSON is `json.dumps(..., ensure_ascii=False, indent=2)` character for character, but made
+here for documents of dicts, lists and plain values: with `indent`, the standard library
+encodes in Python, about 4 times slower than `json_text` (the history of 30 days as JSON
+is 14,400 objects). CSV rows go to the csv module in one call, as tuples.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import json
 import math
 import unicodedata
 from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring  # the C encoder of a string, where there is one
+from math import isfinite
+from operator import itemgetter
 from typing import Any
 
 FORMATS = ("table", "csv", "json")
@@ -30,27 +38,30 @@ def render_rows(
     columns: Sequence[str] | None = None,
     fmt: str = "table",
     empty: str = "(nothing to show)",
+    headers: Mapping[str, str] | None = None,
 ) -> str:
+    """`rows` as a table, CSV or JSON: the `columns` given (default: the first row's keys),
+    a row without one showing None. `headers` renames columns in a table's header only
+    (CSV and JSON keep the keys scripts read)."""
     names = list(columns) if columns is not None else (list(rows[0].keys()) if rows else [])
     if fmt == "json":
-        return json.dumps(
-            [{k: row.get(k) for k in names} for row in rows], ensure_ascii=False, indent=2
-        )
+        return json_text([{k: row.get(k) for k in names} for row in rows])
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(names)
-        writer.writerows(["" if v is None else v for v in map(row.get, names)] for row in rows)
+        writer.writerows(_value_tuples(rows, names))  # the csv module writes None as ""
         return buffer.getvalue().rstrip("\n")
     if not rows:
         return empty
-    fast = _simple_table([[row.get(k) for k in names] for row in rows], names)
+    shown = names if headers is None else [headers.get(k, k) for k in names]
+    fast = _simple_table([[row.get(k) for k in names] for row in rows], shown)
     if fast is not None:
         return fast
     from tabulate import tabulate  # imported only for unusual cells: it costs 40-90 ms
 
     return tabulate(
-        [[_cell(row.get(k)) for k in names] for row in rows], headers=names, tablefmt="simple"
+        [[_cell(row.get(k)) for k in names] for row in rows], headers=shown, tablefmt="simple"
     )
 
 
@@ -79,9 +90,17 @@ def _is_plain_text(cell: str) -> bool:
         pass
     if cell.isascii():
         return cell.isprintable()
-    return cell.isprintable() and not any(
-        unicodedata.east_asian_width(ch) in "WF" or unicodedata.combining(ch) for ch in cell
-    )
+    if not cell.isprintable():
+        return False
+    # each distinct character looked up once per process (Russian titles repeat theirs)
+    new = set(cell) - _NARROW
+    if any(unicodedata.east_asian_width(ch) in "WF" or unicodedata.combining(ch) for ch in new):
+        return False
+    _NARROW.update(new)
+    return True
+
+
+_NARROW: set[str] = set()  # characters seen one column wide and not combining
 
 
 _NONE = type(None)
@@ -97,13 +116,21 @@ def _column_texts(values: list[Any]) -> tuple[list[str], bool] | None:
         else:
             if not all(math.isfinite(v) for v in values if v is not None):
                 return None
-            # as tabulate shows `_cell`'s one decimal: parsed back, in the "g" format
-            shown = [
-                ""
-                if v is None
-                else format(float(f"{v:.1f}") if type(v) is float else float(v), "g")
-                for v in values
-            ]
+            # as tabulate shows `_cell`'s one decimal: parsed back, in the "g" format (once
+            # per distinct one-decimal text: a column of scores repeats them)
+            memo: dict[str, str] = {}
+            shown = []
+            for v in values:
+                if v is None:
+                    shown.append("")
+                elif type(v) is float:
+                    one_decimal = f"{v:.1f}"
+                    text = memo.get(one_decimal)
+                    if text is None:
+                        text = memo[one_decimal] = format(float(one_decimal), "g")
+                    shown.append(text)
+                else:
+                    shown.append(format(float(v), "g"))
         return _decimal_aligned(shown), True
     if kinds <= {str, _NONE}:
         checked: dict[str, bool] = {"": True}
@@ -150,9 +177,10 @@ def _simple_table(cells: list[list[Any]], headers: Sequence[str]) -> str | None:
 
 def _decimal_aligned(texts: list[str]) -> list[str]:
     """Pad numbers on the right so their decimal points line up (tabulate's "decimal")."""
-    after = [_after_point(t) for t in texts]
-    most = max(after)
-    return [t + " " * (most - a) for t, a in zip(texts, after, strict=True)]
+    after = {t: _after_point(t) for t in set(texts)}  # a column repeats its texts
+    most = max(after.values())
+    padded = {t: t + " " * (most - a) for t, a in after.items()}
+    return [padded[t] for t in texts]
 
 
 def _after_point(text: str) -> int:
@@ -162,3 +190,89 @@ def _after_point(text: str) -> int:
     pos = text.rfind(".")
     pos = text.lower().rfind("e") if pos < 0 else pos
     return len(text) - pos - 1
+
+
+def _value_tuples(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[Sequence[Any]]:
+    """Each row's values of `names`, in order (None where a row lacks one)."""
+    if not names:
+        return [() for _ in rows]
+    pick = itemgetter(*names)
+    try:
+        values = list(map(pick, rows))
+    except KeyError:
+        return [[row.get(k) for k in names] for row in rows]
+    return values if len(names) > 1 else [(value,) for value in values]
+
+
+# -- JSON, indented ---------------------------------------------------------------------
+
+
+class _Unusual(Exception):
+    """A value `json_text` leaves to the json module."""
+
+
+def json_text(document: Any) -> str:
+    """`json.dumps(document, ensure_ascii=False, indent=2)`, made faster for dicts with
+    string keys, lists, tuples and plain values (str, int, float, bool, None); anything
+    else goes to the json module, which gives the same text or the same error."""
+    try:
+        return _json(document, "\n")
+    except _Unusual:
+        return json.dumps(document, ensure_ascii=False, indent=2)
+
+
+def _json(value: Any, newline: str) -> str:
+    """`value` as JSON, its lines after the first indented as `newline` says."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is dict:
+        if not value:
+            return "{}"
+        inner = newline + "  "
+        parts = []
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Unusual
+            # the usual values inline: a call per value is most of the cost
+            kind = type(item)
+            if kind is str:
+                text = encode_basestring(item)
+            elif kind is float and isfinite(item):
+                text = float.__repr__(item)
+            elif kind is int:
+                text = int.__repr__(item)
+            else:
+                text = _json_scalar(item, inner)
+            parts.append(f"{encode_basestring(key)}: {text}")
+        return "{" + inner + ("," + inner).join(parts) + newline + "}"
+    if kind is list or kind is tuple:
+        if not value:
+            return "[]"
+        inner = newline + "  "
+        return (
+            "[" + inner + ("," + inner).join(_json_scalar(item, inner) for item in value)
+            + newline + "]"
+        )  # fmt: skip
+    return _json_scalar(value, newline)
+
+
+def _json_scalar(value: Any, newline: str) -> str:
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        if isfinite(value):
+            return float.__repr__(value)
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is dict or kind is list or kind is tuple:
+        return _json(value, newline)
+    raise _Unusual

@@ -6,7 +6,6 @@ It reads through `db` functions only (no SQL here) and never writes.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -66,9 +65,7 @@ def history_report(
 
     if every:
         table = output.render_rows(
-            [{HISTORY_PERIOD_HEADERS.get(k, k): v for k, v in row.items()} for row in rows],
-            columns=[HISTORY_PERIOD_HEADERS.get(c, c) for c in columns],
-            fmt="table",
+            rows, columns=columns, fmt="table", headers=HISTORY_PERIOD_HEADERS
         )
         table += "\n" + HISTORY_PERIOD_NOTE
     else:
@@ -159,10 +156,8 @@ def explain_report(store: db.Store, *, theatre_id: str, at: datetime | None, fmt
         "url",
     ]
     if fmt == "json":
-        return json.dumps(
-            {"score": point, "contributions": [{k: r.get(k) for k in columns} for r in rows]},
-            ensure_ascii=False,
-            indent=2,
+        return output.json_text(
+            {"score": point, "contributions": [{k: r.get(k) for k in columns} for r in rows]}
         )
     if fmt != "table":
         return output.render_rows(rows, columns=columns, fmt=fmt)

@@ -1,9 +1,9 @@
 """The query commands `monitor articles`, `monitor chart` and `monitor status`.
 
-A thin click layer like `monitor.cli.app` (which registers these through `register`): parse
-the options, call one library function (`query`, `chart`, `status`), print. Shared
-pieces come from `monitor.cli.common`. Every command opens the database read-only and
-never writes.
+A thin click layer like `monitor.cli.app` (which lists these in `LAZY_COMMANDS` and
+imports this module when one of them runs): parse the options, call one library function
+(`query`, `chart`, `status`), print. Shared pieces come from `monitor.cli.common`. Every
+command opens the database read-only and never writes.
 """
 
 from __future__ import annotations
@@ -245,12 +245,3 @@ def status(obj: Context, max_age: str | None, fmt: str) -> None:
             )
     click.echo(render_status(report, fmt=fmt))
     sys.exit(report.exit_status)
-
-
-COMMANDS = (articles, chart, status)
-
-
-def register(group: click.Group) -> None:
-    """Add the query commands to the `monitor` group (called at the end of monitor.cli.app)."""
-    for command in COMMANDS:
-        group.add_command(command)

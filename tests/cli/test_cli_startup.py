@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -190,3 +191,42 @@ def test_status_does_not_fail_on_a_pattern_error_check_config_reports(
     assert "monitor status: DOWN" in status.stdout
     check = runner.invoke(cli, ["--indicators", str(broken), "check-config"])
     assert check.exit_code == 2 and "unbalanced" in check.stderr
+
+
+# -- commands in other modules load only when they run ---------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
+def test_a_lazy_command_is_listed_as_its_own_help_would_list_it(name: str) -> None:
+    from monitor.cli.app import load_command
+
+    target, summary = LAZY_COMMANDS[name]
+    command = load_command(target)
+    assert command.name == name or target.endswith(":" + command.callback.__name__)
+    assert summary == " ".join((command.help or "").partition("\n\n")[0].split())
+    stand_in = click.Command(name, help=summary)
+    for limit in range(1, 200):  # every terminal width click may shorten it to
+        assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit)
+    assert not command.hidden and not command.deprecated  # a stand-in shows neither
+
+
+def test_help_in_a_fresh_process_is_the_listing_of_the_loaded_commands(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    fresh = subprocess.run(
+        [sys.executable, "-m", "monitor", "--help"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO), "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    ctx = click.Context(cli)
+    for name in LAZY_COMMANDS:  # loaded, as after running each of them
+        assert cli.get_command(ctx, name) is not None
+    assert set(LAZY_COMMANDS) <= set(cli.commands)
+    loaded_listing = (
+        CliRunner().invoke(cli, ["--help"], prog_name="monitor", terminal_width=78).stdout
+    )
+    assert fresh == loaded_listing
+    assert "replay" in fresh and "feeds " in fresh and "status " in fresh

@@ -89,6 +89,8 @@ def test_a_query_command_loads_no_network_scheduler_parser_yaml_or_mail(
     if name != "alerts":  # which names the indicators of its reasons as the emails do
         assert loaded(modules, "monitor.deliver.content") == set()
     assert loaded(modules, "dateutil") == set()
+    # nothing it runs logs, so it configures no logging (app.LOGLESS_COMMANDS)
+    assert loaded(modules, "logging") == set()
 
 
 def test_a_query_with_its_database_from_settings_reads_toml_only(
@@ -128,3 +130,57 @@ def test_the_default_sender_needs_no_check_at_load() -> None:
     from monitor.models import SmtpSettings
 
     parse_address(SmtpSettings().sender, "")  # raises ValueError for a bad address
+
+
+# The commands of other modules load only when one of them runs (`LAZY_COMMANDS`).
+COMMAND_MODULES = (
+    "monitor.cli.query_commands",
+    "monitor.cli.ops_commands",
+    "monitor.cli.data_commands",
+    "monitor.cli.replay_command",
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "needs"),
+    [
+        (["--help"], set()),
+        (["history", "--help"], set()),
+        (["--db", "{db}", "history", "--since", "2022-09-01"], set()),
+        (["--db", "{db}", "explain", "-t", "kg-tj"], set()),
+        (["--db", "{db}", "alerts"], set()),
+        (["--db", "{db}", "feeds"], {"monitor.cli.ops_commands"}),
+        (["--db", "{db}", "articles", "--since", "2022-09-01"], {"monitor.cli.query_commands"}),
+        (["--db", "{db}", "status"], {"monitor.cli.query_commands"}),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
+)
+def test_a_command_imports_no_other_command_module(
+    args: list[str], needs: set[str], database: Path, tmp_path: Path
+) -> None:
+    code, modules = modules_after([a.format(db=database) for a in args], cwd=tmp_path)
+    assert code in ((0, 1, 2) if "status" in args else (0,))
+    assert loaded(modules, *COMMAND_MODULES) == needs
+
+
+def test_the_logless_commands_are_the_query_commands_checked_here() -> None:
+    from monitor.cli.app import LOGLESS_COMMANDS
+
+    assert {args[0] for args in QUERIES.values()} == LOGLESS_COMMANDS
+
+
+def test_a_query_command_with_verbose_logs_as_every_command_does(
+    database: Path, tmp_path: Path
+) -> None:
+    code, modules = modules_after(["-v", "--db", str(database), "feeds"], cwd=tmp_path)
+    assert code == 0 and "logging" in modules
+    bad = subprocess.run(
+        [sys.executable, "-m", "monitor", "--db", str(database), "feeds"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), "MONITOR_LOG_LEVEL": "LOUD"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode == 2 and "MONITOR_LOG_LEVEL: unknown level 'LOUD'" in bad.stderr
