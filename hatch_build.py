@@ -26,6 +26,7 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
@@ -47,7 +48,7 @@ def building_editable() -> bool:
     A hook's `dependencies()` is not told which wheel (standard or editable) it is asked
     for, so look for the PEP 660 entry points of `hatchling.build` on the stack.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_globals.get("__name__") == "hatchling.build" and frame.f_code.co_name in {
             "get_requires_for_build_editable",
@@ -78,7 +79,7 @@ def failure_reason(error: BaseException) -> str:
     return "mypyc failed: " + reason[:MAX_REASON]
 
 
-class MatcherBuildHook(BuildHookInterface):  # type: ignore[type-arg]
+class MatcherBuildHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
