@@ -135,10 +135,7 @@ class ArticleStore(StoreBase):
                 self._event_stories.pop(story_id, None)  # its names may have changed
                 fresh.append(_stored(article_id, story_id, feed.id, entry, from_iso(first_seen)))
                 continue
-            if fact is None:
-                story_id = self._story_for(feed, entry, now=now)
-            else:
-                story_id = self._story_for(feed, entry, now=now, fact=fact)
+            story_id, started = self._story_for(feed, entry, now=now, fact=fact)
             cursor = self.conn.execute(
                 "INSERT INTO articles (feed_id, entry_id, story_id, outlet, url, title, summary, "
                 "language, published_at, first_seen_at, updated_at, content_hash) "
@@ -159,14 +156,16 @@ class ArticleStore(StoreBase):
                 ),
             )
             article_id = int(cursor.lastrowid or 0)
-            self._refresh_story_sources(story_id)
+            if not started:  # a story it starts already counts its one source
+                self._refresh_story_sources(story_id)
             self._event_stories.pop(story_id, None)
             fresh.append(_stored(article_id, story_id, feed.id, entry, now))
         return fresh
 
     def _story_for(
         self, feed: Feed, entry: Entry, *, now: datetime, fact: GroupingFacts | None = None
-    ) -> int:
+    ) -> tuple[int, bool]:
+        """The story `entry` joins, or a new one it starts: (story id, started)."""
         if fact is not None:
             canonical = fact.canonical_url
         else:
@@ -180,14 +179,14 @@ class ArticleStore(StoreBase):
                 (canonical,),
             ).fetchone()
             if row is not None:
-                return int(row[0])
+                return int(row[0]), False
         if fact is not None:
             fingerprint = fact.fingerprint
         else:
             fingerprint = title_fingerprint(entry.title, entry.language)
         found = self._indexed_story(fingerprint, entry.language, entry.published_at)
         if found is not None:
-            return found
+            return found, False
         published = to_iso(entry.published_at)
         cursor = self.conn.execute(
             "INSERT INTO stories (first_seen_at, published_at, title, language, canonical_url, "
@@ -209,7 +208,7 @@ class ArticleStore(StoreBase):
         )
         titles, _ = self._windows()
         titles.add(int(cursor.lastrowid or 0), story_id, entry.language, published, fingerprint)
-        return story_id
+        return story_id, True
 
     def _indexed_story(
         self, fingerprint: frozenset[str], language: str, published_at: datetime
@@ -267,8 +266,11 @@ class ArticleStore(StoreBase):
         ).fetchone()
         if row is None or row[0] != to_iso(now) or row[2] is not None or row[1] is None:
             return None
-        story = self._event_story(story_id, from_iso(row[1]), rules)
-        if len(story.languages) != 1 or not story.events:
+        events = self._story_events(story_id)
+        if not events:  # most stories: nothing to join on, and no texts to read
+            return None
+        story = self._event_story(story_id, from_iso(row[1]), rules, events=events)
+        if len(story.languages) != 1:
             return None
         return story
 
@@ -321,11 +323,9 @@ class ArticleStore(StoreBase):
         self._event_stories[story_id] = story
         return story
 
-    def _event_story(self, story_id: int, published_at: datetime, rules: RuleSet) -> EventStory:
-        texts = self.conn.execute(
-            "SELECT language, title, summary FROM articles WHERE story_id = ?", (story_id,)
-        ).fetchall()
-        events = frozenset(
+    def _story_events(self, story_id: int) -> frozenset[Sign]:
+        """The (theatre, indicator) signs of a story's event matches."""
+        return frozenset(
             (str(theatre), str(indicator))
             for theatre, indicator in self.conn.execute(
                 "SELECT DISTINCT theatre_id, indicator_id FROM matches "
@@ -333,6 +333,20 @@ class ArticleStore(StoreBase):
                 (story_id, EVENT_CONFIDENCE),
             )
         )
+
+    def _event_story(
+        self,
+        story_id: int,
+        published_at: datetime,
+        rules: RuleSet,
+        *,
+        events: frozenset[Sign] | None = None,
+    ) -> EventStory:
+        texts = self.conn.execute(
+            "SELECT language, title, summary FROM articles WHERE story_id = ?", (story_id,)
+        ).fetchall()
+        if events is None:
+            events = self._story_events(story_id)
         found = [
             self._names_of(article_names_text(title, summary), rules) for _, title, summary in texts
         ]

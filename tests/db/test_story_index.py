@@ -40,17 +40,19 @@ NOW = datetime(2025, 9, 1, tzinfo=UTC)
 class BruteForceStore(db.Store):
     """The grouping as it was: a scan of the window (the reference the index must equal)."""
 
-    def _story_for(self, feed: Feed, entry: Entry, *, now: datetime) -> int:
+    def _story_for(
+        self, feed: Feed, entry: Entry, *, now: datetime, fact: object = None
+    ) -> tuple[int, bool]:
         canonical = canonical_url(entry.url) if entry.url else None
         if canonical:
             row = self.conn.execute(
                 "SELECT id FROM stories WHERE canonical_url = ? ORDER BY id LIMIT 1", (canonical,)
             ).fetchone()
             if row is not None:
-                return int(row[0])
+                return int(row[0]), False
         found = scan_story(self, entry)
         if found is not None:
-            return found
+            return found, False
         cursor = self.conn.execute(
             "INSERT INTO stories (first_seen_at, published_at, title, language, canonical_url, "
             "sources, source_weight) VALUES (?, ?, ?, ?, ?, 1, ?)",
@@ -63,7 +65,7 @@ class BruteForceStore(db.Store):
                 feed.source_weight,
             ),
         )
-        return int(cursor.lastrowid or 0)
+        return int(cursor.lastrowid or 0), True
 
 
 Batch = tuple[Feed, list[Entry]]
