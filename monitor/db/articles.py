@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from monitor.detect.rules import RuleSet
 
 from monitor.db.base import StoreBase
-from monitor.db.story_window import DROP, PASS, SKIP, Sign
+from monitor.db.story_window import DROP, PASS, SKIP, Sign, compact_names, expand_names
 
 STORY_WINDOW_DAYS = 3
 
@@ -366,9 +366,9 @@ class ArticleStore(StoreBase):
         """`names_by_theatre(text)`, remembered by a digest of the text."""
         key = _text_key(text)
         if self._names_rules is rules:
-            found = self._names_cache.get(key)
-            if found is not None:
-                return found
+            known = self._names_cache.get(key)
+            if known is not None:
+                return expand_names(known) if known else _NO_NAMES
         found = names_by_theatre(text, rules)
         self._remember_names(text, found, rules, key=key)
         return found
@@ -384,7 +384,7 @@ class ArticleStore(StoreBase):
         if self._names_rules is not rules or len(self._names_cache) >= NAMES_CACHE_MAX:
             self._names_cache.clear()
             self._names_rules = rules
-        self._names_cache[key or _text_key(text)] = names or _NO_NAMES
+        self._names_cache[key or _text_key(text)] = compact_names(names) if names else ()
 
     def _refresh_story_sources(self, story_id: int) -> None:
         self.conn.execute(

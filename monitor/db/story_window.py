@@ -21,7 +21,7 @@ import bisect
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -59,7 +59,7 @@ def _day_bounds(day: int) -> tuple[str, str]:
 class _Title:
     story_id: int
     at: float  # published, seconds since the epoch
-    fingerprint: frozenset[str]
+    stems: tuple[str, ...]  # the fingerprint, interned (a tuple is a fifth of a frozenset)
 
 
 class TitleWindow:
@@ -106,15 +106,17 @@ class TitleWindow:
             if abs(title.at - at) > span:
                 continue
             # `is_same_fingerprint`, with one set operation instead of two
-            other = title.fingerprint
-            shared = len(fingerprint & other)
+            other = title.stems
+            shared = len(fingerprint.intersection(other))
             if min(size, len(other)) < MIN_TOKENS:
-                same = fingerprint == other
+                same = shared == size == len(other)
             else:
                 same = shared / (size + len(other) - shared) >= SIMILARITY_THRESHOLD
             if same:
                 titles.append(
-                    StoryTitle(title.story_id, datetime.fromtimestamp(title.at, UTC), other)
+                    StoryTitle(
+                        title.story_id, datetime.fromtimestamp(title.at, UTC), frozenset(other)
+                    )
                 )
         return choose_story(fingerprint, published_at, titles, window_days=window_days)
 
@@ -168,7 +170,7 @@ class TitleWindow:
     ) -> None:
         if title_id in self._titles:
             return
-        stems = frozenset(sys.intern(stem) for stem in fingerprint)
+        stems = tuple(sorted(sys.intern(stem) for stem in fingerprint))
         self._titles[title_id] = _Title(story_id, at, stems)
         self._by_story.setdefault(story_id, []).append(title_id)
         for stem in stems:
@@ -176,6 +178,25 @@ class TitleWindow:
 
 
 Sign = tuple[str, str]  # (theatre, indicator)
+
+# The names an article text holds per theatre (`stories.names_by_theatre`), as the join's
+# cache keeps them: (theatre, sorted names) pairs of interned strings, in tuples (no dict or
+# set per text, and nothing the garbage collector has to walk once they are old).
+CompactNames = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def compact_names(names: Mapping[str, frozenset[str]]) -> CompactNames:
+    """`names` in the cache's compact form."""
+    return tuple(
+        (sys.intern(theatre), tuple(sys.intern(name) for name in sorted(found)))
+        for theatre, found in sorted(names.items())
+    )
+
+
+def expand_names(names: CompactNames) -> dict[str, frozenset[str]]:
+    """The compact form back as {theatre: names}."""
+    return {theatre: frozenset(found) for theatre, found in names}
+
 
 PASS, SKIP, DROP = 0, 1, 2  # a candidate's verdict in `SignWindow.nearest`
 
