@@ -25,7 +25,7 @@ rules, `findall` over the same texts (it only finds words: no sentences, negatio
 theatres).
 
 Prints articles/s, MB/s and the ratio to the baseline, and which matcher ran (the
-Python source or the optional mypyc build). Exits 1 when the median rate of the feed
+Python source or the mypyc build a regular install makes). Exits 1 when the median rate of the feed
 items misses the target of 2,000 articles/s per core. No network; seeded.
 
 Run: `.venv/bin/python bench/match.py [--generated N] [--passes P]` (about a minute).
@@ -161,7 +161,7 @@ def build_articles(
     sizes: tuple[int, int] = LONG_ARTICLE_SIZES,
     now: datetime | None = None,
 ) -> list[ArticleText]:
-    """`count` generated articles from every labelled set (tests/test_compiled_matcher.py
+    """`count` generated articles from every labelled set (tests/detect/test_compiled_matcher.py
     compares the compiled matcher with the source on them)."""
     return generated_articles(
         labelled_items(),

@@ -66,6 +66,17 @@ def _setup_logging(verbose: int) -> None:
     )
 
 
+def _print_version(ctx: click.Context, value: bool) -> None:
+    """`monitor --version`: the version, and whether the matcher runs compiled."""
+    if not value or ctx.resilient_parsing:
+        return
+    from monitor.detect.build_info import matcher_build
+
+    click.echo(f"monitor, version {__version__}")
+    click.echo(f"matcher: {matcher_build()}")
+    ctx.exit()
+
+
 class LazyGroup(click.Group):
     """A group whose commands in other modules are imported when they run, not when listed.
 
@@ -169,7 +180,14 @@ LAZY_COMMANDS = {
     lazy_commands=LAZY_COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.version_option(__version__, prog_name="monitor")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _print_version(ctx, value),
+    help="Show the version and which matcher this install runs, then exit.",
+)
 @click.option(
     "--config",
     "config_path",

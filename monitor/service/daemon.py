@@ -45,6 +45,7 @@ from monitor.config import Config, settings_needing_restart
 from monitor.db import Store
 from monitor.db.retention import PRUNE_PAUSE_SECONDS, PruneResult, prune_steps, retention_plan
 from monitor.deliver.smtp import DeliveryStop
+from monitor.detect.build_info import matcher_build
 from monitor.errors import ConfigError, MonitorError, StoppedBySignal
 from monitor.fetch.fetcher import Fetcher
 from monitor.fetch.parse_sandbox import ParserPool
@@ -188,11 +189,12 @@ class Daemon:
         self.notifier.ready()
         self.notifier.status("running; first poll under way")
         log.info(
-            "started db=%s feeds=%d theatres=%d indicators=%d",
+            "started db=%s feeds=%d theatres=%d indicators=%d matcher=%s",
             self.config.settings.db_path,
             len(self.config.feeds),
             len(self.config.rules.theatres),
             len(self.config.rules.indicators),
+            matcher_build(),
         )
         _warn_if_undeliverable(self.config)
         await self.stop_event.wait()

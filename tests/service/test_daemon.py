@@ -278,7 +278,8 @@ def test_sigterm_during_a_hanging_fetch_exits_0_within_10_seconds(
     )
     daemon = DaemonProcess(deployment)
     try:
-        daemon.wait_for_log("started")
+        # the start line says which matcher runs (the tests run the checkout's source)
+        assert "matcher=python source" in daemon.wait_for_log("started db=")
         deadline = time.monotonic() + 30
         while not feed_server.hits("/hangs.xml"):
             assert time.monotonic() < deadline, "the hanging feed was never requested"
