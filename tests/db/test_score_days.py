@@ -9,6 +9,7 @@ from the points, for any window.
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,14 @@ def insert_points(store: db.Store, rng: random.Random, days: int) -> None:
             store.conn.execute("UPDATE scores SET stories = ? WHERE id = ?", (count, score_id))
 
 
+def some_ids(store: db.Store, rng: random.Random) -> list[int]:
+    """The points' ids in an order drawn from the test's seeded `rng` (never SQLite's
+    unseeded random(): a run must be the same run every time)."""
+    ids = [row[0] for row in store.conn.execute("SELECT id FROM scores ORDER BY id")]
+    rng.shuffle(ids)
+    return ids
+
+
 def assert_in_step(store: db.Store) -> None:
     grouped = rows(store.conn, GROUPED)
     assert grouped  # the checks below compare something
@@ -105,7 +114,7 @@ def test_the_summaries_follow_points_added_removed_and_changed(tmp_path: Path) -
             )
         assert_in_step(store)
         # removed one by one: ordinary points, peaks, last points, whole days
-        ids = [row[0] for row in store.conn.execute("SELECT id FROM scores ORDER BY random()")]
+        ids = some_ids(store, rng)
         for score_id in ids[: len(ids) // 4]:
             with store.transaction():
                 store.conn.execute("DELETE FROM scores WHERE id = ?", (score_id,))
@@ -122,20 +131,19 @@ def test_the_summaries_follow_points_added_removed_and_changed(tmp_path: Path) -
         assert_in_step(store)
         # changed: score, level, stories, time (to another day) and theatre
         with store.transaction():
-            for (score_id,) in store.conn.execute(
-                "SELECT id FROM scores ORDER BY random() LIMIT 60"
-            ).fetchall():
+            for score_id in some_ids(store, rng)[:60]:
                 store.conn.execute(
                     "UPDATE scores SET score = ?, level = ?, stories = ? WHERE id = ?",
                     (rng.uniform(0, 100), rng.choice(LEVELS), rng.choice((None, 3, 12)), score_id),
                 )
             store.conn.execute(
                 "UPDATE scores SET at = strftime('%Y-%m-%dT%H:%M:%SZ', at, '+1 day', '+7 minutes') "
-                "WHERE id IN (SELECT id FROM scores ORDER BY random() LIMIT 20)"
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(some_ids(store, rng)[:20]),),
             )
             store.conn.execute(
-                "UPDATE scores SET theatre_id = 'ge-ru' "
-                "WHERE id IN (SELECT id FROM scores ORDER BY random() LIMIT 20)"
+                "UPDATE scores SET theatre_id = 'ge-ru' WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(some_ids(store, rng)[:20]),),
             )
         assert_in_step(store)
 
