@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,16 +130,25 @@ def test_a_cancelled_poll_leaves_every_feed_recorded_whole_or_not_at_all(
             done, _ = await asyncio.wait({task}, timeout=TIMEOUT)
             assert done and task.cancelled()
 
+    def writer_alive() -> bool:
+        return any(t.name == "store-writer" for t in threading.enumerate())
+
     with Store.open(db_path) as store:
         store.sync_feeds(config.feeds, now=NOW)
         asyncio.run(cancel_mid_poll(store))
+        # The poll waits 5 s for the writer's last batch, then leaves it to end alone (a
+        # stop must not hang); on a busy host that batch may take longer: wait for the
+        # thread's real end, bounded, before reading what it left.
+        deadline = time.monotonic() + TIMEOUT
+        while writer_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not writer_alive()
         rows = store.query(
             "SELECT f.id, f.polls, (SELECT count(*) FROM articles a WHERE a.feed_id = f.id) AS "
             "articles, (SELECT count(*) FROM matches m JOIN articles a ON a.id = m.article_id "
             "WHERE a.feed_id = f.id) AS matches FROM feeds f ORDER BY f.id"
         )
         assert store.integrity_check() == "ok"
-    assert not any(t.name == "store-writer" for t in threading.enumerate())
     by_id = {row["id"]: row for row in rows}
     for n in range(6):
         assert (by_id[f"feed{n}"]["polls"], by_id[f"feed{n}"]["articles"]) == (1, 2)
