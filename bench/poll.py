@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import gc
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -54,7 +55,10 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+# The installed monitor when there is one (a compiled wheel is measured as users get it);
+# else this checkout's.
+if importlib.util.find_spec("monitor") is None:
+    sys.path.insert(0, str(REPO))
 
 ITEMS_PER_FEED = 50
 FEEDS_PER_STORY = 3  # on average: the same story in about three feeds
@@ -698,6 +702,10 @@ def main(argv: list[str] | None = None) -> int:
         f"feedparser {feedparser.__version__}, httpx {httpx.__version__}; "
         f"load average {os.getloadavg()[0]:.1f}"
     )
+    import monitor
+    from monitor.detect.build_info import matcher_build
+
+    print(f"monitor from {Path(monitor.__file__).parent}; matcher: {matcher_build()}")
     sizes: list[Size] = []
     for feeds in (int(n) for n in args.feeds.split(",")):
         server = Server(feeds, args.latency, start)

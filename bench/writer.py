@@ -37,11 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import poll  # noqa: E402  (the poll bench's feeds, deployment and corpus)
+import poll  # (the poll bench's feeds, deployment and corpus; finds monitor)
 
 BATCH = 64  # feeds per transaction, as StoreWriter's DEFAULT_BATCH_JOBS
 TARGET_GROWTH = 1.3
