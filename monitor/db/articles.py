@@ -48,6 +48,7 @@ def _text_key(text: str) -> bytes:
 
 
 NAMES_CACHE_MAX = 100_000  # article texts (by digest) whose names the join remembers
+EVENT_STORIES_MAX = 20_000  # stories the join remembers as read (each read again if dropped)
 _NO_NAMES: Mapping[str, frozenset[str]] = {}
 
 
@@ -320,6 +321,8 @@ class ArticleStore(StoreBase):
         story = None
         if row is not None and row[0] is not None and row[1] is None:
             story = self._event_story(story_id, from_iso(row[0]), rules)
+        if len(self._event_stories) >= EVENT_STORIES_MAX:
+            self._event_stories.clear()  # bounded: a story dropped is read again when met
         self._event_stories[story_id] = story
         return story
 

@@ -715,6 +715,13 @@ def _migration_10_score_days(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_11_drop_articles_story_index(db: sqlite_utils.Database) -> None:
+    """Drop `idx_articles_story_id` (issue 17): `idx_articles_story_id_language` (migration
+    8) begins with the same column, so it serves every look-up by story, and the writer
+    no longer keeps two indexes of it for each article it stores."""
+    db.execute("DROP INDEX IF EXISTS idx_articles_story_id")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
@@ -726,6 +733,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_8_story_signs,
     _migration_9_story_titles_by_day,
     _migration_10_score_days,
+    _migration_11_drop_articles_story_index,
 )
 
 

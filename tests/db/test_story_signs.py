@@ -98,11 +98,17 @@ def reference(store: db.Store, new: EventStory) -> list[int]:
     return [story_id for story_id, _ in nearest[: articles.CROSS_LANGUAGE_CANDIDATES]]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("seed", "remembered"),
+    [(1, articles.EVENT_STORIES_MAX), (2, 5), (3, articles.EVENT_STORIES_MAX)],
+)
 def test_the_walk_of_story_signs_finds_the_stories_the_full_sort_did(
-    store: db.Store, config: Config, seed: int, monkeypatch: pytest.MonkeyPatch
+    store: db.Store, config: Config, seed: int, remembered: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Also with the join's memory of read stories bounded to 5: a story forgotten is read
+    again, and the candidates stay the same."""
     monkeypatch.setattr(articles, "CROSS_LANGUAGE_CANDIDATES", 7)
+    monkeypatch.setattr(articles, "EVENT_STORIES_MAX", remembered)
     rng = random.Random(seed)
     # Times on a coarse grid over four days, so many stories share a time (ties).
     stories = [
