@@ -3,7 +3,8 @@ signs of the days its new articles fall in, so grouping a new article costs a fe
 dictionary look-ups, not SQL whose cost grows with the stories of the window (issue 17).
 
 `TitleWindow` answers "which stored story does this title join?" (`stories.choose_story`
-over the titles that can match, found through an inverted index of stems, rarest first);
+over the titles that can match, found through an inverted index of stems, rarest first,
+counted in C, with more stems counted while many titles are left to check in Python);
 `SignWindow` lists the stories with an event match of a warning sign, nearest in time
 first, for the cross-language join. Both load lazily, a day at a time, from the tables
 that stay the truth (`story_titles`, `story_signs`), and follow the same connection's own
@@ -42,6 +43,11 @@ DAY = 86_400.0
 # fewer titles reach the Python check. 500 measured best of 96-10⁹ at 15,600 stories
 # (`bench/poll.py`'s 1,000-feed window): 340-360 µs a look-up against 400-490 µs at 96.
 PROBE_BUDGET = 500
+# A title left to check in Python costs about as much as this many index entries counted
+# in C: while more titles are left than the next stem's entries / this, that stem is
+# probed too (measured on `bench/writer.py`'s 5,000-feed window: 480 titles a look-up
+# otherwise).
+RECOUNT_PER_CANDIDATE = 8
 
 
 def _day(at: float) -> int:
@@ -98,10 +104,22 @@ class TitleWindow:
         hits = Counter(
             chain.from_iterable(postings.get((language, stem), ()) for stem in probe.stems)
         )
-        size = len(fingerprint)
         least = probe.min_hits
+        candidates = [title_id for title_id, count in hits.items() if count >= least]
+        # Many titles left (a window large or full of near-twins): probe the next rarest
+        # stem too while counting its list in C costs less than checking them in Python;
+        # each stem probed asks one more hit of a candidate (`stories.probe_stems`).
+        rest = sorted(fingerprint.difference(probe.stems), key=lambda s: (frequency[s], s))
+        for stem in rest:
+            if len(candidates) * RECOUNT_PER_CANDIDATE <= frequency[stem]:
+                break
+            hits.update(postings.get((language, stem), ()))
+            least += 1
+            # a title that had fewer hits than asked cannot have gained two
+            candidates = [title_id for title_id in candidates if hits[title_id] >= least]
+        size = len(fingerprint)
         titles = []
-        for title_id in [title_id for title_id, count in hits.items() if count >= least]:
+        for title_id in candidates:
             title = self._titles[title_id]
             if abs(title.at - at) > span:
                 continue

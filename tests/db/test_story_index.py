@@ -20,6 +20,7 @@ import pytest
 
 from bench.grouping import scan_story
 from monitor import db
+from monitor.db import story_window
 from monitor.fetch.parser import canonical_url
 from monitor.lab.corpus import CorpusItem, load_corpus
 from monitor.lab.demo import load_demo_items
@@ -204,7 +205,21 @@ def variants(items: Sequence[CorpusItem], rng: random.Random) -> tuple[list[Feed
     return outlets, batches
 
 
-def test_near_duplicates_at_the_edges_group_as_the_scan_did(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("budget", "recount"),
+    [
+        (story_window.PROBE_BUDGET, story_window.RECOUNT_PER_CANDIDATE),
+        # the fewest stems probed first, then every further stem while a title is left
+        (0, 10**9),
+        # the fewest stems probed, never more
+        (0, 0),
+    ],
+)
+def test_near_duplicates_at_the_edges_group_as_the_scan_did(
+    tmp_path: Path, budget: int, recount: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(story_window, "PROBE_BUDGET", budget)
+    monkeypatch.setattr(story_window, "RECOUNT_PER_CANDIDATE", recount)
     items = [item for path in sorted(CORPUS.glob("*.jsonl")) for item in load_corpus(path)]
     rng = random.Random(17)
     feeds, batches = variants(rng.sample(items, 240), rng)
