@@ -130,8 +130,10 @@ def test_a_cancelled_poll_leaves_every_feed_recorded_whole_or_not_at_all(
             done, _ = await asyncio.wait({task}, timeout=TIMEOUT)
             assert done and task.cancelled()
 
-    def writer_alive() -> bool:
-        return any(t.name == "store-writer" for t in threading.enumerate())
+    others = {t for t in threading.enumerate() if t.name == "store-writer"}
+
+    def writer_alive() -> bool:  # this poll's writer (not one another test left ending)
+        return any(t.name == "store-writer" and t not in others for t in threading.enumerate())
 
     with Store.open(db_path) as store:
         store.sync_feeds(config.feeds, now=NOW)
