@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -444,6 +444,21 @@ async def loopback_resolver(host: str, port: int) -> Sequence[str]:
     return ["127.0.0.1"]
 
 
+class GcPauses:
+    """The garbage collector's pauses, by `clock` (`gc.callbacks.append(x.on_gc)`)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.pauses: list[float] = []
+        self._began: float | None = None
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = self.clock()
+        elif self._began is not None:
+            self.pauses.append(self.clock() - self._began)
+
+
 async def monitor_cycle(
     store: Any, config: Any, parsers: Any, now: datetime, timeout: float
 ) -> Cycle:
@@ -452,16 +467,8 @@ async def monitor_cycle(
 
     cycle = Cycle()
     probe = LagProbe()
-    pauses: list[float] = []
-    began_gc: list[float] = []
-
-    def on_gc(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            began_gc[:] = [time.perf_counter()]
-        elif began_gc:
-            pauses.append(time.perf_counter() - began_gc[0])
-
-    gc.callbacks.append(on_gc)
+    collections = GcPauses(time.perf_counter)
+    gc.callbacks.append(collections.on_gc)
     workers_before = {pid: cpu_seconds(pid) for pid in parsers.worker_pids()}
     cpu_before = time.process_time()
     started = time.perf_counter()
@@ -481,9 +488,9 @@ async def monitor_cycle(
             cycle.finished = False
         finally:
             probe.stop()
-    gc.callbacks.remove(on_gc)
-    cycle.gc_max = max(pauses, default=0.0)
-    cycle.gc_total = sum(pauses)
+    gc.callbacks.remove(collections.on_gc)
+    cycle.gc_max = max(collections.pauses, default=0.0)
+    cycle.gc_total = sum(collections.pauses)
     cycle.wall = time.perf_counter() - started
     cycle.main_cpu = time.process_time() - cpu_before
     cycle.writer_cpu = sampler.writer_cpu

@@ -119,19 +119,13 @@ def replay(feeds: int, start: datetime, profile: bool, cache: str | None) -> dic
             store.sync_feeds(config.feeds, now=start)
             states = {state.feed_id: state for state in store.due_feeds(now=start)}
             rng = random.Random(1)
-            gc_pauses: list[float] = []
-            began_gc: list[float] = []
+            collections = poll.GcPauses(time.process_time)
 
-            def on_gc(phase: str, info: dict[str, int]) -> None:
-                if phase == "start":
-                    began_gc[:] = [time.process_time()]
-                elif began_gc:
-                    gc_pauses.append(time.process_time() - began_gc[0])
-
-            marks: list[tuple[int, float]] = []  # (articles stored, cpu) after each batch
+            # (articles stored, CPU) at the start and after each batch
+            marks: list[tuple[int, float]] = [(0, 0.0)]
             summary = pipeline.PollSummary()
             profiler = cProfile.Profile() if profile else None
-            gc.callbacks.append(on_gc)
+            gc.callbacks.append(collections.on_gc)
             cpu0 = time.process_time()
             if profiler:
                 profiler.enable()
@@ -168,17 +162,18 @@ def replay(feeds: int, start: datetime, profile: bool, cache: str | None) -> dic
                 marks.append((summary.new_articles, time.process_time() - cpu0))
             if profiler:
                 profiler.disable()
-            gc.callbacks.remove(on_gc)
+            gc.callbacks.remove(collections.on_gc)
             total = time.process_time() - cpu0
             stored = {
                 table: int(store.query(f"SELECT count(*) AS n FROM {table}")[0]["n"])
                 for table in ("articles", "stories", "matches")
             }
     articles = summary.new_articles
-    tenth = max(1, len(marks) // 10)
-    head_n, head_cpu = marks[tenth - 1]
+    tenth = max(1, (len(marks) - 1) // 10)  # batches in a tenth of the cycle
+    head_n, head_cpu = marks[tenth]
     tail_n = marks[-1][0] - marks[-1 - tenth][0]
     tail_cpu = marks[-1][1] - marks[-1 - tenth][1]
+    gc_pauses = collections.pauses
     print(
         f"  {feeds:,} feeds: {articles:,} articles, {stored['stories']:,} stories, "
         f"{stored['matches']:,} matches; writer CPU {total:.1f} s = "
