@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copyreg
 import dataclasses
 import io
 import logging
@@ -88,38 +87,37 @@ def _mappingproxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
     return MappingProxyType(items)
 
 
-def _reduce_mappingproxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, tuple[Any, ...]]:
-    return _mappingproxy, (dict(proxy),)
-
-
 def _rebuild_record(cls: type[Any], names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
     return cls(**dict(zip(names, values, strict=True)))
 
 
 class _RulesPickler(pickle.Pickler):
-    """Frozen dataclass records travel as their fields and are built again through their
-    `__init__`. The default way sets each field on a bare instance, which a frozen record
-    of the mypyc-compiled matcher refuses (`FrozenInstanceError`): the workers would get
-    no rules and every entry would be matched in the main process instead."""
+    """The rule set's two kinds of object that pickle cannot take its default way:
+
+    - read-only mappings (`MappingProxyType`) travel as dicts;
+    - frozen dataclass records travel as their fields and are built again through their
+      `__init__`. The default way sets each field on a bare instance, which a frozen
+      record of the mypyc-compiled matcher refuses (`FrozenInstanceError`): the workers
+      would get no rules and every entry would be matched in the main process instead.
+    """
 
     def reducer_override(self, obj: Any) -> Any:
-        cls = type(obj)
-        params = getattr(cls, "__dataclass_params__", None)
-        if params is None or not params.frozen or isinstance(obj, type):
+        if type(obj) is MappingProxyType:
+            return _mappingproxy, (dict(obj),)
+        params = getattr(type(obj), "__dataclass_params__", None)
+        if params is None or not params.frozen:
             return NotImplemented
         fields = dataclasses.fields(obj)
         if not all(f.init for f in fields):
             return NotImplemented
         names = tuple(f.name for f in fields)
-        return _rebuild_record, (cls, names, tuple(getattr(obj, name) for name in names))
+        return _rebuild_record, (type(obj), names, tuple(getattr(obj, name) for name in names))
 
 
 def pickle_rules(rules: RuleSet) -> bytes:
-    """The rule set as bytes for the workers (its read-only mappings travel as dicts)."""
+    """The rule set as bytes for the workers (`_RulesPickler`)."""
     buffer = io.BytesIO()
     pickler = _RulesPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = copyreg.dispatch_table.copy()
-    pickler.dispatch_table[MappingProxyType] = _reduce_mappingproxy
     pickler.dump(rules)
     return buffer.getvalue()
 
