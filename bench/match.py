@@ -50,6 +50,7 @@ from typing import TypeVar
 
 import monitor.detect.matcher as matcher_module
 from monitor.config import load_yaml
+from monitor.detect.build_info import matcher_build
 from monitor.detect.matcher import match_article
 from monitor.detect.rules import RuleSet, compile_ruleset
 from monitor.detect.text import clear_stem_cache
@@ -243,8 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         f"rules: {len(rules.indicators)} indicators, {rules.pattern_count()} patterns,"
         f" {len(rules.lexicon)} terms; compiled in {compile_ms:.0f} ms"
     )
-    build = "compiled (mypyc)" if matcher_module.__file__.endswith(".so") else "Python source"
-    print(f"matcher: {build}, {matcher_module.__file__}")
+    print(f"matcher: {matcher_build()}, {matcher_module.__file__}")
     print(f"load average at start: {load()}")
 
     now = datetime.now(UTC)
