@@ -61,13 +61,22 @@ def test_the_data_ends_now_and_spans_a_full_year(bench: ModuleType, year: Path) 
 
 
 def test_the_last_365_days_are_full(year: Path) -> None:
+    before = datetime.now(UTC)
     code, out = run("--db", str(year), "history", "-t", "kg-tj", "--since", "365d",
                     "--every", "1d", "--format", "csv")  # fmt: skip
+    after = datetime.now(UTC)
     assert code == 0
     days = out.splitlines()[1:]
-    assert len(days) == 366  # from the day a year ago to today, every one
-    full = [line for line in days[1:-1] if line.endswith(",96")]  # points per whole day
-    assert len(full) == 364
+    dates = [datetime.fromisoformat(line.split(",")[1]).date() for line in days]
+    # every day from a year ago to today, none missing; the first day is there unless the
+    # window opened after that day's last point (in the last 15 minutes of a UTC day)
+    assert dates == [dates[0] + timedelta(days=n) for n in range(len(dates))]
+    assert before.date() <= dates[-1] <= after.date()
+    a_year_ago = (before - timedelta(days=365)).date()
+    assert a_year_ago <= dates[0] <= (after - timedelta(days=365)).date() + timedelta(days=1)
+    assert len(days) in (365, 366)
+    # the whole days between the two partial ones hold every point (96 a day)
+    assert all(line.endswith(",96") for line in days[1:-1])
 
 
 def test_every_timed_command_answers_on_the_data(bench: ModuleType, year: Path) -> None:
