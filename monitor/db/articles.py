@@ -157,6 +157,13 @@ class ArticleStore(StoreBase):
                 ),
             )
             article_id = int(cursor.lastrowid or 0)
+            # Indexed here, not by a trigger: FTS5 writes its pending terms out at every
+            # statement that fires a trigger into it (issue 17; migration 12).
+            self.conn.execute(
+                "INSERT INTO articles_fts (rowid, title, summary) VALUES (?, ?, ?)",
+                (article_id, entry.title, entry.summary),
+            )
+            self._unmatched_articles.add(article_id)
             if not started:  # a story it starts already counts its one source
                 self._refresh_story_sources(story_id)
             self._event_stories.pop(story_id, None)

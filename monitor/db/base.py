@@ -66,6 +66,9 @@ class StoreBase:
         # 5,000 feeds it is the window's largest part.
         self._names_cache: dict[bytes, CompactNames] = {}
         self._names_rules: object = None
+        # Articles this transaction inserted whose matches are not stored yet: they have
+        # none to update or withdraw (`store_matches`). Emptied when a transaction ends.
+        self._unmatched_articles: set[int] = set()
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False, migrate: bool = True) -> Self:
@@ -148,12 +151,15 @@ class StoreBase:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
+        finally:
+            self._unmatched_articles.clear()
         self.conn.execute("COMMIT")
 
     def _drop_write_caches(self) -> None:
         """Forget what this connection keeps in memory of stories (read again on use)."""
         self._story_windows = None
         self._event_stories.clear()
+        self._unmatched_articles.clear()
 
     def _story_published(self, story_id: int) -> str | None:
         row = self.conn.execute(

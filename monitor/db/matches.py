@@ -35,7 +35,11 @@ class MatchStore(StoreBase):
         """Record an article's matches; earlier matches it no longer has are withdrawn."""
         occurred = min(article.published_at, article.first_seen_at)
         ids: list[int] = []
-        keys = set()
+        keys: set[tuple[str, str]] = set()
+        # Inserted in this transaction and not matched yet: nothing stored to update or
+        # withdraw, so each row's id is the one its INSERT made.
+        new = article.article_id in self._unmatched_articles
+        self._unmatched_articles.discard(article.article_id)
         # The story's event signs may change: what the join remembers of it is stale, and
         # an event match adds the story to its sign (as `story_signs`' trigger does).
         self._event_stories.pop(article.story_id, None)
@@ -49,8 +53,8 @@ class MatchStore(StoreBase):
                 for sign in events:
                     signs.add(sign, published, article.story_id)
         for match in matches:
-            keys.add((match.indicator_id, match.theatre_id))
-            self.conn.execute(
+            key = (match.indicator_id, match.theatre_id)
+            cursor = self.conn.execute(
                 """
                 INSERT INTO matches (article_id, story_id, indicator_id, theatre_id, confidence,
                     evidence, terms, qualifiers, occurred_at, created_at, revision)
@@ -81,11 +85,18 @@ class MatchStore(StoreBase):
                     EVENT_CONFIDENCE,
                 ),
             )
-            row = self.conn.execute(
-                "SELECT id FROM matches WHERE article_id = ? AND indicator_id = ? AND theatre_id = ?",
-                (article.article_id, match.indicator_id, match.theatre_id),
-            ).fetchone()
-            ids.append(int(row[0]))
+            if new and key not in keys:
+                ids.append(int(cursor.lastrowid or 0))  # inserted: no row had its key
+            else:  # updated in place: the row id is not the last inserted one
+                row = self.conn.execute(
+                    "SELECT id FROM matches WHERE article_id = ? AND indicator_id = ? "
+                    "AND theatre_id = ?",
+                    (article.article_id, match.indicator_id, match.theatre_id),
+                ).fetchone()
+                ids.append(int(row[0]))
+            keys.add(key)
+        if new:
+            return ids  # no earlier matches to withdraw
         for match_id, indicator_id, theatre_id in self.conn.execute(
             "SELECT id, indicator_id, theatre_id FROM matches WHERE article_id = ?",
             (article.article_id,),

@@ -722,6 +722,30 @@ def _migration_11_drop_articles_story_index(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_articles_story_id")
 
 
+def _migration_12_fts_without_insert_trigger(db: sqlite_utils.Database) -> None:
+    """Keep `articles_fts` in step without an insert trigger (issue 17): the writer indexes
+    each article it inserts (`ArticleStore.store_entries`). FTS5 writes its pending terms
+    out to new segments at every statement that reaches it through a trigger (the
+    statement's savepoint), so each stored article cost a segment and its merges: about
+    four block writes an article, against one per thousand terms inserted directly. The
+    update trigger now fires only when the title or the summary changes, so a
+    cross-language join that moves articles to another story no longer re-indexes them.
+    Whoever inserts into `articles` by hand indexes the rows too (or runs FTS5's
+    'rebuild')."""
+    db.execute("DROP TRIGGER IF EXISTS articles_ai")
+    db.execute("DROP TRIGGER IF EXISTS articles_au")
+    db.execute(
+        """
+        CREATE TRIGGER articles_au AFTER UPDATE OF title, summary ON articles BEGIN
+          INSERT INTO articles_fts (articles_fts, rowid, title, summary)
+            VALUES ('delete', old.rowid, old.title, old.summary);
+          INSERT INTO articles_fts (rowid, title, summary)
+            VALUES (new.rowid, new.title, new.summary);
+        END
+        """
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1_initial,
     _migration_2_query_views,
@@ -734,6 +758,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_9_story_titles_by_day,
     _migration_10_score_days,
     _migration_11_drop_articles_story_index,
+    _migration_12_fts_without_insert_trigger,
 )
 
 

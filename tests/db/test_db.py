@@ -147,6 +147,47 @@ def test_matches_are_upserted_and_withdrawn_when_gone(store: db.Store) -> None:
     )
 
 
+def test_matches_of_a_new_article_return_the_ids_they_are_stored_under(
+    store: db.Store,
+) -> None:
+    """A new article's matches are inserted without looking each one up again: the ids
+    returned are still the stored rows', a key given twice included (its second match
+    updates the first row)."""
+    with store.transaction():
+        [first, second] = store.store_entries(
+            FEED_A, [entry("1", "Clash"), entry("2", "Arms deal")], now=NOW
+        )
+        ids = store.store_matches(
+            first,
+            [
+                Match("border_clash", "kg-tj", 0.9, "Shots.", ("shot",)),
+                Match("arms_delivery", "kg-tj", 0.6, "Drones.", ("drone",)),
+                Match("border_clash", "kg-tj", 0.7, "Shots again.", ("shot",)),
+            ],
+            now=NOW,
+        )
+        [other] = store.store_matches(
+            second, [Match("arms_delivery", "kg-tj", 0.8, "Deal.", ("deal",))], now=NOW
+        )
+    stored = {
+        (article_id, indicator_id): match_id
+        for match_id, article_id, indicator_id in store.conn.execute(
+            "SELECT id, article_id, indicator_id FROM matches"
+        )
+    }
+    assert len(stored) == 3
+    assert ids == [
+        stored[(first.article_id, "border_clash")],
+        stored[(first.article_id, "arms_delivery")],
+        stored[(first.article_id, "border_clash")],
+    ]
+    assert other == stored[(second.article_id, "arms_delivery")]
+    (evidence,) = store.conn.execute(
+        "SELECT evidence FROM matches WHERE id = ?", (ids[0],)
+    ).fetchone()
+    assert evidence == "Shots again."
+
+
 def test_removed_indicator_no_longer_counts(store: db.Store) -> None:
     with store.transaction():
         [article] = store.store_entries(FEED_A, [entry("1", "Clash")], now=NOW)
