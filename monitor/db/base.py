@@ -69,6 +69,10 @@ class StoreBase:
         # Articles this transaction inserted whose matches are not stored yet: they have
         # none to update or withdraw (`store_matches`). Emptied when a transaction ends.
         self._unmatched_articles: set[int] = set()
+        # The windows were checked against `PRAGMA data_version` in this write transaction
+        # (no other connection can commit while it holds the write lock).
+        self._windows_checked = False
+        self._writing = False  # inside `transaction`: holds the write lock
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False, migrate: bool = True) -> Self:
@@ -144,6 +148,7 @@ class StoreBase:
             yield
             return
         self.conn.execute("BEGIN IMMEDIATE")
+        self._writing = True
         try:
             yield
         except BaseException:
@@ -152,7 +157,9 @@ class StoreBase:
                 self.conn.execute("ROLLBACK")
             raise
         finally:
+            self._writing = False
             self._unmatched_articles.clear()
+            self._windows_checked = False
         self.conn.execute("COMMIT")
 
     def _drop_write_caches(self) -> None:
@@ -160,6 +167,7 @@ class StoreBase:
         self._story_windows = None
         self._event_stories.clear()
         self._unmatched_articles.clear()
+        self._windows_checked = False
 
     def _story_published(self, story_id: int) -> str | None:
         row = self.conn.execute(
@@ -169,13 +177,17 @@ class StoreBase:
 
     def _windows(self) -> tuple[TitleWindow, SignWindow]:
         """The story windows, new if another connection committed since they were made
-        (`PRAGMA data_version` changes only for other connections' commits)."""
+        (`PRAGMA data_version` changes only for other connections' commits; checked once
+        per write transaction, which no other connection can commit during)."""
         from monitor.db.story_window import SignWindow, TitleWindow
 
+        if self._windows_checked and self._story_windows is not None:
+            return self._story_windows[0], self._story_windows[1]
         version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
         if self._story_windows is None or self._story_windows[2] != version:
             self._event_stories.clear()
             self._story_windows = (TitleWindow(self.conn), SignWindow(self.conn), version)
+        self._windows_checked = self._writing
         return self._story_windows[0], self._story_windows[1]
 
     def integrity_check(self) -> str:

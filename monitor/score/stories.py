@@ -394,7 +394,10 @@ def names_agree(a: frozenset[str], b: frozenset[str]) -> bool:
     match too: the configuration gives Russian names as prefixes ("азербайдж*")."""
     if not a or not b:
         return False
-    shared = sum(1 for x in a if any(x.startswith(y) or y.startswith(x) for y in b))
+    shared = 0
+    for x in a:  # the same name in both (the usual case) needs no prefix walk
+        if x in b or any(x.startswith(y) or y.startswith(x) for y in b):
+            shared += 1
     return shared >= MIN_SHARED_NAMES and shared >= MIN_NAME_OVERLAP * min(len(a), len(b))
 
 
@@ -414,19 +417,26 @@ def shared_event_names(new: EventStory, other: EventStory) -> float | None:
     it does not (a language in common, more than 36 h apart, no warning sign in common,
     or names that disagree on every shared sign's theatre), else the best share of
     shared names over the shared signs' theatres (higher is closer)."""
-    if new.languages & other.languages:
+    if not new.languages.isdisjoint(other.languages):
         return None
-    hours = abs((utc(new.published_at) - utc(other.published_at)).total_seconds()) / 3600
-    if hours > CROSS_LANGUAGE_WINDOW_HOURS:
+    if _hours_apart(new, other) > CROSS_LANGUAGE_WINDOW_HOURS:
         return None
     best: float | None = None
-    for theatre in sorted({theatre for theatre, _ in new.events & other.events}):
+    for theatre in {theatre for theatre, _ in new.events & other.events}:
         a = new.names.get(theatre, frozenset())
         b = other.names.get(theatre, frozenset())
         if names_agree(a, b):
             share = len(a & b) / len(a | b)
             best = share if best is None else max(best, share)
     return best
+
+
+def _hours_apart(new: EventStory, other: EventStory) -> float:
+    try:  # both aware, as the store makes them: no conversion needed
+        seconds = (new.published_at - other.published_at).total_seconds()
+    except TypeError:  # one naive (taken as UTC)
+        seconds = (utc(new.published_at) - utc(other.published_at)).total_seconds()
+    return abs(seconds) / 3600
 
 
 def choose_event_story(new: EventStory, candidates: Iterable[EventStory]) -> int | None:
@@ -440,8 +450,7 @@ def choose_event_story(new: EventStory, candidates: Iterable[EventStory]) -> int
         share = shared_event_names(new, other)
         if share is None:
             continue
-        distance = abs((utc(new.published_at) - utc(other.published_at)).total_seconds())
-        key = (share, -distance, -other.story_id)
+        key = (share, -_hours_apart(new, other), -other.story_id)
         if best is None or key > best:
             best = key
     return None if best is None else -best[2]
