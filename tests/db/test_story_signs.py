@@ -17,7 +17,12 @@ from monitor import db
 from monitor.config import Config, load_config
 from monitor.db import articles
 from monitor.models import EVENT_CONFIDENCE, Entry, Feed, Match, to_iso
-from monitor.score.stories import CROSS_LANGUAGE_WINDOW_HOURS, EventStory
+from monitor.score.stories import (
+    CROSS_LANGUAGE_WINDOW_HOURS,
+    EventStory,
+    article_names_text,
+    names_by_theatre,
+)
 
 T0 = datetime(2024, 6, 7, 9, 0, tzinfo=UTC)
 FEEDS = (
@@ -99,16 +104,27 @@ def reference(store: db.Store, new: EventStory) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("seed", "remembered"),
-    [(1, articles.EVENT_STORIES_MAX), (2, 5), (3, articles.EVENT_STORIES_MAX)],
+    ("seed", "remembered", "texts"),
+    [
+        (1, articles.EVENT_STORIES_MAX, articles.NAMES_CACHE_MAX),
+        (2, 5, articles.NAMES_CACHE_MAX),
+        (3, articles.EVENT_STORIES_MAX, articles.NAMES_CACHE_MAX),
+        (4, 5, 5),
+    ],
 )
 def test_the_walk_of_story_signs_finds_the_stories_the_full_sort_did(
-    store: db.Store, config: Config, seed: int, remembered: int, monkeypatch: pytest.MonkeyPatch
+    store: db.Store,
+    config: Config,
+    seed: int,
+    remembered: int,
+    texts: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Also with the join's memory of read stories bounded to 5: a story forgotten is read
-    again, and the candidates stay the same."""
+    """Also with the join's memory of read stories (and of the names in each text) bounded
+    to 5: what is forgotten is read again, and the candidates stay the same."""
     monkeypatch.setattr(articles, "CROSS_LANGUAGE_CANDIDATES", 7)
     monkeypatch.setattr(articles, "EVENT_STORIES_MAX", remembered)
+    monkeypatch.setattr(articles, "NAMES_CACHE_MAX", texts)
     rng = random.Random(seed)
     # Times on a coarse grid over four days, so many stories share a time (ties).
     stories = [
@@ -132,10 +148,28 @@ def test_the_walk_of_story_signs_finds_the_stories_the_full_sort_did(
                 names={},
             )
             expected = reference(store, new)
-            found = [story.story_id for story in store._event_candidates(new, config.rules)]
+            candidates = store._event_candidates(new, config.rules)
+            found = [story.story_id for story in candidates]
             assert found == expected, (story_id, events)
             checked += len(expected) == 7
+            for story in candidates[:2]:  # the names the join compares, found afresh
+                assert story.names == fresh_names(store, config, story), story.story_id
     assert checked > 100  # the cap was reached often: the walk's stop was exercised
+    assert len(store._event_stories) <= remembered
+    assert len(store._names_cache) <= texts
+
+
+def fresh_names(store: db.Store, config: Config, story: EventStory) -> dict[str, frozenset[str]]:
+    found = [
+        names_by_theatre(article_names_text(title, summary), config.rules)
+        for title, summary in store.conn.execute(
+            "SELECT title, summary FROM articles WHERE story_id = ?", (story.story_id,)
+        )
+    ]
+    return {
+        theatre: frozenset().union(*(names.get(theatre, frozenset()) for names in found))
+        for theatre, _ in story.events
+    }
 
 
 def test_story_signs_follow_matches_moved_by_a_join(store: db.Store) -> None:
@@ -159,3 +193,16 @@ def test_story_signs_follow_matches_moved_by_a_join(store: db.Store) -> None:
         ).fetchall()
     )
     assert {(t, i, published_b) for t, i in signs_a} <= rows
+
+
+def test_a_full_memory_of_the_join_drops_its_oldest_quarter_and_keeps_the_newest() -> None:
+    """Dropping everything at the bound made the writer read every recent story and text
+    again (the join's candidates are the newest); dropping the oldest quarter does not."""
+    cache = {n: str(n) for n in range(100)}
+    articles._make_room(cache, 100)
+    assert list(cache) == list(range(25, 100))
+    articles._make_room(cache, 100)  # below the bound: nothing goes
+    assert len(cache) == 75
+    small = {1: "a"}
+    articles._make_room(small, 1)
+    assert small == {}
