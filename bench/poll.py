@@ -351,29 +351,6 @@ async def idle_lag(seconds: float = 3.0) -> float:
     return probe.percentile(0.99)
 
 
-def worker_split(feeds: int, start: datetime, sample: int) -> tuple[float, float]:
-    """CPU seconds of `parse_feed` and of matching its entries, in this process, on the
-    first `sample` feeds: the split of the parser workers' time between the two."""
-    from monitor.config import load_config
-    from monitor.detect.matcher import match_article
-    from monitor.fetch.parse_sandbox import article_text
-    from monitor.fetch.parser import parse_feed
-
-    rules = load_config(indicators_path=REPO / "indicators.yaml", env={}).rules
-    texts = load_texts()
-    parse_cpu = match_cpu = 0.0
-    for index in range(min(feeds, sample)):
-        body = make_feed(index, feeds, texts, start)
-        began = time.process_time()
-        result = parse_feed(body, feed_id="f", fetched_at=start)
-        parsed = time.process_time()
-        for entry in result.entries:
-            match_article(article_text(entry), rules)
-        parse_cpu += parsed - began
-        match_cpu += time.process_time() - parsed
-    return parse_cpu, match_cpu
-
-
 @dataclass
 class Cycle:
     wall: float = float("nan")
@@ -391,6 +368,11 @@ class Cycle:
     first_scoring: float = float("nan")  # scoring and alert decisions after the cold poll
     summary: dict[str, Any] = field(default_factory=dict)
     stored: dict[str, int] = field(default_factory=dict)
+    # CPU seconds per step, as the product measures them: the writer thread's
+    # (`PollSummary.cpu`) and the parser workers' (`ParserPool.stage_seconds`, replaced
+    # workers included)
+    writer_steps: dict[str, float] = field(default_factory=dict)
+    worker_stages: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -407,7 +389,6 @@ class Size:
     peak_daemon_mib: float
     load: tuple[float, float]
     idle_lag_p99: float
-    split: tuple[float, float]  # parse, match CPU in-process on a sample
 
 
 # ---------------------------------------------------------------------------
@@ -470,6 +451,7 @@ async def monitor_cycle(
     collections = GcPauses(time.perf_counter)
     gc.callbacks.append(collections.on_gc)
     workers_before = {pid: cpu_seconds(pid) for pid in parsers.worker_pids()}
+    stages_before = dict(parsers.stage_seconds)
     cpu_before = time.process_time()
     started = time.perf_counter()
     with Sampler(parsers.worker_pids) as sampler:
@@ -484,6 +466,7 @@ async def monitor_cycle(
                 )
             cycle.finished = True
             cycle.summary = summary.as_dict()
+            cycle.writer_steps = dict(summary.cpu)
         except TimeoutError:
             cycle.finished = False
         finally:
@@ -494,8 +477,15 @@ async def monitor_cycle(
     cycle.wall = time.perf_counter() - started
     cycle.main_cpu = time.process_time() - cpu_before
     cycle.writer_cpu = sampler.writer_cpu
-    cycle.worker_cpu = sum(
-        cpu_seconds(pid) - workers_before.get(pid, 0.0) for pid in parsers.worker_pids()
+    cycle.worker_stages = {
+        stage: seconds - stages_before.get(stage, 0.0)
+        for stage, seconds in parsers.stage_seconds.items()
+    }
+    # The live workers' CPU (a worker replaced during the cycle took its own with it), and
+    # never less than the stages the workers reported
+    cycle.worker_cpu = max(
+        sum(cpu_seconds(pid) - workers_before.get(pid, 0.0) for pid in parsers.worker_pids()),
+        sum(cycle.worker_stages.values()),
     )
     cycle.lag_p50, cycle.lag_p99 = probe.percentile(0.5), probe.percentile(0.99)
     cycle.lag_max = max(probe.lags, default=float("nan"))
@@ -625,25 +615,38 @@ def report(sizes: list[Size]) -> int:
             f"{s.cold.stored.get('matches', 0):,} |"
         )
     print()
+    largest_share: dict[int, float] = {}
     for s in sizes:
         c = s.cold
         total = c.main_cpu + c.worker_cpu
         loop_cpu = c.main_cpu - c.writer_cpu
-        parse_share = s.split[0] / max(1e-9, s.split[0] + s.split[1])
-        parts = {
-            "event loop (fetching, hand-offs)": loop_cpu,
-            "writer thread (grouping, SQL)": c.writer_cpu,
-            "workers: parsing": c.worker_cpu * parse_share,
-            "workers: matching": c.worker_cpu * (1 - parse_share),
-        }
+        steps = {f"writer: {step}": cpu for step, cpu in c.writer_steps.items()}
+        steps["writer: other (batching, hand-offs)"] = max(
+            0.0, c.writer_cpu - sum(c.writer_steps.values())
+        )
+        stage_names = {"parse": "parsing", "match": "matching", "group": "grouping facts"}
+        stages = {f"workers: {stage_names.get(k, k)}": v for k, v in c.worker_stages.items()}
+        stages["workers: other (start-up, rule set, hand-offs)"] = max(
+            0.0, c.worker_cpu - sum(c.worker_stages.values())
+        )
+        parts = {"event loop (fetching, hand-offs)": loop_cpu, **steps, **stages}
         shares = ", ".join(f"{name} {100 * cpu / total:.0f}%" for name, cpu in parts.items())
+        largest = max(
+            (item for item in parts.items() if item[0] != "workers: parsing"),
+            key=lambda item: item[1],
+        )
         print(
             f"{s.feeds:,} feeds, first start: the cold cycle then scoring and alert decisions "
             f"over what it stored, {s.cold.first_scoring:.1f} s"
         )
         print(
-            f"{s.feeds:,} feeds, cold CPU {total:.1f} s: {shares} (workers split by an "
-            f"in-process sample: parse {s.split[0]:.2f} s, match {s.split[1]:.2f} s on 50 feeds)"
+            f"{s.feeds:,} feeds, cold CPU {total:.1f} s (steps as the writer thread and the "
+            f"parser workers measure them): {shares}"
+        )
+        largest_share[s.feeds] = 100 * largest[1] / total
+        print(
+            f"    largest step that is not parsing: {largest[0]}, "
+            f"{100 * largest[1] / total:.0f}% of the cold cycle's CPU"
         )
         print(
             f"    daemon peak {s.peak_daemon_mib:.0f} MiB; load {s.load[0]:.1f} -> {s.load[1]:.1f}; "
@@ -656,6 +659,9 @@ def report(sizes: list[Size]) -> int:
     by_feeds = {s.feeds: s for s in sizes}
     for s in sizes:
         checks.append((f"loop lag p99, cold, {s.feeds:,} feeds (ms)", 1000 * s.cold.lag_p99, 100))
+        checks.append(
+            (f"largest step but parsing, {s.feeds:,} feeds (% CPU)", largest_share[s.feeds], 30)
+        )
         if s.peer_warm == s.peer_warm:  # the peer ran at this size
             checks.append((f"warm / peer warm, {s.feeds:,} feeds", s.warm.wall / s.peer_warm, 1.2))
         if not s.cold.finished:
@@ -728,7 +734,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.close()
         floor, sampled = parse_floor(feeds, start, args.floor_sample)
-        split = worker_split(feeds, start, 50)
         size = Size(
             feeds,
             cold,
@@ -742,7 +747,6 @@ def main(argv: list[str] | None = None) -> int:
             max(cold.peak_daemon_mib, warm.peak_daemon_mib),
             (load_before, os.getloadavg()[0]),
             idle,
-            split,
         )
         sizes.append(size)
         print(

@@ -20,6 +20,7 @@ import email
 import email.policy
 import logging
 import random
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -94,6 +95,9 @@ class PollSummary:
     theatres_touched: set[str] = field(default_factory=set)
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     matched_here: int = 0  # articles matched by the pipeline, not by a parser worker
+    # CPU seconds of the thread that recorded the feeds, per step (`WRITER_STEPS`): where
+    # the writer's time goes (`bench/poll.py`), not part of `as_dict`.
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def add(self, other: PollSummary) -> None:
         """Count another (committed) part of the same poll in."""
@@ -109,6 +113,8 @@ class PollSummary:
         self.theatres_touched |= other.theatres_touched
         for kind, count in other.errors_by_kind.items():
             self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + count
+        for step, seconds in other.cpu.items():
+            self.cpu[step] = self.cpu.get(step, 0.0) + seconds
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -123,6 +129,11 @@ class PollSummary:
             "errors_by_kind": dict(self.errors_by_kind),
         }
 
+
+WRITER_STEPS = ("grouping", "articles", "matches", "join", "record")
+"""The steps of recording a feed, as `PollSummary.cpu` counts them: choosing each new
+article's story, storing the articles (and their full-text index), storing the matches,
+the cross-language join, and the feed's poll record, notices and the commit."""
 
 MAX_FEEDS_IN_HAND = 32
 """Feeds taken from the fetcher and not yet stored (being parsed, matched or written).
@@ -275,16 +286,35 @@ def record_feed_result(
         rng=rng,
     )
     entries = parsed.entries if parsed is not None and parsed.status != "error" else ()
+    clock = time.thread_time
+    grouped = store.grouping_seconds
+    began = clock()
     with store.transaction():
         articles = store.store_entries(
             feed, entries, now=now, facts=facts if entries else None, rules=config.rules
         )
+        stored = clock()
         for article in articles:
             _match_and_store(store, config, article, now=now, summary=summary, matched=matched)
+        matched_at = clock()
         # A story this poll started may be an event already stored in another language.
         store.join_across_languages(articles, config.rules, now=now)
+        joined = clock()
         store.record_poll(new_state, result, parsed, entries_seen=len(entries))
         _feed_notices(store, config, feed, new_state, now=now, summary=summary)
+    grouping = store.grouping_seconds - grouped
+    for step, seconds in zip(
+        WRITER_STEPS,
+        (
+            grouping,
+            stored - began - grouping,
+            matched_at - stored,
+            joined - matched_at,
+            clock() - joined,
+        ),
+        strict=True,
+    ):
+        summary.cpu[step] = summary.cpu.get(step, 0.0) + seconds
     summary.new_articles += len(articles)
     if effective.outcome == "not_modified":
         summary.not_modified += 1

@@ -92,6 +92,11 @@ def test_a_poll_matches_in_the_workers_and_stores_what_in_process_matching_gives
     }
     assert stored == expected and summary.matches == len(expected) > 0
     assert summary.events > 0 and summary.theatres_touched == {"kg-tj"}
+    # the writer's CPU per step, for the poll bench's profile
+    assert set(summary.cpu) == set(pipeline.WRITER_STEPS)
+    assert all(seconds >= 0 for seconds in summary.cpu.values())
+    assert summary.cpu["grouping"] > 0 and summary.cpu["articles"] > 0
+    assert summary.cpu["matches"] > 0
 
 
 def test_a_cancelled_poll_leaves_every_feed_recorded_whole_or_not_at_all(

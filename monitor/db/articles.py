@@ -5,6 +5,7 @@ stored title index (within a language) and the event join (across languages).
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -147,7 +148,9 @@ class ArticleStore(StoreBase):
                 self._event_stories.pop(story_id, None)  # its names may have changed
                 fresh.append(_stored(article_id, story_id, feed.id, entry, from_iso(first_seen)))
                 continue
+            began = time.thread_time()
             story_id, started = self._story_for(feed, entry, now=now, fact=fact)
+            self.grouping_seconds += time.thread_time() - began
             cursor = self.conn.execute(
                 "INSERT INTO articles (feed_id, entry_id, story_id, outlet, url, title, summary, "
                 "language, published_at, first_seen_at, updated_at, content_hash) "

@@ -73,6 +73,9 @@ class StoreBase:
         # (no other connection can commit while it holds the write lock).
         self._windows_checked = False
         self._writing = False  # inside `transaction`: holds the write lock
+        # CPU seconds (of the calling thread) spent choosing the stories of new articles:
+        # the grouping step of a poll's profile (`pipeline.PollSummary.cpu`).
+        self.grouping_seconds = 0.0
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False, migrate: bool = True) -> Self:

@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,8 +60,13 @@ EntryMatches = tuple[tuple[Match, ...], ...]
 EntryFacts = tuple["GroupingFacts", ...]
 """The grouping facts (`stories.grouping_facts`) of each entry, in the order of its entries."""
 
-# (result, replace the worker, matches, facts)
-_Reply = tuple[ParseResult, bool, EntryMatches | None, EntryFacts | None]
+STAGES = ("parse", "match", "group")
+StageSeconds = tuple[float, float, float]
+"""CPU seconds a worker spent on one job, per stage of `STAGES`: parsing the feed,
+matching its entries, their grouping facts."""
+
+# (result, replace the worker, matches, facts, CPU per stage)
+_Reply = tuple[ParseResult, bool, EntryMatches | None, EntryFacts | None, StageSeconds | None]
 _RulesSpec = tuple[int, bytes | None]  # (rule-set generation, its pickle if the worker lacks it)
 
 
@@ -193,13 +199,18 @@ def _worker_main(
         replace_me = False
         matches: EntryMatches | None = None
         facts: EntryFacts | None = None
+        began = parsed = matched = grouped = time.process_time()
         try:
             if rules_spec is not None and rules_spec[1] is not None:
                 generation, rules = _load_rules(rules_spec)
+                began = time.process_time()  # the rule set's unpickling is no stage's
             result = parse_feed(body, reject_entity_declarations=reject_entities, **kwargs)
+            parsed = matched = grouped = time.process_time()
             if rules_spec is not None and rules is not None and rules_spec[0] == generation:
                 matches = _try_match_entries(result, rules)
+                matched = time.process_time()
                 facts = _try_entry_facts(result, rules)
+                grouped = time.process_time()
         except MemoryError:
             result = _limit_result(f"the parser exceeded the {memory_bytes}-byte memory limit")
         except BaseException as exc:  # parse_feed should not raise; never let a job kill us
@@ -213,11 +224,20 @@ def _worker_main(
         if result.error_kind == RESOURCE_LIMIT:
             replace_me = True  # after a MemoryError the heap is not worth trusting
             matches = facts = None
+        if parsed < began:  # the parse itself failed: its time was all parsing
+            parsed = matched = grouped = time.process_time()
+        stages = (parsed - began, matched - parsed, grouped - matched)
         try:
-            conn.send((result, replace_me, matches, facts))
+            conn.send((result, replace_me, matches, facts, stages))
         except MemoryError:
             conn.send(
-                (_limit_result("the parse result exceeded the memory limit"), True, None, None)
+                (
+                    _limit_result("the parse result exceeded the memory limit"),
+                    True,
+                    None,
+                    None,
+                    None,
+                )
             )
             return
         except (OSError, EOFError):
@@ -280,14 +300,20 @@ class _Worker:
                     message = (
                         f"the parser process did not start within {STARTUP_TIMEOUT_SECONDS:g} s"
                     )
-                    return _limit_result(message), True, None, None
+                    return _limit_result(message), True, None, None, None
                 self.ready = True
             self.conn.send(self.job_for(body, kwargs, rules))
             if rules is not None:
                 self.rules_generation = rules[0]
             if not self.conn.poll(timeout):
                 self.kill()
-                return _limit_result(f"parsing took longer than {timeout:g} s"), True, None, None
+                return (
+                    _limit_result(f"parsing took longer than {timeout:g} s"),
+                    True,
+                    None,
+                    None,
+                    None,
+                )
             reply: _Reply = self.conn.recv()
             if rules is not None and reply[2] is None:
                 self.rules_generation = None  # not matched: send the rules again next time
@@ -295,7 +321,7 @@ class _Worker:
         except (EOFError, OSError) as exc:
             code = self.kill()
             message = f"the parser process died (exit code {code}): {exc}"
-            return _limit_result(message), True, None, None
+            return _limit_result(message), True, None, None, None
 
     def kill(self) -> int | None:
         with contextlib.suppress(Exception):
@@ -342,6 +368,9 @@ class ParserPool:
         self.max_parses_per_worker = max_parses_per_worker
         self.workers_replaced = 0  # killed, died or recycled after a resource limit
         self.rules_sent = 0  # times a rule set went to a worker (once per worker and rule set)
+        # CPU seconds the workers reported per stage (`STAGES`), retired workers included:
+        # where a poll's parsing work goes (`bench/poll.py`).
+        self.stage_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self._threads = ThreadPoolExecutor(max_workers=self.size * 2, thread_name_prefix="parser")
         self._slots: asyncio.Queue[_Worker | None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -452,10 +481,13 @@ class ParserPool:
                 worker = await loop.run_in_executor(self._threads, self._start_worker)
             if rules is not None and worker.rules_generation != rules[0]:
                 self.rules_sent += 1  # this job carries the rule set's bytes
-            result, replace_me, matches, facts = await loop.run_in_executor(
+            result, replace_me, matches, facts, stages = await loop.run_in_executor(
                 self._threads, worker.roundtrip, body, kwargs, rules, self.timeout_seconds
             )
             finished = True
+            if stages is not None:
+                for name, seconds in zip(STAGES, stages, strict=True):
+                    self.stage_seconds[name] += seconds
             if replace_me:
                 logger.warning(
                     "parser worker replaced feed=%s kind=%s reason=%s",

@@ -316,3 +316,32 @@ def test_plain_parse_sends_no_rules() -> None:
             return pool.rules_sent
 
     assert run(scenario()) == 0
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_the_workers_report_their_cpu_per_stage() -> None:
+    """What `bench/poll.py` splits the workers' time by: each worker measures its parsing,
+    matching and grouping facts; a plain parse has only the first."""
+    body = daemon_rss(CLASH_ITEMS * 20)
+    rules = shipped_rules()
+
+    async def scenario() -> tuple[dict[str, float], dict[str, float], float]:
+        async with ParserPool(workers=1) as pool:
+            await parse_with(pool, body)
+            plain = dict(pool.stage_seconds)
+            for _ in range(6):
+                await pool.parse_and_match(body, rules=rules, feed_id="f", fetched_at=FETCHED_AT)
+            [pid] = pool.worker_pids()
+            return plain, dict(pool.stage_seconds), _process_cpu(pid)
+
+    plain, stages, worker_cpu = run(scenario())
+    assert plain["parse"] > 0 and plain["match"] == plain["group"] == 0
+    assert stages["parse"] > plain["parse"] and stages["match"] > 0 and stages["group"] > 0
+    # the stages are parts of the worker's own CPU time (/proc counts in clock ticks)
+    assert sum(stages.values()) <= worker_cpu + 0.05
