@@ -92,7 +92,7 @@ def test_daemon_lifecycle(deployment: Deployment, sink: MailSink, feed_server: F
             if daemon.process.poll() is None:
                 daemon.kill()
     log = daemon.log()
-    assert "Traceback" not in log
+    assert "Traceback" not in log, log  # the whole log when it fails
     with db.Store.open(deployment.db, readonly=True) as store:
         assert store.integrity_check() == "ok"
         assert store.outbox_counts() == {"sent": 1}
