@@ -58,7 +58,7 @@ def _make_room(cache: MutableMapping[Any, Any], bound: int) -> None:
     """At `bound` entries, drop the oldest quarter of `cache` (in insertion order): the
     newest, which the join meets most (its candidates are within a day and a half), stay.
     Dropping everything at once made the writer find the names of every recent text again
-    after each clear (three times in a 5,000-feed cold cycle)."""
+    after each clear (twice in a 5,000-feed cold cycle)."""
     if len(cache) >= bound:
         for key in list(islice(cache, max(1, bound // 4))):
             del cache[key]

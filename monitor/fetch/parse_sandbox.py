@@ -32,6 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -168,6 +169,11 @@ def _limit_result(message: str) -> ParseResult:
     return ParseResult(entries=(), status="error", error_kind=RESOURCE_LIMIT, message=message)
 
 
+def _failed(message: str) -> _Reply:
+    """The reply for a job a worker could not finish: a resource limit, the worker replaced."""
+    return _limit_result(message), True, None, None, None
+
+
 def _worker_main(
     conn: multiprocessing.connection.Connection, memory_bytes: int, reject_entities: bool
 ) -> None:
@@ -199,18 +205,19 @@ def _worker_main(
         replace_me = False
         matches: EntryMatches | None = None
         facts: EntryFacts | None = None
-        began = parsed = matched = grouped = time.process_time()
+        # the CPU clock at the start of each stage and at the end of the last one done
+        clock: list[float] = []
         try:
             if rules_spec is not None and rules_spec[1] is not None:
-                generation, rules = _load_rules(rules_spec)
-                began = time.process_time()  # the rule set's unpickling is no stage's
+                generation, rules = _load_rules(rules_spec)  # no stage's time
+            clock.append(time.process_time())
             result = parse_feed(body, reject_entity_declarations=reject_entities, **kwargs)
-            parsed = matched = grouped = time.process_time()
+            clock.append(time.process_time())
             if rules_spec is not None and rules is not None and rules_spec[0] == generation:
                 matches = _try_match_entries(result, rules)
-                matched = time.process_time()
+                clock.append(time.process_time())
                 facts = _try_entry_facts(result, rules)
-                grouped = time.process_time()
+                clock.append(time.process_time())
         except MemoryError:
             result = _limit_result(f"the parser exceeded the {memory_bytes}-byte memory limit")
         except BaseException as exc:  # parse_feed should not raise; never let a job kill us
@@ -224,21 +231,14 @@ def _worker_main(
         if result.error_kind == RESOURCE_LIMIT:
             replace_me = True  # after a MemoryError the heap is not worth trusting
             matches = facts = None
-        if parsed < began:  # the parse itself failed: its time was all parsing
-            parsed = matched = grouped = time.process_time()
-        stages = (parsed - began, matched - parsed, grouped - matched)
+        if len(clock) == 1:  # the parse itself failed: its time was parsing
+            clock.append(time.process_time())
+        spent = [end - start for start, end in pairwise(clock)] + [0.0, 0.0, 0.0]
+        stages = (spent[0], spent[1], spent[2])
         try:
             conn.send((result, replace_me, matches, facts, stages))
         except MemoryError:
-            conn.send(
-                (
-                    _limit_result("the parse result exceeded the memory limit"),
-                    True,
-                    None,
-                    None,
-                    None,
-                )
-            )
+            conn.send(_failed("the parse result exceeded the memory limit"))
             return
         except (OSError, EOFError):
             return
@@ -300,20 +300,14 @@ class _Worker:
                     message = (
                         f"the parser process did not start within {STARTUP_TIMEOUT_SECONDS:g} s"
                     )
-                    return _limit_result(message), True, None, None, None
+                    return _failed(message)
                 self.ready = True
             self.conn.send(self.job_for(body, kwargs, rules))
             if rules is not None:
                 self.rules_generation = rules[0]
             if not self.conn.poll(timeout):
                 self.kill()
-                return (
-                    _limit_result(f"parsing took longer than {timeout:g} s"),
-                    True,
-                    None,
-                    None,
-                    None,
-                )
+                return _failed(f"parsing took longer than {timeout:g} s")
             reply: _Reply = self.conn.recv()
             if rules is not None and reply[2] is None:
                 self.rules_generation = None  # not matched: send the rules again next time
@@ -321,7 +315,7 @@ class _Worker:
         except (EOFError, OSError) as exc:
             code = self.kill()
             message = f"the parser process died (exit code {code}): {exc}"
-            return _limit_result(message), True, None, None, None
+            return _failed(message)
 
     def kill(self) -> int | None:
         with contextlib.suppress(Exception):

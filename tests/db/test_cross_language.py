@@ -17,22 +17,9 @@ import pytest
 from monitor import db, pipeline
 from monitor.config import Config, load_config
 from monitor.models import Entry, Feed, FetchResult, ParseResult
+from tests.support.bilingual import CLASH_EN, CLASH_RU, NEWS, OTHER, WIRE
 
 T0 = datetime(2024, 6, 7, 9, 0, tzinfo=UTC)
-WIRE = Feed(id="wire", url="https://wire.example/rss", name="Wire", language="en")
-NEWS = Feed(id="news", url="https://news.example/rss", name="Новости", language="ru")
-OTHER = Feed(id="other", url="https://other.example/rss", name="Other Wire", language="en")
-
-CLASH_EN = (
-    "Kyrgyz and Tajik border troops exchange fire near Batken",
-    "Kyrgyz and Tajik border guards exchanged fire near Batken and Isfara on Friday, "
-    "officials in Bishkek said. Two soldiers were killed.",
-)
-CLASH_RU = (
-    "Кыргызские и таджикские пограничники открыли огонь у Баткена",
-    "Кыргызские и таджикские пограничники в пятницу обменялись огнем у Баткена и Исфары, "
-    "сообщили в Бишкеке. Погибли двое военнослужащих.",
-)
 
 
 @pytest.fixture
