@@ -113,7 +113,11 @@ class PollSummary:
         self.theatres_touched |= other.theatres_touched
         for kind, count in other.errors_by_kind.items():
             self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + count
-        for step, seconds in other.cpu.items():
+        self.add_cpu(other.cpu)
+
+    def add_cpu(self, steps: Mapping[str, float]) -> None:
+        """Count CPU seconds per step in (`cpu`)."""
+        for step, seconds in steps.items():
             self.cpu[step] = self.cpu.get(step, 0.0) + seconds
 
     def as_dict(self) -> dict[str, object]:
@@ -303,18 +307,21 @@ def record_feed_result(
         store.record_poll(new_state, result, parsed, entries_seen=len(entries))
         _feed_notices(store, config, feed, new_state, now=now, summary=summary)
     grouping = store.grouping_seconds - grouped
-    for step, seconds in zip(
-        WRITER_STEPS,
-        (
-            grouping,
-            stored - began - grouping,
-            matched_at - stored,
-            joined - matched_at,
-            clock() - joined,
-        ),
-        strict=True,
-    ):
-        summary.cpu[step] = summary.cpu.get(step, 0.0) + seconds
+    summary.add_cpu(
+        dict(
+            zip(
+                WRITER_STEPS,
+                (
+                    grouping,
+                    stored - began - grouping,
+                    matched_at - stored,
+                    joined - matched_at,
+                    clock() - joined,
+                ),
+                strict=True,
+            )
+        )
+    )
     summary.new_articles += len(articles)
     if effective.outcome == "not_modified":
         summary.not_modified += 1

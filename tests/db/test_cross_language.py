@@ -6,32 +6,37 @@ the join happens after matching, in the poll's transaction (issue 17).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from monitor import db, pipeline
-from monitor.config import Config, load_config
-from monitor.models import Entry, Feed, FetchResult, ParseResult
-from tests.support.bilingual import CLASH_EN, CLASH_RU, NEWS, OTHER, WIRE
+from monitor import db
+from monitor.config import Config
+from monitor.models import Entry, Feed
+from tests.support.bilingual import (
+    CLASH_EN,
+    CLASH_RU,
+    NEWS,
+    OTHER,
+    WIRE,
+    config_with,
+    record_poll,
+    store_for,
+)
 
 T0 = datetime(2024, 6, 7, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def config() -> Config:
-    base = load_config(indicators_path=None, settings_path=None, env={})
-    return replace(base, feeds=(WIRE, NEWS, OTHER))
+    return config_with(WIRE, NEWS, OTHER)
 
 
 @pytest.fixture
 def store(tmp_path: Path, config: Config) -> Iterator[db.Store]:
-    with db.Store.open(tmp_path / "m.db") as s:
-        s.sync_feeds(list(config.feeds), now=T0)
+    with store_for(tmp_path / "m.db", config, now=T0) as s:
         yield s
 
 
@@ -48,21 +53,7 @@ def poll(
     """Record one poll of `feed` bringing one item; return the item's story."""
     now = published + timedelta(hours=1)
     entry = Entry(entry_id, feed.id, None, text[0], text[1], published, language, entry_id)
-    state = store.feed_state(feed.id)
-    assert state is not None
-    result = FetchResult(feed_id=feed.id, outcome="ok", fetched_at=now, http_status=200)
-    summary = pipeline.PollSummary()
-    pipeline.record_feed_result(
-        store,
-        config,
-        feed,
-        state,
-        result,
-        ParseResult(entries=(entry,), status="ok"),
-        now=now,
-        rng=random.Random(0),
-        summary=summary,
-    )
+    summary = record_poll(store, config, feed, [entry], now=now)
     assert summary.events >= 1, "the shipped rules should find a border clash here"
     (story_id,) = store.conn.execute(
         "SELECT story_id FROM articles WHERE feed_id = ? AND entry_id = ?", (feed.id, entry_id)

@@ -10,55 +10,39 @@ article is missing from the index or indexed with other words.
 
 from __future__ import annotations
 
-import random
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from monitor import db, pipeline
-from monitor.config import Config, load_config
+from monitor import db
+from monitor.config import Config
 from monitor.db import base
-from monitor.models import Entry, Feed, FetchResult, ParseResult
-from tests.support.bilingual import CLASH_EN, CLASH_RU, NEWS, WIRE
+from monitor.models import Entry, Feed
+from tests.support.bilingual import (
+    CLASH_EN,
+    CLASH_RU,
+    NEWS,
+    WIRE,
+    config_with,
+    record_poll,
+    store_for,
+)
 
 T0 = datetime(2024, 6, 7, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def config() -> Config:
-    loaded = load_config(indicators_path=None, settings_path=None, env={})
-    return replace(loaded, feeds=(WIRE, NEWS))
+    return config_with(WIRE, NEWS)
 
 
 @pytest.fixture
 def store(tmp_path: Path, config: Config) -> Iterator[db.Store]:
-    with db.Store.open(tmp_path / "m.db") as s:
-        s.sync_feeds(list(config.feeds), now=T0)
+    with store_for(tmp_path / "m.db", config, now=T0) as s:
         yield s
-
-
-def record(
-    store: db.Store, config: Config, feed: Feed, entries: list[Entry], *, now: datetime
-) -> pipeline.PollSummary:
-    state = store.feed_state(feed.id)
-    assert state is not None
-    summary = pipeline.PollSummary()
-    pipeline.record_feed_result(
-        store,
-        config,
-        feed,
-        state,
-        FetchResult(feed_id=feed.id, outcome="ok", fetched_at=now, http_status=200),
-        ParseResult(entries=tuple(entries), status="ok"),
-        now=now,
-        rng=random.Random(0),
-        summary=summary,
-    )
-    return summary
 
 
 def item(feed: Feed, entry_id: str, text: tuple[str, str], *, language: str) -> Entry:
@@ -104,8 +88,8 @@ def test_the_check_fails_on_an_article_missing_from_the_index(store: db.Store) -
 def test_every_article_the_poll_stores_is_searchable_in_both_languages(
     store: db.Store, config: Config
 ) -> None:
-    record(store, config, WIRE, [item(WIRE, "en-1", CLASH_EN, language="en")], now=T0)
-    summary = record(
+    record_poll(store, config, WIRE, [item(WIRE, "en-1", CLASH_EN, language="en")], now=T0)
+    summary = record_poll(
         store,
         config,
         NEWS,
@@ -141,7 +125,7 @@ def test_many_articles_in_one_transaction_write_the_index_out_once(
         )
         for n in range(300)
     ]
-    summary = record(store, config, WIRE, entries, now=T0)
+    summary = record_poll(store, config, WIRE, entries, now=T0)
     store.conn.set_trace_callback(None)
     assert summary.new_articles == 300
     check_index(store.conn)
@@ -173,7 +157,7 @@ def test_moving_articles_to_another_story_does_not_touch_the_index(store: db.Sto
 
 
 def test_a_changed_article_is_indexed_with_its_new_words(store: db.Store, config: Config) -> None:
-    record(
+    record_poll(
         store,
         config,
         WIRE,
@@ -181,7 +165,7 @@ def test_a_changed_article_is_indexed_with_its_new_words(store: db.Store, config
         now=T0,
     )
     changed = Entry("c1", WIRE.id, None, "Talks cancelled in Osh", "Later.", T0, "en", "other-hash")
-    record(store, config, WIRE, [changed], now=T0 + timedelta(hours=1))
+    record_poll(store, config, WIRE, [changed], now=T0 + timedelta(hours=1))
     check_index(store.conn)
     assert found(store.conn, "Khujand") == set()
     assert found(store.conn, "Osh") == {article_id(store.conn, "c1")}
@@ -213,7 +197,7 @@ def test_a_database_indexed_by_the_old_trigger_migrates_and_stays_whole(
             assert triggers == 1
     with db.Store.open(path) as new:
         assert new.schema_version() == db.SCHEMA_VERSION
-        record(
+        record_poll(
             new,
             config,
             NEWS,
